@@ -1,0 +1,19 @@
+//! The wire format shared by `bpc-enroll` and `bpc-register`.
+//!
+//! A registration is one request line (`OS:logon`, sent as the SSH command) and
+//! one answer (`success` followed by `keyword: value` lines, or an error text
+//! that starts with the value of `SSH_CONNECTION`). This crate turns bytes into
+//! checked values and values back into bytes; it never touches a file, a socket
+//! or a process, so both sides can trust it with hostile input.
+
+mod answer;
+mod connection;
+mod names;
+mod refusal;
+mod request;
+
+pub use answer::{Answer, SuccessAnswer, parse_answer, render_error, render_success};
+pub use connection::{ConnectionError, SshConnection};
+pub use names::{Domain, HostName, Logon, NameError, OsName};
+pub use refusal::Refusal;
+pub use request::{MAX_REQUEST_LEN, Request, RequestError, parse_request};
