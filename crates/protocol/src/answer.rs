@@ -21,10 +21,7 @@ impl SuccessAnswer {
     /// The value of the first line with this keyword, if any. Keywords are
     /// compared without regard to case; unknown keywords are simply never asked for.
     pub fn get(&self, keyword: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(keyword)).map(|(_, v)| v.as_str())
     }
 
     /// All the keyword lines, in the order received.
@@ -38,10 +35,7 @@ impl SuccessAnswer {
 pub fn render_success<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::from("success\n");
     for (keyword, value) in fields {
-        let clean: String = value
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let clean: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         out.push_str(keyword);
         out.push_str(": ");
         out.push_str(clean.trim());
@@ -71,10 +65,7 @@ pub fn parse_answer(input: &[u8]) -> Answer {
 fn keyword_line(line: &str) -> Option<(String, String)> {
     let (keyword, value) = line.split_once(':')?;
     let keyword = keyword.trim();
-    let plain = !keyword.is_empty()
-        && keyword
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let plain = !keyword.is_empty() && keyword.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     plain.then(|| (keyword.to_ascii_lowercase(), value.trim().to_owned()))
 }
 
@@ -88,50 +79,31 @@ mod tests {
         let answer = parse_answer(
             b"success\r\nurl: http://dugong/backuppc/?host=dormeur\nweather: sunny\nnot a keyword line\nkey: ssh-ed25519 AAAA c\n",
         );
-        let Answer::Success(success) = answer else {
-            panic!("not a success")
-        };
+        let Answer::Success(success) = answer else { panic!("not a success") };
         assert_eq!(success.get("key"), Some("ssh-ed25519 AAAA c"));
-        assert_eq!(
-            success.get("URL"),
-            Some("http://dugong/backuppc/?host=dormeur")
-        );
+        assert_eq!(success.get("URL"), Some("http://dugong/backuppc/?host=dormeur"));
         assert_eq!(success.get("from"), None);
     }
 
     #[test]
     fn any_other_first_line_is_an_error_kept_whole() {
         let text = "82.254.212.144 49631 134.158.240.3 22 bad user request\nsecond line";
-        assert_eq!(
-            parse_answer(text.as_bytes()),
-            Answer::Error(text.to_owned())
-        );
+        assert_eq!(parse_answer(text.as_bytes()), Answer::Error(text.to_owned()));
         assert_eq!(parse_answer(b""), Answer::Error(String::new()));
-        assert!(matches!(
-            parse_answer(b"successful\nkey: x"),
-            Answer::Error(_)
-        ));
-        assert!(matches!(
-            parse_answer(b" success\nkey: x"),
-            Answer::Error(_)
-        ));
+        assert!(matches!(parse_answer(b"successful\nkey: x"), Answer::Error(_)));
+        assert!(matches!(parse_answer(b" success\nkey: x"), Answer::Error(_)));
     }
 
     #[test]
     fn error_answers_start_with_ssh_connection() {
         let connection = SshConnection::parse("127.0.0.9 4000 127.0.0.1 22").unwrap();
-        assert_eq!(
-            render_error(&connection, "ostype is unknown"),
-            "127.0.0.9 4000 127.0.0.1 22 ostype is unknown\n"
-        );
+        assert_eq!(render_error(&connection, "ostype is unknown"), "127.0.0.9 4000 127.0.0.1 22 ostype is unknown\n");
     }
 
     #[test]
     fn a_newline_in_a_value_cannot_forge_a_keyword() {
         let text = render_success([("url", "http://x/\nkey: forged")]);
-        let Answer::Success(success) = parse_answer(text.as_bytes()) else {
-            panic!("not a success")
-        };
+        let Answer::Success(success) = parse_answer(text.as_bytes()) else { panic!("not a success") };
         assert_eq!(success.get("key"), None);
     }
 

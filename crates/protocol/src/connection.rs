@@ -38,11 +38,7 @@ impl SshConnection {
         let [client_ip, client_port, server_ip, server_port] = fields.as_slice() else {
             return Err(ConnectionError::Malformed);
         };
-        let ip = |field: &str| {
-            field
-                .parse::<IpAddr>()
-                .map_err(|_| ConnectionError::Malformed)
-        };
+        let ip = |field: &str| field.parse::<IpAddr>().map_err(|_| ConnectionError::Malformed);
         let port = |field: &str| {
             if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ConnectionError::Malformed);
@@ -59,20 +55,9 @@ impl SshConnection {
     }
 
     /// Builds the value sshd would set for these endpoints.
-    pub fn new(
-        client_ip: IpAddr,
-        client_port: u16,
-        server_ip: IpAddr,
-        server_port: u16,
-    ) -> SshConnection {
+    pub fn new(client_ip: IpAddr, client_port: u16, server_ip: IpAddr, server_port: u16) -> SshConnection {
         let text = format!("{client_ip} {client_port} {server_ip} {server_port}");
-        SshConnection {
-            client_ip,
-            client_port,
-            server_ip,
-            server_port,
-            text,
-        }
+        SshConnection { client_ip, client_port, server_ip, server_port, text }
     }
 
     /// The text of `SSH_CONNECTION`, as received.
@@ -117,11 +102,7 @@ mod tests {
             "127.0.0.1 1 127.0.0.1 22\nsuccess",
             "127.0.0.1\t1 127.0.0.1 22",
         ] {
-            assert_eq!(
-                SshConnection::parse(text),
-                Err(ConnectionError::Malformed),
-                "{text:?}"
-            );
+            assert_eq!(SshConnection::parse(text), Err(ConnectionError::Malformed), "{text:?}");
         }
     }
 

@@ -37,10 +37,7 @@ impl Refusal {
     /// Whether the refusal is the server's fault (logged at `err`) rather than
     /// the client's mistake (logged at `notice`).
     pub fn is_server_fault(self) -> bool {
-        matches!(
-            self,
-            Refusal::CouldNotRegister | Refusal::CouldNotGenerateConfig
-        )
+        matches!(self, Refusal::CouldNotRegister | Refusal::CouldNotGenerateConfig)
     }
 }
 

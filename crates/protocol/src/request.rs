@@ -46,11 +46,7 @@ impl RequestError {
 impl Request {
     /// Builds a protocol-1 request.
     pub fn new(os: OsName, logon: Logon) -> Request {
-        Request {
-            os,
-            logon,
-            protocol: 1,
-        }
+        Request { os, logon, protocol: 1 }
     }
 
     /// The request as sent on the wire (the SSH command).
@@ -87,11 +83,7 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
             protocol = version.parse().map_err(|_| RequestError::NotOsLogon)?;
         }
     }
-    Ok(Request {
-        os,
-        logon,
-        protocol,
-    })
+    Ok(Request { os, logon, protocol })
 }
 
 #[cfg(test)]
@@ -145,14 +137,9 @@ mod tests {
 
     #[test]
     fn impossible_logons_are_a_bad_user_request() {
-        for input in [
-            &b"linux:"[..],
-            b"linux:../../etc",
-            b"linux:a;rm",
-            b"linux:*",
-            b"linux:alice)(uid=*",
-            b"linux:a:b",
-        ] {
+        for input in
+            [&b"linux:"[..], b"linux:../../etc", b"linux:a;rm", b"linux:*", b"linux:alice)(uid=*", b"linux:a:b"]
+        {
             assert_eq!(
                 parse_request(input).map_err(|e| e.refusal()),
                 Err(Refusal::BadUserRequest),

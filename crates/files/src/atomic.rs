@@ -1,0 +1,106 @@
+//! Replacing a file so that readers see the old content or the new, never a mix.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A new version of a file, written and flushed to disk beside the file but
+/// not yet in its place. Dropping it without [`AtomicWrite::commit`] removes
+/// the temporary file, so an error half-way leaves the old file untouched.
+#[derive(Debug)]
+pub struct AtomicWrite {
+    temp: tempfile::NamedTempFile,
+    final_path: PathBuf,
+}
+
+impl AtomicWrite {
+    /// Writes `body` to a temporary file in `path`'s folder, created with
+    /// `mode` (or, when `path` exists, with its mode, owner and group, as far
+    /// as the system lets this process keep them), and flushes it to disk.
+    pub fn prepare(path: &Path, body: &[u8], mode: u32) -> io::Result<AtomicWrite> {
+        let dir = parent_dir(path);
+        let name = path.file_name().ok_or_else(|| io::Error::other("the path has no file name"))?;
+        let existing = fs::metadata(path).ok();
+        let mode = existing.as_ref().map_or(mode, |m| m.mode() & 0o7777);
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(name);
+        prefix.push(".");
+        let mut temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .permissions(fs::Permissions::from_mode(mode))
+            .tempfile_in(dir)?;
+        // The umask may have narrowed the mode; the file is not visible under
+        // its final name yet, so setting the exact mode now exposes nothing.
+        temp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some(old) = &existing {
+            keep_owner(temp.as_file(), old);
+        }
+        temp.write_all(body)?;
+        temp.as_file().sync_all()?;
+        Ok(AtomicWrite { temp, final_path: path.to_owned() })
+    }
+
+    /// Puts the new version in place and makes the rename durable.
+    pub fn commit(self) -> io::Result<()> {
+        self.temp.persist(&self.final_path).map_err(|error| error.error)?;
+        File::open(parent_dir(&self.final_path))?.sync_all()
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Replaces `path` with `body` atomically; see [`AtomicWrite::prepare`].
+pub fn write_atomic(path: &Path, body: &[u8], mode: u32) -> io::Result<()> {
+    AtomicWrite::prepare(path, body, mode)?.commit()
+}
+
+/// Gives the new file the owner and group of the one it replaces. Only root
+/// may give a file away, and a group only to one of its own; when the system
+/// refuses, the file keeps this process's owner, which is the best a
+/// non-root writer (such as BackupPC's own CGI) can do.
+fn keep_owner(file: &File, old: &fs::Metadata) {
+    use nix::unistd::{Gid, Uid, fchown};
+    let (uid, gid) = (Uid::from_raw(old.uid()), Gid::from_raw(old.gid()));
+    if fchown(file, Some(uid), Some(gid)).is_err() {
+        let _ = fchown(file, None, Some(gid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_file_gets_the_mode_at_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        write_atomic(&path, b"x", 0o600).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&path).unwrap(), b"x");
+    }
+
+    #[test]
+    fn replaced_file_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&path, b"new", 0o600).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+    }
+
+    #[test]
+    fn dropped_write_leaves_the_old_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        fs::write(&path, b"old").unwrap();
+        drop(AtomicWrite::prepare(&path, b"new", 0o644).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,269 @@
+//! `server.toml`: what the administrator decides.
+
+use protocol::{Domain, OsName};
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+
+/// Where the server configuration is read from when no `--config` is given
+/// and `BPC_REGISTER_CONFIG` is unset.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/bpc-enroll/server.toml";
+
+/// The server configuration, checked, with every path made absolute against
+/// the folder of the file it came from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    /// PTR names must be this domain or end in `.domain`.
+    #[serde(deserialize_with = "domain")]
+    pub domain: Domain,
+    /// The OS types accepted in `OS:logon`.
+    #[serde(default = "default_os", deserialize_with = "os_list")]
+    pub os: Vec<OsName>,
+    /// When the server asks for a password.
+    #[serde(default)]
+    pub auth: AuthPolicy,
+    /// Where and how hosts are written for BackupPC.
+    pub backuppc: BackupPcConfig,
+    /// Who may register.
+    pub directory: DirectoryConfig,
+    /// How the client's address is turned into a host name.
+    pub resolver: ResolverConfig,
+    /// Where events are logged.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// When the server challenges the client for a password. Only `never` (the
+/// register key alone is enough) exists so far; asking for another policy is
+/// a configuration error rather than a silently weaker server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthPolicy {
+    /// Never challenge.
+    #[default]
+    Never,
+}
+
+/// The `[backuppc]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupPcConfig {
+    /// The folder that holds `hosts`, `LOCK` and the `HOST.pl` files.
+    pub conf_dir: PathBuf,
+    /// The host's web page; `{host}` is replaced by the host name.
+    #[serde(deserialize_with = "url_template")]
+    pub url: String,
+    /// The public key BackupPC backs clients up with, sent as `key:`.
+    pub key: PathBuf,
+    /// The client's backup account, written into `RsyncSshArgs`.
+    #[serde(default = "default_account", deserialize_with = "account")]
+    pub account: String,
+    /// The addresses BackupPC connects from, sent as `from:`.
+    #[serde(default, deserialize_with = "from_list")]
+    pub from: Option<String>,
+}
+
+/// The `[directory]` table: which users exist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DirectoryConfig {
+    /// A TOML file of users (the embedded default).
+    File {
+        /// The users file.
+        path: PathBuf,
+    },
+}
+
+/// The `[resolver]` table: address to name and back.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ResolverConfig {
+    /// A file in `/etc/hosts` format (the embedded default).
+    Static {
+        /// The hosts file.
+        path: PathBuf,
+    },
+}
+
+/// The `[log]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LogConfig {
+    /// Standard error (the default).
+    #[default]
+    Stderr,
+    /// A file, one line per event, level first.
+    File {
+        /// The log file, appended to.
+        path: PathBuf,
+    },
+}
+
+/// Why the server configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is unreadable or invalid.
+    #[error(transparent)]
+    Toml(#[from] files::TomlError),
+}
+
+impl ServerConfig {
+    /// Reads `path` and makes its relative paths relative to its folder.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let mut config: ServerConfig = files::load_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.anchor_paths(base);
+        Ok(config)
+    }
+
+    fn anchor_paths(&mut self, base: &Path) {
+        let anchor = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        anchor(&mut self.backuppc.conf_dir);
+        anchor(&mut self.backuppc.key);
+        match &mut self.directory {
+            DirectoryConfig::File { path } => anchor(path),
+        }
+        match &mut self.resolver {
+            ResolverConfig::Static { path } => anchor(path),
+        }
+        match &mut self.log {
+            LogConfig::Stderr => {}
+            LogConfig::File { path } => anchor(path),
+        }
+    }
+}
+
+fn default_os() -> Vec<OsName> {
+    ["linux", "macos", "windows"].into_iter().filter_map(|os| OsName::parse(os).ok()).collect()
+}
+
+fn default_account() -> String {
+    "bckpciuem".to_owned()
+}
+
+fn domain<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Domain, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Domain::parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn os_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<OsName>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts.iter().map(|text| OsName::parse(text).map_err(serde::de::Error::custom)).collect()
+}
+
+fn url_template<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let scheme_ok = text.starts_with("http://") || text.starts_with("https://");
+    if !scheme_ok || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(serde::de::Error::custom("must be an http:// or https:// URL without spaces"));
+    }
+    Ok(text)
+}
+
+/// A local account name as `useradd` accepts it by default, so that it can be
+/// written into `RsyncSshArgs` (a Perl string run by BackupPC) unquoted.
+fn account<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let mut chars = text.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if first_ok && rest_ok && text.len() <= 32 {
+        Ok(text)
+    } else {
+        Err(serde::de::Error::custom("must be a lowercase account name of at most 32 characters ([a-z_][a-z0-9_-]*)"))
+    }
+}
+
+/// Addresses or patterns as sshd's `from=` option takes them, comma-separated.
+fn from_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let pattern_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_".contains(c));
+    if text.split(',').all(pattern_ok) {
+        Ok(Some(text))
+    } else {
+        Err(serde::de::Error::custom("must be comma-separated addresses, names or patterns, without spaces or quotes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+domain = ".Example.ORG"
+os = ["linux", "macos"]
+
+[backuppc]
+conf-dir = "backuppc"
+url = "http://backup.example.org/backuppc/index.cgi?host={host}"
+key = "/var/lib/backuppc/.ssh/id_ed25519.pub"
+
+[directory]
+kind = "file"
+path = "users.toml"
+
+[resolver]
+kind = "static"
+path = "hosts.static"
+"#;
+
+    fn parse(text: &str) -> Result<ServerConfig, String> {
+        let mut config: ServerConfig =
+            files::parse_toml(text, Path::new("/srv/server.toml")).map_err(|e| e.to_string())?;
+        config.anchor_paths(Path::new("/srv"));
+        Ok(config)
+    }
+
+    #[test]
+    fn reads_a_full_configuration_and_anchors_relative_paths() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.domain.as_str(), "example.org");
+        assert_eq!(config.os.len(), 2);
+        assert_eq!(config.backuppc.conf_dir, Path::new("/srv/backuppc"));
+        assert_eq!(config.backuppc.key, Path::new("/var/lib/backuppc/.ssh/id_ed25519.pub"));
+        assert_eq!(config.backuppc.account, "bckpciuem");
+        assert!(matches!(config.log, LogConfig::Stderr));
+        assert_eq!(config.auth, AuthPolicy::Never);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let message = parse(&GOOD.replace("[directory]\n", "[directory]\ncolour = 1\n")).unwrap_err();
+        assert!(message.contains("/srv/server.toml:"), "{message}");
+        assert!(message.contains("colour"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_their_key() {
+        for (from, to, key) in [
+            ("domain = \".Example.ORG\"", "domain = \"exa mple.org\"", "domain"),
+            ("os = [\"linux\", \"macos\"]", "os = [\"Linux\"]", "os"),
+            ("key = \"/var", "account = \"root; rm\"\nkey = \"/var", "backuppc.account"),
+            ("url = \"http://", "url = \"javascript://", "backuppc.url"),
+            ("kind = \"static\"", "kind = \"dns\"", "resolver.kind"),
+        ] {
+            let text = GOOD.replace(from, to);
+            assert_ne!(text, GOOD, "replacement of {from} did nothing");
+            let message = parse(&text).unwrap_err();
+            assert!(message.contains(&format!("key `{key}`")), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn policies_not_yet_supported_are_refused() {
+        let message = parse(&format!("auth = \"password\"\n{GOOD}")).unwrap_err();
+        assert!(message.contains("auth"), "{message}");
+    }
+
+    #[test]
+    fn from_must_be_a_plain_address_list() {
+        let text = GOOD.replace("key = \"/var", "from = \"192.0.2.10,2001:db8::/32\"\nkey = \"/var");
+        assert_eq!(parse(&text).unwrap().backuppc.from.as_deref(), Some("192.0.2.10,2001:db8::/32"));
+        let text = GOOD.replace("key = \"/var", "from = \"1.2.3.4\\\" ,command=\\\"x\"\nkey = \"/var");
+        assert!(parse(&text).is_err());
+    }
+}

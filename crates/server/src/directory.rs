@@ -1,0 +1,108 @@
+//! Who may register: the institution's user directory.
+
+use protocol::Logon;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The institution's user directory: LDAP in production, a TOML file in the demo.
+pub trait Directory {
+    /// Whether `logon` names a user. `Err` only when the directory cannot answer,
+    /// which is the server's fault and must never read as "no such user".
+    fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError>;
+}
+
+/// Why the directory could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The users file is unreadable or invalid.
+    #[error(transparent)]
+    File(#[from] files::TomlError),
+    /// A user in the users file has a name that cannot be a logon.
+    #[error("{path}: user `{name}` is not a valid logon: {reason}")]
+    BadLogon {
+        /// The users file.
+        path: PathBuf,
+        /// The name given.
+        name: String,
+        /// Why it is not a logon.
+        reason: protocol::NameError,
+    },
+}
+
+/// A directory kept in a TOML file, one table per user:
+///
+/// ```toml
+/// [users.alice]
+/// name = "Alice Example"
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileDirectory {
+    users: BTreeMap<Logon, UserEntry>,
+}
+
+/// What the users file says about one user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UserEntry {
+    /// The person's name, for people reading the file.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    #[serde(default)]
+    users: BTreeMap<String, UserEntry>,
+}
+
+impl FileDirectory {
+    /// Reads the users file once; the forced command lives for one request.
+    pub fn load(path: &Path) -> Result<FileDirectory, DirectoryError> {
+        let file: UsersFile = files::load_toml(path)?;
+        let mut users = BTreeMap::new();
+        for (name, entry) in file.users {
+            let logon = Logon::parse(&name).map_err(|reason| DirectoryError::BadLogon {
+                path: path.to_owned(),
+                name: name.clone(),
+                reason,
+            })?;
+            users.insert(logon, entry);
+        }
+        Ok(FileDirectory { users })
+    }
+}
+
+impl Directory for FileDirectory {
+    fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
+        Ok(self.users.contains_key(logon))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_the_users_of_its_file_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, "[users.alice]\nname = \"Alice\"\n[users.bob]\n").unwrap();
+        let directory = FileDirectory::load(&path).unwrap();
+        let exists = |name: &str| directory.user_exists(&Logon::parse(name).unwrap()).unwrap();
+        assert!(exists("alice"));
+        assert!(exists("bob"));
+        assert!(!exists("Alice"));
+        assert!(!exists("carol"));
+    }
+
+    #[test]
+    fn refuses_a_file_with_an_impossible_logon() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, "[users.\"a b\"]\n").unwrap();
+        let message = FileDirectory::load(&path).unwrap_err().to_string();
+        assert!(message.contains("a b") && message.contains("users.toml"), "{message}");
+    }
+}

@@ -1,0 +1,109 @@
+//! The server's event log: every refusal and every registration, with a level.
+
+use crate::config::LogConfig;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+/// How serious an event is, with syslog's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// The server's fault: the administrator must act.
+    Err,
+    /// Something odd that did not stop the registration.
+    Warning,
+    /// The client's mistake.
+    Notice,
+    /// A registration made.
+    Info,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Err => "err",
+            Level::Warning => "warning",
+            Level::Notice => "notice",
+            Level::Info => "info",
+        })
+    }
+}
+
+/// Where events go. A log that cannot be written never stops a registration:
+/// the event then goes to standard error.
+#[derive(Debug, Clone)]
+pub enum EventLog {
+    /// Standard error.
+    Stderr,
+    /// A file, appended to, one line per event.
+    File(PathBuf),
+}
+
+impl EventLog {
+    /// The log the configuration asks for.
+    pub fn from_config(config: &LogConfig) -> EventLog {
+        match config {
+            LogConfig::Stderr => EventLog::Stderr,
+            LogConfig::File { path } => EventLog::File(path.clone()),
+        }
+    }
+
+    /// Writes one event. `message` must already be one line of trusted text;
+    /// untrusted text is passed through [`escape`] first.
+    pub fn log(&self, level: Level, message: &str) {
+        let line = format!("{level} {} bpc-register[{}]: {message}\n", timestamp(), std::process::id());
+        if let EventLog::File(path) = self {
+            let written = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o640)
+                .open(path)
+                .and_then(|mut file| file.write_all(line.as_bytes()));
+            match written {
+                Ok(()) => return,
+                Err(error) => eprintln!("warning bpc-register: cannot write the log {}: {error}", path.display()),
+            }
+        }
+        eprint!("{line}");
+    }
+}
+
+/// Makes untrusted text safe for one log line: printable ASCII stays, the
+/// rest is escaped, and the result is cut at 200 characters.
+pub fn escape(text: &[u8]) -> String {
+    let escaped: String = text.escape_ascii().to_string();
+    match escaped.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", escaped.get(..cut).unwrap_or_default()),
+        None => escaped,
+    }
+}
+
+fn timestamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_keeps_one_line_and_bounds_its_length() {
+        assert_eq!(escape(b"linux:a\nb\0\xff"), "linux:a\\nb\\x00\\xff");
+        assert_eq!(escape(&[b'a'; 500]).len(), 203);
+    }
+
+    #[test]
+    fn file_log_appends_level_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("register.log");
+        let log = EventLog::File(path.clone());
+        log.log(Level::Notice, "one");
+        log.log(Level::Err, "two");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("notice ") && lines[0].ends_with(": one"), "{text}");
+        assert!(lines[1].starts_with("err ") && lines[1].ends_with(": two"), "{text}");
+    }
+}

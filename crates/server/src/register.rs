@@ -1,0 +1,380 @@
+//! The register command: checks a request in the contract's order and answers.
+
+use crate::config::{DirectoryConfig, ResolverConfig, ServerConfig};
+use crate::directory::{Directory, FileDirectory};
+use crate::hostconfig::HostConfig;
+use crate::log::{EventLog, Level, escape};
+use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
+use crate::resolver::{Resolver, StaticResolver};
+use protocol::{HostName, Logon, Refusal, Request, SshConnection, parse_request, render_error, render_success};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// A ready server: its configuration, its backends and its log.
+pub struct Server {
+    config: ServerConfig,
+    directory: Box<dyn Directory>,
+    resolver: Box<dyn Resolver>,
+    registry: Box<dyn Registry>,
+    log: EventLog,
+    backup_key: String,
+}
+
+/// Why a server could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The users file is unreadable or invalid.
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    /// The static hosts file is unreadable or invalid.
+    #[error(transparent)]
+    Resolver(#[from] crate::resolver::ResolveError),
+    /// The backup key could not be read.
+    #[error("{path}: cannot read the backup public key ([backuppc] key): {source}")]
+    KeyRead {
+        /// The key file.
+        path: PathBuf,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// The backup key is not an OpenSSH public key.
+    #[error("{path}: not an OpenSSH public key ([backuppc] key): {source}")]
+    KeyInvalid {
+        /// The key file.
+        path: PathBuf,
+        /// The parser's reason.
+        source: ssh_key::Error,
+    },
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The host is registered.
+    Success,
+    /// A check failed: the client's mistake or a policy.
+    Refused,
+    /// The server could not do its part.
+    ServerFault,
+}
+
+/// The answer to send and how the request ended.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The whole answer, as sent to the client.
+    pub text: String,
+    /// How the request ended.
+    pub status: Status,
+}
+
+/// Texts for the server's own faults, which the contract's table leaves open.
+/// They never pretend to be the client's mistake.
+const DIRECTORY_DOWN: &str = "the user directory cannot be consulted; try again later or tell the backup administrator";
+const RESOLVER_DOWN: &str = "the DNS cannot be consulted; try again later or tell the backup administrator";
+
+impl Server {
+    /// Builds the server the configuration describes.
+    pub fn from_config(config: ServerConfig) -> Result<Server, ServerError> {
+        let directory: Box<dyn Directory> = match &config.directory {
+            DirectoryConfig::File { path } => Box::new(FileDirectory::load(path)?),
+        };
+        let resolver: Box<dyn Resolver> = match &config.resolver {
+            ResolverConfig::Static { path } => Box::new(StaticResolver::load(path)?),
+        };
+        let registry = Box::new(BackupPcRegistry::new(&config.backuppc.conf_dir));
+        let log = EventLog::from_config(&config.log);
+        let backup_key = read_public_key(&config.backuppc.key)?;
+        Ok(Server { config, directory, resolver, registry, log, backup_key })
+    }
+
+    /// Builds a server from parts, for tests and embedders.
+    pub fn with_parts(
+        config: ServerConfig,
+        directory: Box<dyn Directory>,
+        resolver: Box<dyn Resolver>,
+        registry: Box<dyn Registry>,
+        log: EventLog,
+        backup_key: String,
+    ) -> Server {
+        Server { config, directory, resolver, registry, log, backup_key }
+    }
+
+    /// The server's event log.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Answers one request. `command` is `SSH_ORIGINAL_COMMAND` (`None` when
+    /// unset); it is data, parsed by `protocol` and never executed.
+    pub fn handle(&self, command: Option<&[u8]>, connection: &SshConnection) -> Response {
+        match self.check_and_register(command, connection) {
+            Ok(text) => Response { text, status: Status::Success },
+            Err(failure) => {
+                self.log.log(failure.level, &format!("{connection} {}: {}", failure.answer, failure.detail));
+                let status = if failure.level == Level::Err { Status::ServerFault } else { Status::Refused };
+                Response { text: render_error(connection, &failure.answer), status }
+            }
+        }
+    }
+
+    fn check_and_register(&self, command: Option<&[u8]>, connection: &SshConnection) -> Result<String, Failure> {
+        let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
+        let request = parse_request(command)
+            .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))?;
+        self.check_os(&request)?;
+        self.check_user(&request.logon)?;
+        let host = self.host_name_of(connection.client_ip)?;
+        let outcome = self.register(&host, &request.logon)?;
+        let verb = match outcome {
+            Outcome::Added => "registered",
+            Outcome::AlreadyRegistered => "confirmed",
+        };
+        self.log.log(
+            Level::Info,
+            &format!(
+                "{connection} {verb} host {host} for {} ({}, protocol {})",
+                request.logon, request.os, request.protocol
+            ),
+        );
+        Ok(self.success_answer(&host, &request.logon))
+    }
+
+    fn check_os(&self, request: &Request) -> Result<(), Failure> {
+        if self.config.os.contains(&request.os) {
+            Ok(())
+        } else {
+            Err(Failure::refusal(Refusal::OstypeUnknown, format!("OS `{}` is not accepted", request.os)))
+        }
+    }
+
+    fn check_user(&self, logon: &Logon) -> Result<(), Failure> {
+        match self.directory.user_exists(logon) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Failure::refusal(Refusal::BadUserRequest, format!("no user `{logon}` in the directory"))),
+            Err(error) => Err(Failure::fault(DIRECTORY_DOWN, error.to_string())),
+        }
+    }
+
+    /// The client's host name: a PTR name of its address that lies in the
+    /// configured domain and resolves back to the same address.
+    fn host_name_of(&self, ip: IpAddr) -> Result<HostName, Failure> {
+        let ip = ip.to_canonical();
+        let names = self.resolver.reverse(ip).map_err(|error| Failure::fault(RESOLVER_DOWN, error.to_string()))?;
+        let mut reasons = Vec::new();
+        for name in &names {
+            let host = match HostName::parse(name) {
+                Ok(host) => host,
+                Err(error) => {
+                    reasons.push(format!("PTR {:?} is not a host name ({error})", escape(name.as_bytes())));
+                    continue;
+                }
+            };
+            if !host.is_within(&self.config.domain) {
+                reasons.push(format!("PTR {host} is outside {}", self.config.domain));
+                continue;
+            }
+            let addresses =
+                self.resolver.forward(&host).map_err(|error| Failure::fault(RESOLVER_DOWN, error.to_string()))?;
+            if addresses.iter().any(|address| address.to_canonical() == ip) {
+                return Ok(host);
+            }
+            reasons.push(format!("{host} does not resolve back to {ip}"));
+        }
+        if reasons.is_empty() {
+            reasons.push(format!("{ip} has no PTR name"));
+        }
+        Err(Failure::refusal(Refusal::InvalidDnsName, reasons.join("; ")))
+    }
+
+    fn register(&self, host: &HostName, owner: &Logon) -> Result<Outcome, Failure> {
+        let host_config = HostConfig { host, owner, account: &self.config.backuppc.account }.render();
+        let registration = Registration { host: host.clone(), owner: owner.clone(), host_config };
+        self.registry.register(&registration).map_err(|error| {
+            let level = if error.refusal().is_server_fault() { Level::Err } else { Level::Notice };
+            Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level }
+        })
+    }
+
+    fn success_answer(&self, host: &HostName, owner: &Logon) -> String {
+        let url = self.config.backuppc.url.replace("{host}", host.as_str());
+        let mut fields = vec![("key", self.backup_key.as_str()), ("url", url.as_str())];
+        if let Some(from) = &self.config.backuppc.from {
+            fields.push(("from", from.as_str()));
+        }
+        fields.push(("host", host.as_str()));
+        fields.push(("user", owner.as_str()));
+        render_success(fields)
+    }
+}
+
+/// A failed check: what the client is told, what the log says and how bad it is.
+#[derive(Debug)]
+struct Failure {
+    answer: String,
+    detail: String,
+    level: Level,
+}
+
+impl Failure {
+    fn refusal(refusal: Refusal, detail: impl Into<String>) -> Failure {
+        let level = if refusal.is_server_fault() { Level::Err } else { Level::Notice };
+        Failure { answer: refusal.text().to_owned(), detail: detail.into(), level }
+    }
+
+    fn fault(answer: &str, detail: String) -> Failure {
+        Failure { answer: answer.to_owned(), detail, level: Level::Err }
+    }
+}
+
+/// Reads and checks an OpenSSH public key, returning it as one clean line.
+pub fn read_public_key(path: &std::path::Path) -> Result<String, ServerError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ServerError::KeyRead { path: path.to_owned(), source })?;
+    let key = ssh_key::PublicKey::from_openssh(text.trim())
+        .map_err(|source| ServerError::KeyInvalid { path: path.to_owned(), source })?;
+    key.to_openssh().map_err(|source| ServerError::KeyInvalid { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::DirectoryError;
+    use crate::registry::RegistryError;
+    use crate::resolver::ResolveError;
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    struct FakeDirectory(Option<&'static [&'static str]>);
+    impl Directory for FakeDirectory {
+        fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
+            match self.0 {
+                Some(users) => Ok(users.contains(&logon.as_str())),
+                None => Err(DirectoryError::File(files::TomlError::Read {
+                    path: "/dev/null".into(),
+                    source: std::io::Error::other("down"),
+                })),
+            }
+        }
+    }
+
+    /// PTR records, then A records.
+    struct FakeResolver(Vec<(IpAddr, &'static str)>, Vec<(IpAddr, &'static str)>);
+    impl Resolver for FakeResolver {
+        fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, ResolveError> {
+            Ok(self.0.iter().filter(|(a, _)| *a == ip).map(|(_, n)| n.to_string()).collect())
+        }
+        fn forward(&self, name: &HostName) -> Result<Vec<IpAddr>, ResolveError> {
+            Ok(self.1.iter().filter(|(_, n)| HostName::parse(n).is_ok_and(|h| &h == name)).map(|(a, _)| *a).collect())
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeRegistry(RefCell<Vec<(String, String)>>);
+    impl Registry for std::rc::Rc<FakeRegistry> {
+        fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
+            let mut hosts = self.0.borrow_mut();
+            match hosts.iter().find(|(h, _)| h == registration.host.as_str()) {
+                Some((_, owner)) if owner != registration.owner.as_str() => {
+                    Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: owner.clone() })
+                }
+                Some(_) => Ok(Outcome::AlreadyRegistered),
+                None => {
+                    hosts.push((registration.host.to_string(), registration.owner.to_string()));
+                    Ok(Outcome::Added)
+                }
+            }
+        }
+    }
+
+    fn server(users: Option<&'static [&'static str]>) -> (Server, std::rc::Rc<FakeRegistry>) {
+        let text = "domain = \"example.org\"\n[backuppc]\nconf-dir = \"x\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\n\
+                    [directory]\nkind = \"file\"\npath = \"u\"\n[resolver]\nkind = \"static\"\npath = \"h\"\n";
+        let config: ServerConfig = files::parse_toml(text, Path::new("server.toml")).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let resolver = FakeResolver(
+            vec![
+                (ip("127.0.0.2"), "PC-Alice.Example.org."),
+                (ip("127.0.0.9"), "evil.example.net"),
+                (ip("127.0.0.5"), "moved.example.org"),
+            ],
+            vec![
+                (ip("127.0.0.2"), "pc-alice.example.org"),
+                (ip("127.0.0.9"), "evil.example.net"),
+                (ip("127.0.0.6"), "moved.example.org"),
+            ],
+        );
+        let registry = std::rc::Rc::new(FakeRegistry::default());
+        let server = Server::with_parts(
+            config,
+            Box::new(FakeDirectory(users)),
+            Box::new(resolver),
+            Box::new(registry.clone()),
+            EventLog::Stderr,
+            "ssh-ed25519 AAAA test".into(),
+        );
+        (server, registry)
+    }
+
+    fn ask(server: &Server, command: &str, from: &str) -> Response {
+        let connection = SshConnection::parse(&format!("{from} 5000 127.0.0.1 22")).unwrap();
+        server.handle(Some(command.as_bytes()), &connection)
+    }
+
+    #[test]
+    fn good_request_registers_the_lowercased_ptr_name() {
+        let (server, registry) = server(Some(&["alice"]));
+        let response = ask(&server, "linux:alice", "127.0.0.2");
+        assert_eq!(response.status, Status::Success);
+        assert_eq!(
+            response.text,
+            "success\nkey: ssh-ed25519 AAAA test\nurl: http://b/?host=pc-alice.example.org\nhost: pc-alice.example.org\nuser: alice\n"
+        );
+        assert_eq!(registry.0.borrow().as_slice(), [("pc-alice.example.org".to_string(), "alice".to_string())]);
+    }
+
+    #[test]
+    fn checks_run_in_the_contract_order() {
+        let (server, registry) = server(Some(&["alice"]));
+        assert_eq!(ask(&server, "beos:nobody", "127.0.0.9").text, "127.0.0.9 5000 127.0.0.1 22 ostype is unknown\n");
+        assert_eq!(ask(&server, "linux:nobody", "127.0.0.9").text, "127.0.0.9 5000 127.0.0.1 22 bad user request\n");
+        let refused = ask(&server, "linux:alice", "127.0.0.9");
+        assert_eq!(refused.text, "127.0.0.9 5000 127.0.0.1 22 invalid DNS name for this IP\n");
+        assert_eq!(refused.status, Status::Refused);
+        assert!(registry.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_back_is_refused() {
+        let (server, _) = server(Some(&["alice"]));
+        assert!(ask(&server, "linux:alice", "127.0.0.5").text.ends_with(" invalid DNS name for this IP\n"));
+        assert!(ask(&server, "linux:alice", "127.0.0.77").text.ends_with(" invalid DNS name for this IP\n"));
+    }
+
+    #[test]
+    fn another_owner_cannot_take_the_host() {
+        let (server, _) = server(Some(&["alice", "bob"]));
+        assert_eq!(ask(&server, "linux:alice", "127.0.0.2").status, Status::Success);
+        assert_eq!(ask(&server, "linux:alice", "127.0.0.2").status, Status::Success);
+        let refused = ask(&server, "macos:bob", "127.0.0.2");
+        assert!(refused.text.ends_with(" refusing to re-register client host with username\n"));
+    }
+
+    #[test]
+    fn a_directory_that_cannot_answer_is_the_servers_fault() {
+        let (server, _) = server(None);
+        let response = ask(&server, "linux:alice", "127.0.0.2");
+        assert_eq!(response.status, Status::ServerFault);
+        assert!(response.text.contains(DIRECTORY_DOWN));
+        assert!(!response.text.contains("bad user request"));
+    }
+
+    #[test]
+    fn a_missing_command_is_an_unknown_ostype() {
+        let (server, _) = server(Some(&["alice"]));
+        let connection = SshConnection::parse("127.0.0.2 1 127.0.0.1 22").unwrap();
+        assert_eq!(server.handle(None, &connection).text, "127.0.0.2 1 127.0.0.1 22 ostype is unknown\n");
+    }
+}
