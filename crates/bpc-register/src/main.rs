@@ -1,0 +1,75 @@
+//! `bpc-register`: started by sshd as the forced command of the register key.
+
+use clap::Parser;
+use protocol::SshConnection;
+use server::{EventLog, Level, Server, ServerConfig, Status};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Registers a machine with BackupPC, as the forced command of the register key.
+///
+/// sshd starts it with SSH_ORIGINAL_COMMAND set to the client's request
+/// (`OS:logon`) and SSH_CONNECTION to "client_ip client_port server_ip
+/// server_port". It checks the request (OS type, user in the directory,
+/// DNS name of the client inside the domain, host not registered to someone
+/// else), adds the host to BackupPC's hosts file, writes its config, and
+/// answers on standard output: `success` and `keyword: value` lines, or an
+/// error that starts with SSH_CONNECTION.
+///
+/// Exit status: 0 after `success`, 1 after a refusal or a server fault,
+/// 2 when the configuration or the environment is unusable.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// The server configuration [default: $BPC_REGISTER_CONFIG, else /etc/bpc-enroll/server.toml]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// A configuration that cannot be used is the server's fault; the client is
+/// told so without the details, which go to the log (standard error here).
+const MISCONFIGURED: &str = "the backup server is misconfigured; tell the backup administrator";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config_path = cli
+        .config
+        .or_else(|| std::env::var_os("BPC_REGISTER_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(server::DEFAULT_CONFIG_PATH));
+    let connection = match std::env::var("SSH_CONNECTION").map_err(|_| protocol::ConnectionError::Missing) {
+        Ok(text) => SshConnection::parse(&text),
+        Err(error) => Err(error),
+    };
+    let connection = match connection {
+        Ok(connection) => connection,
+        Err(error) => {
+            EventLog::Stderr.log(Level::Err, &error.to_string());
+            answer(&format!("{error}\n"));
+            return ExitCode::from(2);
+        }
+    };
+    let server = match ServerConfig::load(&config_path).map_err(server::ServerError::from).and_then(Server::from_config)
+    {
+        Ok(server) => server,
+        Err(error) => {
+            EventLog::Stderr.log(Level::Err, &format!("{connection} {error}"));
+            answer(&protocol::render_error(&connection, MISCONFIGURED));
+            return ExitCode::from(2);
+        }
+    };
+    let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
+    let response = server.handle(command.as_ref().map(|c| c.as_bytes()), &connection);
+    answer(&response.text);
+    match response.status {
+        Status::Success => ExitCode::SUCCESS,
+        Status::Refused | Status::ServerFault => ExitCode::FAILURE,
+    }
+}
+
+/// Writes the answer; a client that hung up cannot be told anything more.
+fn answer(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}

@@ -1,0 +1,141 @@
+//! `client.toml`: how this machine enrolls.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Where the client configuration is read from when no `--config` is given
+/// and `BPC_ENROLL_CONFIG` is unset. A missing default file means defaults.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/bpc-enroll/client.toml";
+
+/// The client configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClientConfig {
+    /// The default for `--server`.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// The private key bound to `bpc-register` on the server.
+    #[serde(default)]
+    pub register_key: Option<PathBuf>,
+    /// The server's pinned host key.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// The local backup account.
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// Whether rsyncsend accepts restores.
+    #[serde(default = "yes")]
+    pub allow_restore: bool,
+    /// Whether credentials may be cached.
+    #[serde(default = "yes")]
+    pub store_auth_creds: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            server: None,
+            register_key: None,
+            known_hosts: None,
+            account: default_account(),
+            allow_restore: true,
+            store_auth_creds: true,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// Reads `path`, making its relative paths relative to its folder.
+    pub fn load(path: &Path) -> Result<ClientConfig, files::TomlError> {
+        let mut config: ClientConfig = files::load_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for key in [&mut config.register_key, &mut config.known_hosts].into_iter().flatten() {
+            if key.is_relative() {
+                *key = base.join(&*key);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Reads the configuration the way the programs do: an explicit path
+    /// must exist; the default path may be absent.
+    pub fn load_default_or(path: Option<&Path>) -> Result<ClientConfig, files::TomlError> {
+        match path {
+            Some(path) => ClientConfig::load(path),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => ClientConfig::load(Path::new(DEFAULT_CONFIG_PATH)),
+            None => Ok(ClientConfig::default()),
+        }
+    }
+
+    /// The configuration as TOML text, as setup installs it.
+    pub fn to_toml(&self) -> String {
+        toml_text(self)
+    }
+}
+
+fn toml_text(config: &ClientConfig) -> String {
+    let mut out = String::from("# bpc-enroll client configuration, written by `bpc-enroll setup`.\n");
+    if let Some(server) = &config.server {
+        out.push_str(&format!("server = {}\n", quote(server)));
+    }
+    if let Some(path) = &config.register_key {
+        out.push_str(&format!("register-key = {}\n", quote(&path.to_string_lossy())));
+    }
+    if let Some(path) = &config.known_hosts {
+        out.push_str(&format!("known-hosts = {}\n", quote(&path.to_string_lossy())));
+    }
+    out.push_str(&format!("account = {}\n", quote(&config.account)));
+    out.push_str(&format!("allow-restore = {}\n", config.allow_restore));
+    out.push_str(&format!("store-auth-creds = {}\n", config.store_auth_creds));
+    out
+}
+
+/// A TOML basic string.
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn default_account() -> String {
+    "bckpciuem".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        let config: ClientConfig = files::parse_toml("", Path::new("c.toml")).unwrap();
+        assert_eq!(config, ClientConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = files::parse_toml::<ClientConfig>("acount = \"x\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(error.to_string().contains("acount"), "{error}");
+    }
+
+    proptest! {
+        #[test]
+        fn written_configuration_reads_back(server in any::<String>(), account in "[a-z_][a-z0-9_-]{0,31}", restore in any::<bool>()) {
+            let config = ClientConfig { server: Some(server), account, allow_restore: restore, ..ClientConfig::default() };
+            let back: ClientConfig = files::parse_toml(&config.to_toml(), Path::new("c.toml")).unwrap();
+            prop_assert_eq!(back, config);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The client side of bpc-enroll: `bpc-enroll setup` and `bpc-enroll demo`.
+//!
+//! [`setup::enroll`] sends the request over a [`Transport`], reads the answer
+//! with `protocol`, and installs the server's key for the backup account.
+//! Everything it installs can be put under a root folder, so that the whole
+//! exchange runs without privileges.
+
+pub mod config;
+pub mod demo;
+pub mod install;
+pub mod setup;
+pub mod transport;
+
+pub use config::ClientConfig;
+pub use setup::{Enrollment, SetupError, SetupOptions, enroll};
+pub use transport::{FileTransport, Transport, TransportError, transport_for};
+
+/// The OS part of `OS:logon` for the machine this runs on.
+pub fn detected_os() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "macos"
+    } else if cfg!(target_os = "windows") {
+        "windows"
+    } else {
+        "linux"
+    }
+}
