@@ -124,6 +124,7 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
 fn run_demo(args: DemoArgs) -> Result<(), Failure> {
     let report = demo::run(args.dir.as_deref(), &rsyncsend_command()).map_err(|error| match error {
         demo::DemoError::Setup(error) => setup_failure(error),
+        demo::DemoError::NotEmpty(dir) => Failure { code: 2, error: demo::DemoError::NotEmpty(dir).into() },
         other => Failure { code: 1, error: other.into() },
     })?;
     let dir = report.dir.display();

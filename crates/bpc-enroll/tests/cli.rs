@@ -1,0 +1,164 @@
+//! `bpc-enroll` as a user runs it: the demo, then setups against its server.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn bpc_enroll() -> Command {
+    let mut command = Command::cargo_bin("bpc-enroll").unwrap();
+    command.env_remove("BPC_ENROLL_CONFIG").env("HOME", "/nonexistent");
+    command
+}
+
+/// A demo server in a fresh folder; returns the folder and its server URL.
+fn demo() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--dir"]).arg(&demo_dir).assert().success();
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    (dir, url)
+}
+
+fn setup(url: &str, user: &str, client_ip: &str, root: &Path) -> assert_cmd::assert::Assert {
+    bpc_enroll()
+        .args(["setup", "--server", url, "--user", user, "--client-ip", client_ip, "--root"])
+        .arg(root)
+        .write_stdin("")
+        .assert()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn demo_prints_the_exchange_and_enrolls_alice() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let output = bpc_enroll().args(["demo", "--dir"]).arg(&demo_dir).output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("request         linux:alice") || stdout.contains("request         macos:alice"));
+    assert!(stdout.contains("answer          success"), "{stdout}");
+    assert!(stdout.contains("url: http://backup.example.org/backuppc/index.cgi?host=pc-alice.example.org"));
+    let hosts = fs::read_to_string(demo_dir.join("backuppc/hosts")).unwrap();
+    assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");
+    let keys = fs::read_to_string(demo_dir.join("client/var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
+    assert!(keys.starts_with("restrict,command=\"") && keys.contains(" rsyncsend\" ssh-ed25519 "), "{keys}");
+}
+
+#[test]
+fn demo_without_dir_makes_and_names_a_new_folder() {
+    let output = bpc_enroll().arg("demo").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let first = stdout.lines().next().unwrap();
+    let dir = PathBuf::from(first.strip_prefix("bpc-enroll demo in ").unwrap());
+    assert!(dir.join("server.toml").is_file());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn demo_refuses_a_folder_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("precious"), "keep me").unwrap();
+    bpc_enroll().args(["demo", "--dir"]).arg(dir.path()).assert().code(2).stderr(predicate::str::contains("not empty"));
+    assert_eq!(files_under(dir.path()), [dir.path().join("precious")]);
+}
+
+#[test]
+fn setup_enrolls_bob_and_prints_the_url() {
+    let (dir, url) = demo();
+    let root = dir.path().join("bob");
+    setup(&url, "bob", "127.0.0.3", &root)
+        .success()
+        .stdout("http://backup.example.org/backuppc/index.cgi?host=pc-bob.example.org\n")
+        .stderr(predicate::str::contains("registered pc-bob.example.org for bob"));
+    let keys = fs::read_to_string(root.join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
+    assert_eq!(keys.lines().count(), 1);
+    assert!(keys.contains("restrict,command=\""), "{keys}");
+    let config = fs::read_to_string(root.join("etc/bpc-enroll/client.toml")).unwrap();
+    assert!(config.contains(&format!("server = \"{url}\"")), "{config}");
+
+    // Running it again is safe: same answer, nothing rewritten.
+    let before = fs::read(root.join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
+    setup(&url, "bob", "127.0.0.3", &root).success();
+    assert_eq!(fs::read(root.join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap(), before);
+}
+
+#[test]
+fn a_refusal_is_shown_as_the_server_wrote_it_and_installs_nothing() {
+    let (dir, url) = demo();
+    let root = dir.path().join("evil");
+    setup(&url, "alice", "127.0.0.9", &root)
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("127.0.0.9 0 127.0.0.1 0 invalid DNS name for this IP"));
+    setup(&url, "bob", "127.0.0.2", &root)
+        .code(1)
+        .stderr(predicate::str::contains("refusing to re-register client host with username"));
+    setup(&url, "nobody", "127.0.0.3", &root).code(1).stderr(predicate::str::contains(" bad user request"));
+    assert!(files_under(&root).is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2_and_unreachable_servers_exit_3() {
+    let (dir, url) = demo();
+    let root = dir.path().join("r");
+    bpc_enroll()
+        .args(["setup", "--server", &url, "--user", "bob", "--root"])
+        .arg(&root)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--client-ip"));
+    bpc_enroll()
+        .args(["setup", "--server", &url, "--client-ip", "127.0.0.3", "--root"])
+        .arg(&root)
+        .write_stdin("")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--user"));
+    setup(&url, "bob;id", "127.0.0.3", &root).code(2).stderr(predicate::str::contains("logon"));
+    setup("gopher://backup.example.org", "bob", "127.0.0.3", &root).code(2);
+    let missing = format!("file://{}", dir.path().join("no/server.toml").display());
+    setup(&missing, "bob", "127.0.0.3", &root).code(3).stderr(predicate::str::contains("cannot reach the server"));
+    assert!(files_under(&root).is_empty());
+}
+
+#[test]
+fn a_broken_client_config_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("client.toml");
+    fs::write(&config, "account = \"bckpciuem\"\nsever = \"ssh://x\"\n").unwrap();
+    bpc_enroll()
+        .args(["setup", "--user", "bob", "--root"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("client.toml:2:").and(predicate::str::contains("sever")));
+}
+
+#[test]
+fn help_is_complete_for_every_command() {
+    for args in [&["--help"][..], &["setup", "--help"], &["demo", "--help"]] {
+        let output = bpc_enroll().args(args).env("COLUMNS", "100").output().unwrap();
+        assert!(output.status.success());
+        let name = format!("help_{}", args.join("_").replace("--", ""));
+        insta::assert_snapshot!(name, String::from_utf8(output.stdout).unwrap());
+    }
+    bpc_enroll().arg("--version").assert().success().stdout(predicate::str::starts_with("bpc-enroll "));
+}

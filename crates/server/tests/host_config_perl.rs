@@ -1,0 +1,34 @@
+//! The per-host config is read by BackupPC, which is Perl: check it with Perl.
+
+use protocol::{HostName, Logon};
+use server::hostconfig::HostConfig;
+use std::process::Command;
+
+/// Loads the file the way BackupPC does (`do FILE` filling `%Conf`) and
+/// prints the values that matter, one a line.
+const READ_LIKE_BACKUPPC: &str = r#"
+use strict;
+our %Conf;
+my $file = shift;
+my $ok = do $file;
+die "cannot load $file: " . ($@ || $!) if !defined $ok && ($@ || $!);
+print join("\n", $Conf{XferMethod}, $Conf{ClientNameAlias}, scalar(@{$Conf{RsyncSshArgs}}),
+    @{$Conf{RsyncSshArgs}}, $Conf{CgiUserConfigEditEnable}, @{$Conf{RsyncShareName}}), "\n";
+"#;
+
+#[test]
+fn backuppc_reads_the_values_that_were_meant() {
+    let perl = ["/usr/bin/perl", "/bin/perl"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let perl = perl.unwrap_or_else(|| panic!("perl is missing: scripts/test installs it; this test cannot be skipped"));
+    let dir = tempfile::tempdir().unwrap();
+    let host = HostName::parse("pc-alice.example.org").unwrap();
+    let owner = Logon::parse("alice").unwrap();
+    let path = dir.path().join("pc-alice.example.org.pl");
+    std::fs::write(&path, HostConfig { host: &host, owner: &owner, account: "bckpciuem" }.render()).unwrap();
+    let output = Command::new(perl).env_clear().arg("-e").arg(READ_LIKE_BACKUPPC).arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "rsync\npc-alice.example.org\n2\n-e\n$sshPath -l bckpciuem -o BatchMode=yes\n0\n/\n"
+    );
+}
