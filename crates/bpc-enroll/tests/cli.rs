@@ -1,4 +1,5 @@
 //! `bpc-enroll` as a user runs it: the demo, then setups against its server.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
 use assert_cmd::Command;
 use predicates::prelude::*;

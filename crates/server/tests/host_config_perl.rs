@@ -1,4 +1,5 @@
 //! The per-host config is read by BackupPC, which is Perl: check it with Perl.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
 use protocol::{HostName, Logon};
 use server::hostconfig::HostConfig;
