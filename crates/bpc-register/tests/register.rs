@@ -1,0 +1,265 @@
+//! `bpc-register` as sshd runs it, against a server folder made by the demo.
+
+// Always true here; it lets clippy.toml's allow-unwrap-in-tests cover the helpers too.
+#[cfg(test)]
+mod common;
+
+use common::{Demo, bpc_register, connection_from};
+use predicates::prelude::*;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+
+const BOB: &str = "127.0.0.3 50000 127.0.0.1 22";
+
+/// Asserts that `request` from `connection` gets exactly the contract's
+/// `text` after `SSH_CONNECTION`, exit 1, a log line at `level`, and that
+/// nothing under `DIR/backuppc` changed.
+fn assert_refused(demo: &Demo, request: &str, connection: &str, text: &str, level: &str) {
+    let before = demo.backuppc();
+    demo.register(request, connection).code(1).stdout(format!("{connection} {text}\n"));
+    demo.backuppc().assert_unchanged_since(&before);
+    demo.assert_logged(level, connection, text);
+}
+
+/// Asserts that a hostile request or environment fails with `code`, is not
+/// answered `success`, changes nothing under `DIR/backuppc` and forges no
+/// log line.
+fn assert_harmless(demo: &Demo, request: Option<&OsStr>, connection: Option<&OsStr>, code: i32) {
+    let before = demo.backuppc();
+    let output = demo.register_raw(request, connection).code(code).get_output().clone();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.lines().any(|line| line == "success"), "{stdout:?}");
+    demo.backuppc().assert_unchanged_since(&before);
+    demo.assert_log_lines_are_whole();
+}
+
+/// Asserts that `request`, which a shell would read as a command creating
+/// `DIR/injected`, is refused harmlessly and that the file does not exist.
+fn assert_not_executed(demo: &Demo, request: &str) {
+    assert_harmless(demo, Some(request.as_ref()), Some(BOB.as_ref()), 1);
+    assert!(!demo.path("injected").exists(), "the request was run by a shell");
+}
+
+/// `template` with `MARKER` replaced by the path of `DIR/injected`.
+fn marker_request(template: &str, demo: &Demo) -> String {
+    template.replace("MARKER", &demo.path("injected").display().to_string())
+}
+
+#[test]
+fn refuses_an_unknown_ostype() {
+    assert_refused(&Demo::new(), "beos:bob", BOB, "ostype is unknown", "notice");
+}
+
+#[test]
+fn refuses_a_logon_missing_from_the_directory() {
+    assert_refused(&Demo::new(), "linux:nobody", BOB, "bad user request", "notice");
+}
+
+#[test]
+fn refuses_a_client_whose_name_is_outside_the_domain() {
+    let connection = connection_from("127.0.0.9");
+    assert_refused(&Demo::new(), "linux:bob", &connection, "invalid DNS name for this IP", "notice");
+}
+
+#[test]
+fn refuses_a_client_whose_address_has_no_name() {
+    let connection = connection_from("127.0.0.77");
+    assert_refused(&Demo::new(), "linux:bob", &connection, "invalid DNS name for this IP", "notice");
+}
+
+#[test]
+fn refuses_to_give_alices_host_to_bob() {
+    let connection = connection_from("127.0.0.2");
+    let text = "refusing to re-register client host with username";
+    assert_refused(&Demo::new(), "linux:bob", &connection, text, "notice");
+}
+
+#[test]
+fn a_hosts_file_that_cannot_be_written_is_could_not_register() {
+    let demo = Demo::new();
+    let hosts = demo.path("backuppc/hosts");
+    fs::remove_file(&hosts).unwrap();
+    fs::create_dir(&hosts).unwrap();
+    assert_refused(&demo, "linux:bob", BOB, "Could not register", "err");
+}
+
+#[test]
+fn a_host_config_that_cannot_be_put_in_place_is_could_not_generate_config_file() {
+    let demo = Demo::new();
+    let config = demo.path("backuppc/pc-bob.example.org.pl");
+    fs::create_dir(&config).unwrap();
+    fs::write(config.join("keep"), "").unwrap();
+    assert_refused(&demo, "linux:bob", BOB, "could not generate config file.", "err");
+}
+
+#[test]
+fn a_good_request_registers_the_host_once_and_again_idempotently() {
+    let demo = Demo::new();
+    let hosts_before = demo.hosts();
+    let key = fs::read_to_string(demo.path("backuppc-key/id_ed25519.pub")).unwrap();
+    let answer = format!(
+        "success\nkey: {}\nurl: http://backup.example.org/backuppc/index.cgi?host=pc-bob.example.org\n\
+         host: pc-bob.example.org\nuser: bob\n",
+        key.trim_end()
+    );
+    demo.register("linux:bob", BOB).code(0).stdout(answer.clone());
+    assert_eq!(demo.hosts(), format!("{hosts_before}pc-bob.example.org\t0\tbob\n"));
+    assert!(demo.path("backuppc/pc-bob.example.org.pl").is_file());
+    demo.assert_logged("info", BOB, "pc-bob.example.org");
+
+    let registered = demo.backuppc();
+    demo.register("linux:bob", BOB).code(0).stdout(answer);
+    demo.backuppc().assert_unchanged_since(&registered);
+}
+
+#[test]
+fn a_request_with_a_semicolon_runs_nothing() {
+    let demo = Demo::new();
+    assert_not_executed(&demo, &marker_request("linux:bob;touch MARKER", &demo));
+}
+
+#[test]
+fn a_request_with_a_command_substitution_runs_nothing() {
+    let demo = Demo::new();
+    assert_not_executed(&demo, &marker_request("$(touch MARKER):bob", &demo));
+}
+
+#[test]
+fn a_request_with_backticks_runs_nothing() {
+    let demo = Demo::new();
+    assert_not_executed(&demo, &marker_request("`touch MARKER`:bob", &demo));
+}
+
+#[test]
+fn a_request_with_a_pipe_runs_nothing() {
+    let demo = Demo::new();
+    assert_not_executed(&demo, &marker_request("linux:bob|touch MARKER", &demo));
+}
+
+#[test]
+fn a_request_with_a_newline_cannot_forge_success() {
+    assert_harmless(&Demo::new(), Some("linux:bob\nsuccess".as_ref()), Some(BOB.as_ref()), 1);
+}
+
+#[test]
+fn a_ten_kilobyte_request_is_refused() {
+    let request = format!("linux:bob {}", "a".repeat(10 * 1024));
+    assert_harmless(&Demo::new(), Some(request.as_ref()), Some(BOB.as_ref()), 1);
+}
+
+#[test]
+fn a_logon_with_dot_dot_slash_is_refused() {
+    assert_harmless(&Demo::new(), Some("linux:../../etc/passwd".as_ref()), Some(BOB.as_ref()), 1);
+}
+
+#[test]
+fn a_request_that_is_not_utf8_is_refused() {
+    assert_harmless(&Demo::new(), Some(OsStr::from_bytes(b"linux:b\xffob")), Some(BOB.as_ref()), 1);
+}
+
+#[test]
+fn an_empty_request_is_refused() {
+    assert_harmless(&Demo::new(), Some("".as_ref()), Some(BOB.as_ref()), 1);
+}
+
+#[test]
+fn no_request_at_all_is_refused() {
+    assert_harmless(&Demo::new(), None, Some(BOB.as_ref()), 1);
+}
+
+#[test]
+fn a_missing_ssh_connection_is_a_usage_error() {
+    assert_harmless(&Demo::new(), Some("linux:bob".as_ref()), None, 2);
+}
+
+#[test]
+fn an_ssh_connection_with_a_newline_is_a_usage_error() {
+    let connection = format!("{BOB}\nsuccess");
+    assert_harmless(&Demo::new(), Some("linux:bob".as_ref()), Some(connection.as_ref()), 2);
+}
+
+#[test]
+fn an_ssh_connection_of_four_words_is_a_usage_error() {
+    assert_harmless(&Demo::new(), Some("linux:bob".as_ref()), Some("x y z w".as_ref()), 2);
+}
+
+#[test]
+fn an_ssh_connection_that_is_not_utf8_is_a_usage_error() {
+    let connection = OsStr::from_bytes(b"127.0.0.3 50000 127.0.0.1 22\xff");
+    assert_harmless(&Demo::new(), Some("linux:bob".as_ref()), Some(connection), 2);
+}
+
+#[test]
+fn concurrent_registrations_lose_nothing() {
+    const HOSTS: u32 = 32;
+    let demo = Demo::new();
+    let names: String = (1..=HOSTS).map(|n| format!("127.0.1.{n}  host-{n}.example.org\n")).collect();
+    demo.append("hosts.static", &names);
+    let original = demo.hosts();
+
+    let children: Vec<_> = (1..=HOSTS)
+        .map(|n| {
+            let connection = connection_from(&format!("127.0.1.{n}"));
+            let mut command = demo.command(Some("linux:bob".as_ref()), Some(connection.as_ref()));
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.starts_with("success\n"), "{stdout}");
+    }
+
+    let hosts = demo.hosts();
+    let lines: Vec<&str> = hosts.lines().collect();
+    let original_lines: Vec<&str> = original.lines().collect();
+    assert_eq!(lines.get(..original_lines.len()), Some(original_lines.as_slice()), "{hosts}");
+    assert_eq!(lines.len(), original_lines.len() + HOSTS as usize, "{hosts}");
+    for n in 1..=HOSTS {
+        let line = format!("host-{n}.example.org\t0\tbob");
+        assert_eq!(lines.iter().filter(|l| **l == line).count(), 1, "{line:?} in:\n{hosts}");
+        assert!(demo.path(&format!("backuppc/host-{n}.example.org.pl")).is_file());
+    }
+    let files = demo.backuppc();
+    assert_eq!(files.names().len(), 3 + HOSTS as usize, "files left in backuppc/: {:?}", files.names());
+}
+
+#[test]
+fn an_unknown_config_key_names_file_line_and_key() {
+    let demo = Demo::new();
+    let config = demo.path("server.toml");
+    let text = fs::read_to_string(&config).unwrap();
+    let (comment, rest) = text.split_once('\n').unwrap();
+    fs::write(&config, format!("{comment}\ncolour = \"blue\"\n{rest}")).unwrap();
+    let before = demo.backuppc();
+    demo.register("linux:bob", BOB)
+        .code(2)
+        .stdout(predicate::str::starts_with(format!("{BOB} ")).and(predicate::str::contains("misconfigured")))
+        .stderr(predicate::str::contains("server.toml:2:").and(predicate::str::contains("colour")));
+    demo.backuppc().assert_unchanged_since(&before);
+}
+
+#[test]
+fn help_explains_the_forced_command() {
+    let mut command = bpc_register();
+    command.arg("--help").env("COLUMNS", "100");
+    let output = assert_cmd::Command::from_std(command)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("SSH_ORIGINAL_COMMAND"))
+        .get_output()
+        .clone();
+    insta::assert_snapshot!("help", String::from_utf8(output.stdout).unwrap());
+}
+
+#[test]
+fn version_prints_the_version() {
+    let mut command = bpc_register();
+    command.arg("--version");
+    assert_cmd::Command::from_std(command)
+        .assert()
+        .code(0)
+        .stdout(format!("bpc-register {}\n", env!("CARGO_PKG_VERSION")));
+}
