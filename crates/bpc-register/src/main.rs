@@ -24,8 +24,29 @@ use std::process::ExitCode;
 #[command(version, about, long_about)]
 struct Cli {
     /// The server configuration [default: $BPC_REGISTER_CONFIG, else /etc/bpc-enroll/server.toml]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print the line that binds the register key to this command.
+    ///
+    /// Add the line to ~backuppc/.ssh/authorized_keys on the server. Clients
+    /// that log in with the register key can then run bpc-register with this
+    /// configuration and nothing else: `restrict` turns off forwarding, ptys
+    /// and ~/.ssh/rc; `from=` (when given) limits the addresses they may come
+    /// from.
+    AuthorizedKeys {
+        /// The public half of the register key shipped with the clients' setup
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Comma-separated addresses or patterns the clients may connect from
+        #[arg(long, value_name = "PATTERNS")]
+        from: Option<String>,
+    },
 }
 
 /// A configuration that cannot be used is the server's fault; the client is
@@ -38,6 +59,47 @@ fn main() -> ExitCode {
         .config
         .or_else(|| std::env::var_os("BPC_REGISTER_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(server::DEFAULT_CONFIG_PATH));
+    match cli.command {
+        Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
+        None => forced_command(&config_path),
+    }
+}
+
+/// Prints the `authorized_keys` line for the register key.
+fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: Option<&str>) -> ExitCode {
+    let line = (|| -> Result<String, String> {
+        let key = server::register::read_public_key(key).map_err(|e| e.to_string())?;
+        let exe = std::env::current_exe().and_then(|p| p.canonicalize()).map_err(|e| e.to_string())?;
+        let config = std::path::absolute(config_path).map_err(|e| e.to_string())?;
+        // sshd hands the command to the account's shell: keep every word plain.
+        let plain = |text: &str| {
+            !text.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`;&|<>(){}*?!#~".contains(c))
+        };
+        let (exe, config) = (exe.display().to_string(), config.display().to_string());
+        let pattern = |text: &str| text.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!,_".contains(c));
+        if !plain(&exe) || !plain(&config) || from.is_some_and(|f| f.is_empty() || !pattern(f)) {
+            return Err(
+                "the program's path, the configuration's path or --from holds a space or a shell character".into()
+            );
+        }
+        let command = format!("{exe} --config {config}");
+        let from = from.map(|f| format!("from=\"{f}\",")).unwrap_or_default();
+        Ok(format!("{from}restrict,command=\"{command}\" {key}"))
+    })();
+    match line {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Answers one request, as sshd's forced command.
+fn forced_command(config_path: &std::path::Path) -> ExitCode {
     let connection = match std::env::var("SSH_CONNECTION").map_err(|_| protocol::ConnectionError::Missing) {
         Ok(text) => SshConnection::parse(&text),
         Err(error) => Err(error),
@@ -50,7 +112,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match ServerConfig::load(&config_path).map_err(server::ServerError::from).and_then(Server::from_config)
+    let server = match ServerConfig::load(config_path).map_err(server::ServerError::from).and_then(Server::from_config)
     {
         Ok(server) => server,
         Err(error) => {

@@ -40,6 +40,8 @@ conf-dir = \"backuppc\"
 url = \"http://backup.example.org/backuppc/index.cgi?host={host}\"
 key = \"backuppc-key/id_ed25519.pub\"
 account = \"bckpciuem\"
+# No BackupPC daemon runs in the demo: nothing to tell to reload.
+reload-command = []
 
 [directory]
 kind = \"file\"

@@ -61,6 +61,45 @@ pub struct BackupPcConfig {
     /// The addresses BackupPC connects from, sent as `from:`.
     #[serde(default, deserialize_with = "from_list")]
     pub from: Option<String>,
+    /// The port of the clients' sshd, written into `RsyncSshArgs`.
+    #[serde(default = "default_client_port")]
+    pub client_port: u16,
+    /// The private key BackupPC's ssh uses; by default `key` without `.pub`.
+    #[serde(default, deserialize_with = "ssh_arg_path")]
+    pub identity: Option<PathBuf>,
+    /// The known_hosts file BackupPC's ssh records clients' host keys in (one
+    /// entry per host name, so that a laptop changing address keeps its key).
+    #[serde(default, deserialize_with = "ssh_arg_path")]
+    pub known_hosts: Option<PathBuf>,
+    /// What BackupPC connects to: the host's DNS name, or the address it
+    /// registered from (for clients whose names the server cannot resolve).
+    #[serde(default)]
+    pub connect_to: ConnectTo,
+    /// The command that tells the BackupPC daemon to reload its hosts, run
+    /// after a new registration without a shell; empty to skip.
+    #[serde(default = "default_reload_command")]
+    pub reload_command: Vec<String>,
+}
+
+impl BackupPcConfig {
+    /// The private key BackupPC's ssh uses.
+    pub fn identity_path(&self) -> PathBuf {
+        match &self.identity {
+            Some(path) => path.clone(),
+            None => self.key.with_extension(""),
+        }
+    }
+}
+
+/// What `ClientNameAlias` holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectTo {
+    /// The host's DNS name (the default).
+    #[default]
+    Name,
+    /// The address the registration came from.
+    Address,
 }
 
 /// The `[directory]` table: which users exist.
@@ -124,6 +163,9 @@ impl ServerConfig {
         };
         anchor(&mut self.backuppc.conf_dir);
         anchor(&mut self.backuppc.key);
+        for path in [&mut self.backuppc.identity, &mut self.backuppc.known_hosts].into_iter().flatten() {
+            anchor(path);
+        }
         match &mut self.directory {
             DirectoryConfig::File { path } => anchor(path),
         }
@@ -139,6 +181,24 @@ impl ServerConfig {
 
 fn default_os() -> Vec<OsName> {
     ["linux", "macos", "windows"].into_iter().filter_map(|os| OsName::parse(os).ok()).collect()
+}
+
+fn default_client_port() -> u16 {
+    22
+}
+
+fn default_reload_command() -> Vec<String> {
+    ["/usr/share/backuppc/bin/BackupPC_serverMesg", "server", "reload"].map(str::to_owned).to_vec()
+}
+
+/// A path that goes into `RsyncSshArgs`, which BackupPC splits on white
+/// space and in which it substitutes `$name` variables.
+fn ssh_arg_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control() || "$'\\\"`".contains(c)) {
+        return Err(serde::de::Error::custom("must be a path without spaces, quotes, backslashes or `$`"));
+    }
+    Ok(Some(PathBuf::from(text)))
 }
 
 fn default_account() -> String {

@@ -1,6 +1,7 @@
 //! The per-host config file BackupPC reads for a registered host.
 
 use protocol::{HostName, Logon};
+use std::path::PathBuf;
 
 /// What goes into a host's config file.
 #[derive(Debug, Clone)]
@@ -9,8 +10,23 @@ pub struct HostConfig<'a> {
     pub host: &'a HostName,
     /// The user it is registered to, recorded in a comment.
     pub owner: &'a Logon,
+    /// What BackupPC connects to: the host name or an address.
+    pub client_name_alias: &'a str,
+    /// How BackupPC's ssh reaches the client.
+    pub ssh: &'a SshSettings,
+}
+
+/// The parts of `RsyncSshArgs` that are the same for every host.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
     /// The backup account on the client.
-    pub account: &'a str,
+    pub account: String,
+    /// The client's sshd port.
+    pub port: u16,
+    /// BackupPC's private key.
+    pub identity: PathBuf,
+    /// Where BackupPC's ssh records the clients' host keys, if not its default.
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl HostConfig<'_> {
@@ -18,21 +34,42 @@ impl HostConfig<'_> {
     /// names and account names hold no quote or backslash); they are quoted
     /// all the same, so that the file stays valid Perl whatever they hold.
     pub fn render(&self) -> String {
-        let host = perl_quote(self.host.as_str());
-        let ssh_args = perl_quote(&format!("$sshPath -l {} -o BatchMode=yes", self.account));
+        let alias = perl_quote(self.client_name_alias);
+        let ssh_args = perl_quote(&self.ssh_command());
         format!(
             "# Written by bpc-register for host {host_plain}, registered to {owner}.\n\
              # Registering the same host again keeps this file as it is.\n\
              $Conf{{XferMethod}}              = 'rsync';\n\
-             $Conf{{ClientNameAlias}}         = {host};\n\
+             $Conf{{ClientNameAlias}}         = {alias};\n\
              $Conf{{RsyncShareName}}          = ['/'];\n\
              $Conf{{RsyncClientPath}}         = '/usr/bin/rsync';\n\
+             # BackupPC splits this on white space and runs it without a shell.\n\
              $Conf{{RsyncSshArgs}}            = ['-e', {ssh_args}];\n\
              # The owner must not change the commands BackupPC runs as itself.\n\
              $Conf{{CgiUserConfigEditEnable}} = 0;\n",
             host_plain = self.host,
             owner = self.owner,
         )
+    }
+}
+
+impl HostConfig<'_> {
+    /// The ssh command BackupPC runs: BatchMode so that it never prompts;
+    /// the client's host key is learnt at the first backup and then checked,
+    /// recorded under the host's name so that a change of address keeps it.
+    fn ssh_command(&self) -> String {
+        let ssh = self.ssh;
+        let mut command = format!(
+            "$sshPath -l {} -p {} -i {} -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o HostKeyAlias={}",
+            ssh.account,
+            ssh.port,
+            ssh.identity.display(),
+            self.host
+        );
+        if let Some(known_hosts) = &ssh.known_hosts {
+            command.push_str(&format!(" -o UserKnownHostsFile={}", known_hosts.display()));
+        }
+        command
     }
 }
 
@@ -58,7 +95,14 @@ mod tests {
     fn renders_an_rsync_over_ssh_host() {
         let host = HostName::parse("pc-alice.example.org").unwrap();
         let owner = Logon::parse("alice").unwrap();
-        insta::assert_snapshot!(HostConfig { host: &host, owner: &owner, account: "bckpciuem" }.render());
+        let ssh = SshSettings {
+            account: "bckpciuem".into(),
+            port: 22,
+            identity: "/var/lib/backuppc/.ssh/id_ed25519".into(),
+            known_hosts: Some("/var/lib/backuppc/.ssh/clients_known_hosts".into()),
+        };
+        let config = HostConfig { host: &host, owner: &owner, client_name_alias: host.as_str(), ssh: &ssh };
+        insta::assert_snapshot!(config.render());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The register command: checks a request in the contract's order and answers.
 
-use crate::config::{DirectoryConfig, ResolverConfig, ServerConfig};
+use crate::config::{ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
 use crate::directory::{Directory, FileDirectory};
-use crate::hostconfig::HostConfig;
+use crate::hostconfig::{HostConfig, SshSettings};
 use crate::log::{EventLog, Level, escape};
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
@@ -127,7 +127,10 @@ impl Server {
         self.check_os(&request)?;
         self.check_user(&request.logon)?;
         let host = self.host_name_of(connection.client_ip)?;
-        let outcome = self.register(&host, &request.logon)?;
+        let outcome = self.register(&host, &request.logon, connection.client_ip)?;
+        if outcome == Outcome::Added {
+            self.reload_backuppc(connection);
+        }
         let verb = match outcome {
             Outcome::Added => "registered",
             Outcome::AlreadyRegistered => "confirmed",
@@ -189,13 +192,51 @@ impl Server {
         Err(Failure::refusal(Refusal::InvalidDnsName, reasons.join("; ")))
     }
 
-    fn register(&self, host: &HostName, owner: &Logon) -> Result<Outcome, Failure> {
-        let host_config = HostConfig { host, owner, account: &self.config.backuppc.account }.render();
+    fn register(&self, host: &HostName, owner: &Logon, client_ip: IpAddr) -> Result<Outcome, Failure> {
+        let backuppc = &self.config.backuppc;
+        let ssh = SshSettings {
+            account: backuppc.account.clone(),
+            port: backuppc.client_port,
+            identity: backuppc.identity_path(),
+            known_hosts: backuppc.known_hosts.clone(),
+        };
+        let address = client_ip.to_canonical().to_string();
+        let client_name_alias = match backuppc.connect_to {
+            ConnectTo::Name => host.as_str(),
+            ConnectTo::Address => address.as_str(),
+        };
+        let host_config = HostConfig { host, owner, client_name_alias, ssh: &ssh }.render();
         let registration = Registration { host: host.clone(), owner: owner.clone(), host_config };
         self.registry.register(&registration).map_err(|error| {
             let level = if error.refusal().is_server_fault() { Level::Err } else { Level::Notice };
             Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level }
         })
+    }
+
+    /// Tells the BackupPC daemon to re-read its hosts. The registration is
+    /// made already, and BackupPC re-reads `hosts` every hour by itself, so a
+    /// failure here is only a warning.
+    fn reload_backuppc(&self, connection: &SshConnection) {
+        let Some((program, args)) = self.config.backuppc.reload_command.split_first() else { return };
+        let result = std::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        let problem = match result {
+            Ok(output) if output.status.success() => return,
+            Ok(output) => format!("{}: {}", output.status, escape(output.stderr.trim_ascii())),
+            Err(error) => error.to_string(),
+        };
+        self.log.log(
+            Level::Warning,
+            &format!(
+                "{connection} could not tell BackupPC to reload ({program}): {problem}; it will notice within the hour"
+            ),
+        );
     }
 
     fn success_answer(&self, host: &HostName, owner: &Logon) -> String {
@@ -290,7 +331,7 @@ mod tests {
     }
 
     fn server(users: Option<&'static [&'static str]>) -> (Server, std::rc::Rc<FakeRegistry>) {
-        let text = "domain = \"example.org\"\n[backuppc]\nconf-dir = \"x\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\n\
+        let text = "domain = \"example.org\"\n[backuppc]\nconf-dir = \"x\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\nreload-command = []\n\
                     [directory]\nkind = \"file\"\npath = \"u\"\n[resolver]\nkind = \"static\"\npath = \"h\"\n";
         let config: ServerConfig = files::parse_toml(text, Path::new("server.toml")).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
