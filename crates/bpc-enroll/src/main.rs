@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use client::{ClientConfig, SetupError, SetupOptions, demo, enroll, transport_for};
+use client::{ClientConfig, SetupError, SetupOptions, SshSettings, demo, transport_with};
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
@@ -37,25 +37,65 @@ enum Command {
     /// exchange and every file written. DIR/server.toml then works with
     /// `bpc-register --config` and `bpc-enroll setup --server file://...`.
     Demo(DemoArgs),
+    /// Say what setup installed here and whether the server can be reached.
+    ///
+    /// Exit status: 0 when everything is in place and the server answers,
+    /// 1 when something is missing, 3 when the server cannot be reached.
+    Status(StatusArgs),
+    /// Remove exactly what setup installed (listed in its manifest).
+    ///
+    /// Removes the backup key, the sudo rule, the files and folders setup
+    /// created and, if setup created it, the backup account. The host stays
+    /// registered on the server: ask the backup administrator to remove it.
+    Uninstall(RootArgs),
+    /// The forced command of the backup server's key: run rsync, nothing else.
+    ///
+    /// sshd starts it with BackupPC's command in SSH_ORIGINAL_COMMAND. Only
+    /// rsync's server mode as BackupPC 4 sends it is accepted (backups, and
+    /// restores unless `allow-restore = false`); anything else is refused
+    /// with a message and a line in the system log. rsync then replaces this
+    /// process and talks to the server directly.
+    Rsyncsend(ConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RootArgs {
+    /// Work under DIR instead of /, as `setup --root DIR` did
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// The client configuration [default: $BPC_ENROLL_CONFIG, else /etc/bpc-enroll/client.toml]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Debug, clap::Args)]
 struct SetupArgs {
-    /// The server: file:///path/to/server.toml (in process) [default: `server` in client.toml]
+    /// The server: ssh://[user@]host[:port], or file:///path/to/server.toml (in process) [default: `server` in client.toml]
     #[arg(long, value_name = "URL")]
     server: Option<String>,
     /// The directory login this machine is registered to (asked on a terminal when absent)
     #[arg(long, value_name = "LOGON")]
     user: Option<String>,
-    /// Install under DIR instead of /, without creating the system account (no root needed)
+    /// Install under DIR instead of /, without creating the system account or its sudo rule (no root needed)
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
     /// With a file:// server: the address the server sees the request come from
     #[arg(long, value_name = "IP")]
     client_ip: Option<IpAddr>,
-    /// The client configuration [default: $BPC_ENROLL_CONFIG, else /etc/bpc-enroll/client.toml]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +122,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup(args) => setup(args),
         Command::Demo(args) => run_demo(args),
+        Command::Status(args) => status(args),
+        Command::Uninstall(args) => uninstall(args),
+        Command::Rsyncsend(args) => return rsyncsend(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,13 +135,23 @@ fn main() -> ExitCode {
     }
 }
 
+impl ConfigArgs {
+    fn load(&self) -> Result<ClientConfig, client::config::TomlError> {
+        let path = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("BPC_ENROLL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        ClientConfig::load_default_or(path.as_deref())
+    }
+}
+
 fn setup(args: SetupArgs) -> Result<(), Failure> {
-    let config_path =
-        args.config.or_else(|| std::env::var_os("BPC_ENROLL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
-    let config = ClientConfig::load_default_or(config_path.as_deref())?;
-    let Some(root) = args.root else {
-        bail_usage("installing into / (creating the system account) is not available yet; use --root DIR")?
-    };
+    let config = args.config.load()?;
+    let system = args.root.is_none();
+    if system && !nix::unistd::geteuid().is_root() {
+        bail_usage("setup creates the backup account and must run as root; use --root DIR for a trial without root")?
+    }
+    let root = args.root.unwrap_or_else(|| PathBuf::from("/"));
     let server = match args.server.or_else(|| config.server.clone()) {
         Some(server) => server,
         None => bail_usage("no server: give --server URL or set `server` in client.toml")?,
@@ -109,9 +162,18 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     };
     let logon = Logon::parse(&logon).with_context(|| format!("--user {logon:?}"))?;
     let os = OsName::parse(client::detected_os())?;
-    let transport = transport_for(&server, args.client_ip).map_err(SetupError::from).map_err(setup_failure)?;
-    let options = SetupOptions { server, logon, os, root, config, rsyncsend_command: rsyncsend_command() };
-    let enrollment = enroll(&options, transport.as_ref()).map_err(setup_failure)?;
+    let ssh = |account: Option<&client::system::Account>| {
+        Some(SshSettings {
+            register_key: config.register_key.clone()?,
+            known_hosts: config.known_hosts.clone()?,
+            run_as: account.map(|account| (account.uid, account.gid)),
+            timeout: config.timeout,
+        })
+    };
+    let options =
+        SetupOptions { server: server.clone(), logon, os, root, config: config.clone(), program: program(), system };
+    let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
+    let enrollment = client::setup(&options, connect).map_err(setup_failure)?;
     let host = enrollment.host.as_deref().unwrap_or("this machine");
     eprintln!("bpc-enroll: registered {host} for {}", options.logon);
     for (path, what) in &enrollment.written {
@@ -121,8 +183,76 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn status(args: StatusArgs) -> Result<(), Failure> {
+    let config = args.config.load()?;
+    let system = args.root.root.is_none();
+    let root = args.root.root.unwrap_or_else(|| PathBuf::from("/"));
+    let timeout = std::time::Duration::from_secs(u64::from(config.timeout.max(1)));
+    let (checks, reachable) = client::manage::status(&root, &config, system, timeout);
+    for check in &checks {
+        println!("{:<13} {:<7} {}", check.what, if check.ok { "ok" } else { "MISSING" }, check.detail);
+    }
+    if checks.iter().any(|check| !check.ok && check.what != "server") {
+        return Err(Failure { code: 1, error: anyhow::anyhow!("the installation is incomplete: run setup again") });
+    }
+    if reachable == Some(false) {
+        return Err(Failure { code: 3, error: anyhow::anyhow!("the server cannot be reached") });
+    }
+    Ok(())
+}
+
+fn uninstall(args: RootArgs) -> Result<(), Failure> {
+    let system = args.root.is_none();
+    if system && !nix::unistd::geteuid().is_root() {
+        bail_usage("uninstall changes the system and must run as root; use --root DIR for a trial install")?
+    }
+    let root = args.root.unwrap_or_else(|| PathBuf::from("/"));
+    match client::manage::uninstall(&root, system).map_err(|error| Failure { code: 1, error: error.into() })? {
+        None => eprintln!("bpc-enroll: setup has not installed anything under {}", root.display()),
+        Some(removed) => {
+            for path in removed {
+                eprintln!("bpc-enroll: removed {}", path.display());
+            }
+            eprintln!("bpc-enroll: the host stays registered on the server; ask the backup administrator to remove it");
+        }
+    }
+    Ok(())
+}
+
+/// Checks BackupPC's command and becomes rsync; returns only on refusal.
+fn rsyncsend(args: ConfigArgs) -> ExitCode {
+    use client::rsyncsend::{check_command, log_event};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let connection = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "-".into());
+    let connection: String = connection.chars().filter(|c| !c.is_control()).take(100).collect();
+    let refuse = |reason: String| {
+        eprintln!("bpc-enroll rsyncsend: refused: {reason}");
+        log_event(true, &format!("{connection} refused: {reason}"));
+        ExitCode::FAILURE
+    };
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(error) => return refuse(format!("cannot read the client configuration: {error}")),
+    };
+    let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
+    let invocation = match check_command(command.as_ref().map(|c| c.as_bytes()), config.allow_restore) {
+        Ok(invocation) => invocation,
+        Err(refusal) => {
+            let shown = command.map(|c| c.as_bytes().escape_ascii().to_string()).unwrap_or_default();
+            return refuse(format!("{refusal}: {}", shown.chars().take(200).collect::<String>()));
+        }
+    };
+    log_event(false, &format!("{connection} {} ({})", invocation.mode, invocation.flags));
+    let argv = invocation.argv(nix::unistd::geteuid().is_root());
+    let Some((program, rest)) = argv.split_first() else { return refuse("empty command".into()) };
+    let error =
+        std::process::Command::new(program).args(rest).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").exec();
+    refuse(format!("cannot run {program}: {error}"))
+}
+
 fn run_demo(args: DemoArgs) -> Result<(), Failure> {
-    let report = demo::run(args.dir.as_deref(), &rsyncsend_command()).map_err(|error| match error {
+    let report = demo::run(args.dir.as_deref(), &program()).map_err(|error| match error {
         demo::DemoError::Setup(error) => setup_failure(error),
         demo::DemoError::NotEmpty(dir) => Failure { code: 2, error: demo::DemoError::NotEmpty(dir).into() },
         other => Failure { code: 1, error: other.into() },
@@ -190,9 +320,10 @@ fn ask_logon() -> anyhow::Result<String> {
     Ok(line.trim().to_owned())
 }
 
-/// The command the backup server's key is bound to: this very program.
-fn rsyncsend_command() -> String {
+/// The program the backup server's key is bound to: this very one, when its
+/// path is plain enough for sshd's command line.
+fn program() -> String {
     let exe = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
-    let exe = exe.as_deref().and_then(Path::to_str).filter(|p| !p.contains(['"', '\\', ' ', '\n']));
-    format!("{} rsyncsend", exe.unwrap_or("/usr/bin/bpc-enroll"))
+    let plain = |p: &&str| p.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+    exe.as_deref().and_then(Path::to_str).filter(plain).unwrap_or("/usr/bin/bpc-enroll").to_owned()
 }

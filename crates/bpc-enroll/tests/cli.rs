@@ -57,7 +57,8 @@ fn demo_prints_the_exchange_and_enrolls_alice() {
     let hosts = fs::read_to_string(demo_dir.join("backuppc/hosts")).unwrap();
     assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");
     let keys = fs::read_to_string(demo_dir.join("client/var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
-    assert!(keys.starts_with("restrict,command=\"") && keys.contains(" rsyncsend\" ssh-ed25519 "), "{keys}");
+    assert!(keys.starts_with("restrict,command=\"") && keys.contains(" rsyncsend --config "), "{keys}");
+    assert!(keys.contains("/client/etc/bpc-enroll/client.toml\" ssh-ed25519 "), "{keys}");
 }
 
 #[test]

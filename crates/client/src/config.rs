@@ -1,5 +1,6 @@
 //! `client.toml`: how this machine enrolls.
 
+pub use files::TomlError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,10 @@ pub struct ClientConfig {
     /// Whether credentials may be cached.
     #[serde(default = "yes")]
     pub store_auth_creds: bool,
+    /// Seconds to wait for the server to answer the connection, and for a
+    /// silent server, before giving up.
+    #[serde(default = "default_timeout")]
+    pub timeout: u32,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +45,7 @@ impl Default for ClientConfig {
             account: default_account(),
             allow_restore: true,
             store_auth_creds: true,
+            timeout: default_timeout(),
         }
     }
 }
@@ -87,6 +93,7 @@ fn toml_text(config: &ClientConfig) -> String {
     out.push_str(&format!("account = {}\n", quote(&config.account)));
     out.push_str(&format!("allow-restore = {}\n", config.allow_restore));
     out.push_str(&format!("store-auth-creds = {}\n", config.store_auth_creds));
+    out.push_str(&format!("timeout = {}\n", config.timeout));
     out
 }
 
@@ -107,6 +114,10 @@ fn quote(text: &str) -> String {
 
 fn default_account() -> String {
     "bckpciuem".to_owned()
+}
+
+fn default_timeout() -> u32 {
+    10
 }
 
 fn yes() -> bool {

@@ -101,8 +101,8 @@ pub enum DemoError {
 }
 
 /// Creates the demo in `dir` (a new temporary folder when `None`) and enrolls
-/// `pc-alice.example.org` for `alice` through `file://`.
-pub fn run(dir: Option<&Path>, rsyncsend_command: &str) -> Result<DemoReport, DemoError> {
+/// `pc-alice.example.org` for `alice` through `file://`; `program` is the `bpc-enroll` the backup key is bound to.
+pub fn run(dir: Option<&Path>, program: &str) -> Result<DemoReport, DemoError> {
     let dir = prepare_dir(dir)?;
     let write = |name: &str, body: &[u8], mode: u32| {
         let path = dir.join(name);
@@ -131,9 +131,10 @@ pub fn run(dir: Option<&Path>, rsyncsend_command: &str) -> Result<DemoReport, De
         os: demo_name(OsName::parse(crate::detected_os()))?,
         root: dir.join("client"),
         config: ClientConfig::default(),
-        rsyncsend_command: rsyncsend_command.to_owned(),
+        program: program.to_owned(),
+        system: false,
     };
-    let enrollment = enroll(&options, &transport)?;
+    let enrollment = enroll(&options, &transport, None)?;
     let host = enrollment.host.clone().unwrap_or_default();
     let server_files = vec![
         (dir.join("backuppc/hosts"), "BackupPC's hosts file, with the new line"),
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn the_demo_enrolls_alice_and_refuses_a_non_empty_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let report = run(Some(dir.path()), "/usr/bin/bpc-enroll rsyncsend").unwrap();
+        let report = run(Some(dir.path()), "/usr/bin/bpc-enroll").unwrap();
         assert_eq!(report.enrollment.host.as_deref(), Some("pc-alice.example.org"));
         let hosts = fs::read_to_string(dir.path().join("backuppc/hosts")).unwrap();
         assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");

@@ -51,33 +51,47 @@ pub fn authorized_keys_line(key: &ssh_key::PublicKey, command: &str, from: Optio
 }
 
 /// Installs `line` in `path`, keeping other keys but replacing any line that
-/// carries the same key, so that running setup again changes nothing.
+/// carries the same key, so that running setup again changes nothing. A new
+/// file gets `mode` and, when given, `group` before it is in place.
 /// Returns whether the file changed.
-pub fn install_authorized_key(path: &Path, key: &ssh_key::PublicKey, line: &str) -> io::Result<bool> {
-    if let Some(ssh_dir) = path.parent() {
-        if let Some(home) = ssh_dir.parent() {
-            make_dir(home, 0o750)?;
-        }
-        make_dir(ssh_dir, 0o700)?;
-    }
+pub fn install_authorized_key(
+    path: &Path,
+    key: &ssh_key::PublicKey,
+    line: &str,
+    mode: u32,
+    group: Option<u32>,
+) -> io::Result<bool> {
     let old = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound => String::new(),
         Err(error) => return Err(error),
     };
-    let blob = key.to_openssh().map_err(io::Error::other)?;
-    let blob = blob.split(' ').nth(1).unwrap_or_default().to_owned();
-    let mut new: String = old
-        .lines()
-        .filter(|existing| blob.is_empty() || !existing.split_whitespace().any(|field| field == blob))
-        .map(|existing| format!("{existing}\n"))
-        .collect();
+    let blob = key_blob(key)?;
+    let mut new = without_key(&old, &blob);
     new.push_str(line);
     if new == old {
         return Ok(false);
     }
-    files::write_atomic(path, new.as_bytes(), 0o600)?;
+    let pending = files::AtomicWrite::prepare(path, new.as_bytes(), mode)?;
+    if let Some(gid) = group {
+        pending.set_group(gid)?;
+    }
+    pending.commit()?;
     Ok(true)
+}
+
+/// The base64 blob of a key, which identifies its lines whatever their options.
+pub fn key_blob(key: &ssh_key::PublicKey) -> io::Result<String> {
+    let text = key.to_openssh().map_err(io::Error::other)?;
+    Ok(text.split(' ').nth(1).unwrap_or_default().to_owned())
+}
+
+/// `text` without the lines that carry `blob`.
+pub fn without_key(text: &str, blob: &str) -> String {
+    text.lines()
+        .filter(|line| blob.is_empty() || !line.split_whitespace().any(|field| field == blob))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// Writes the client configuration unless one is there already: a file the
@@ -87,16 +101,23 @@ pub fn install_client_config(path: &Path, text: &str) -> io::Result<bool> {
     if path.exists() {
         return Ok(false);
     }
-    if let Some(dir) = path.parent() {
-        make_dir(dir, 0o755)?;
-    }
     files::write_atomic(path, text.as_bytes(), 0o644)?;
     Ok(true)
 }
 
-/// Creates `dir` and its missing parents with `mode` from the start.
-fn make_dir(dir: &Path, mode: u32) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(mode).create(dir)
+/// Creates `dir` and its missing parents with `mode` (and `group`, when
+/// given) and returns the folders it created, parents first.
+pub fn create_dirs(dir: &Path, mode: u32, group: Option<u32>) -> io::Result<Vec<PathBuf>> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
+    let mut created = Vec::new();
+    for dir in missing.into_iter().rev() {
+        DirBuilder::new().mode(mode).create(dir)?;
+        if let Some(gid) = group {
+            nix::unistd::chown(dir, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)?;
+        }
+        created.push(dir.to_owned());
+    }
+    Ok(created)
 }
 
 #[cfg(test)]
@@ -121,8 +142,10 @@ mod tests {
         let layout = Layout::new(dir.path(), "bckpciuem");
         let key = ssh_key::PublicKey::from_openssh(KEY).unwrap();
         let line = authorized_keys_line(&key, "/usr/bin/bpc-enroll rsyncsend", None).unwrap();
-        assert!(install_authorized_key(&layout.authorized_keys(), &key, &line).unwrap());
-        assert!(!install_authorized_key(&layout.authorized_keys(), &key, &line).unwrap());
+        let created = create_dirs(&layout.home().join(".ssh"), 0o700, None).unwrap();
+        assert_eq!(created.last().unwrap(), &layout.home().join(".ssh"));
+        assert!(install_authorized_key(&layout.authorized_keys(), &key, &line, 0o600, None).unwrap());
+        assert!(!install_authorized_key(&layout.authorized_keys(), &key, &line, 0o600, None).unwrap());
         assert_eq!(fs::read_to_string(layout.authorized_keys()).unwrap(), line);
         let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(layout.authorized_keys()), 0o600);
@@ -138,7 +161,7 @@ mod tests {
         fs::write(&path, format!("{other}command=\"/old\" {KEY}\n")).unwrap();
         let key = ssh_key::PublicKey::from_openssh(KEY).unwrap();
         let line = authorized_keys_line(&key, "/new rsyncsend", None).unwrap();
-        install_authorized_key(&path, &key, &line).unwrap();
+        install_authorized_key(&path, &key, &line, 0o600, None).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), format!("{other}{line}"));
     }
 }

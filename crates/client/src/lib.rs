@@ -8,12 +8,16 @@
 pub mod config;
 pub mod demo;
 pub mod install;
+pub mod manage;
+pub mod manifest;
+pub mod rsyncsend;
 pub mod setup;
+pub mod system;
 pub mod transport;
 
 pub use config::ClientConfig;
-pub use setup::{Enrollment, SetupError, SetupOptions, enroll};
-pub use transport::{FileTransport, Transport, TransportError, transport_for};
+pub use setup::{Enrollment, SetupError, SetupOptions, enroll, setup};
+pub use transport::{FileTransport, SshSettings, Transport, TransportError, transport_for, transport_with};
 
 /// The OS part of `OS:logon` for the machine this runs on.
 pub fn detected_os() -> &'static str {

@@ -1,7 +1,11 @@
 //! `bpc-enroll setup`: register this machine and install the server's key.
 
 use crate::config::ClientConfig;
-use crate::install::{Layout, authorized_keys_line, install_authorized_key, install_client_config};
+use crate::install::{
+    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob,
+};
+use crate::manifest::{AddedKey, Manifest};
+use crate::system::{self, Account, SystemError};
 use crate::transport::{Transport, TransportError};
 use protocol::{Answer, Logon, OsName, Request, parse_answer};
 use std::path::PathBuf;
@@ -19,8 +23,12 @@ pub struct SetupOptions {
     pub root: PathBuf,
     /// The client configuration in force.
     pub config: ClientConfig,
-    /// The command the backup server's key is bound to.
-    pub rsyncsend_command: String,
+    /// The absolute path of `bpc-enroll`, whose `rsyncsend` the backup
+    /// server's key is bound to.
+    pub program: String,
+    /// Whether to change the system: create the backup account, give it the
+    /// files it must read and install its sudo rule (setup as root, no `--root`).
+    pub system: bool,
 }
 
 /// What an enrollment did.
@@ -50,6 +58,9 @@ pub enum SetupError {
     /// The server said `success` but its answer cannot be used.
     #[error("the server's answer cannot be used: {0}")]
     BadAnswer(String),
+    /// The backup account or its sudo rule could not be set up.
+    #[error(transparent)]
+    System(#[from] SystemError),
     /// Something could not be installed on this machine.
     #[error("{path}: cannot install {what}: {source}")]
     Install {
@@ -68,14 +79,47 @@ impl SetupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             SetupError::Transport(TransportError::Unreachable { .. }) => 3,
+            SetupError::Transport(TransportError::HostKeyMismatch { .. }) => 1,
             SetupError::Transport(_) => 2,
-            SetupError::Refused(_) | SetupError::BadAnswer(_) | SetupError::Install { .. } => 1,
+            SetupError::System(SystemError::BadAccountName(_)) => 2,
+            _ => 1,
         }
     }
 }
 
-/// Registers the machine through `transport` and installs the backup key.
-pub fn enroll(options: &SetupOptions, transport: &dyn Transport) -> Result<Enrollment, SetupError> {
+/// Sets the machine up: the backup account first when changing the system
+/// (ssh runs as it), then the registration through the transport `connect`
+/// builds for that account, then the installation. An account created here
+/// is removed again when the registration fails, so a refusal changes nothing.
+pub fn setup(
+    options: &SetupOptions,
+    connect: impl FnOnce(Option<&Account>) -> Result<Box<dyn Transport>, TransportError>,
+) -> Result<Enrollment, SetupError> {
+    let layout = Layout::new(&options.root, &options.config.account);
+    let account = match options.system {
+        true => Some(system::ensure_account(&options.config.account, &layout.home())?),
+        false => None,
+    };
+    let result = connect(account.as_ref().map(|(account, _)| account))
+        .map_err(SetupError::from)
+        .and_then(|transport| enroll(options, transport.as_ref(), account.as_ref()));
+    if let (Err(_), Some((account, true))) = (&result, &account) {
+        let registered = Manifest::load(&options.root).ok().flatten().is_some();
+        if !registered {
+            let _ = system::remove_account(&account.name);
+        }
+    }
+    result
+}
+
+/// Registers the machine through `transport` and installs the backup key;
+/// `account` is the system account when changing the system, with whether
+/// it was created now.
+pub fn enroll(
+    options: &SetupOptions,
+    transport: &dyn Transport,
+    account: Option<&(Account, bool)>,
+) -> Result<Enrollment, SetupError> {
     let request = Request::new(options.os.clone(), options.logon.clone());
     let raw = transport.exchange(&request)?;
     let answer_text = String::from_utf8_lossy(&raw).into_owned();
@@ -88,41 +132,133 @@ pub fn enroll(options: &SetupOptions, transport: &dyn Transport) -> Result<Enrol
     let key = ssh_key::PublicKey::from_openssh(key_text)
         .map_err(|error| SetupError::BadAnswer(format!("key: is not an OpenSSH public key ({error})")))?;
     let url = success.get("url").ok_or_else(|| SetupError::BadAnswer("it has no url: line".into()))?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
-    let from = success.get("from");
-    if let Some(from) = from {
-        let ok = !from.is_empty() && from.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_,".contains(c));
-        if !ok {
+    let from = match success.get("from") {
+        Some(from) if is_address_list(from) => Some(from.to_owned()),
+        Some(from) => {
             return Err(SetupError::BadAnswer(format!("from: is not a list of addresses: {}", printable(from))));
         }
-    }
-
-    let layout = Layout::new(&options.root, &options.config.account);
-    let mut written = Vec::new();
-    let keys_path = layout.authorized_keys();
-    let line =
-        authorized_keys_line(&key, &options.rsyncsend_command, from).map_err(install("the backup key", &keys_path))?;
-    if install_authorized_key(&keys_path, &key, &line).map_err(install("the backup key", &keys_path))? {
-        written.push((keys_path, "the backup server's key, bound to rsyncsend"));
-    }
-    let config_path = layout.client_config();
-    let config = ClientConfig { server: Some(options.server.clone()), ..options.config.clone() };
-    if install_client_config(&config_path, &config.to_toml()).map_err(install("the client config", &config_path))? {
-        written.push((config_path, "the client configuration"));
-    }
+        None => {
+            let reached: Vec<String> = transport.reached_addresses().iter().map(|ip| ip.to_string()).collect();
+            (!reached.is_empty()).then(|| reached.join(","))
+        }
+    };
+    let installed = Installed {
+        options,
+        layout: Layout::new(&options.root, &options.config.account),
+        group: account.map(|(account, _)| account.gid),
+    };
+    let mut manifest = Manifest::load(&options.root)
+        .map_err(|e| installed.error("the manifest", &Manifest::path(&options.root), std::io::Error::other(e)))?
+        .unwrap_or_default();
+    manifest.account = options.config.account.clone();
+    manifest.account_created |= account.is_some_and(|(_, created)| *created);
+    let written = installed.install(&mut manifest, &key, from.as_deref())?;
+    manifest.server = options.server.clone();
+    manifest.host = success.get("host").map(str::to_owned);
+    manifest.url = url.to_owned();
+    installed.write_manifest(&mut manifest)?;
     Ok(Enrollment {
         request: request.render(),
         answer: answer_text,
         url: url.to_owned(),
-        host: success.get("host").map(str::to_owned),
+        host: manifest.host.clone(),
         written,
     })
 }
 
-fn install<'a>(what: &'static str, path: &'a std::path::Path) -> impl Fn(std::io::Error) -> SetupError + 'a {
-    move |source| SetupError::Install { path: path.to_owned(), what, source }
+/// Addresses or patterns as sshd's `from=` takes them.
+fn is_address_list(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_,".contains(c))
+}
+
+/// One installation in progress.
+struct Installed<'a> {
+    options: &'a SetupOptions,
+    layout: Layout,
+    /// The backup account's group, which gets read access, when changing the system.
+    group: Option<u32>,
+}
+
+impl Installed<'_> {
+    fn error(&self, what: &'static str, path: &std::path::Path, source: std::io::Error) -> SetupError {
+        SetupError::Install { path: path.to_owned(), what, source }
+    }
+
+    fn dirs(
+        &self,
+        manifest: &mut Manifest,
+        dir: &std::path::Path,
+        mode: u32,
+        group: Option<u32>,
+    ) -> Result<(), SetupError> {
+        let created = create_dirs(dir, mode, group).map_err(|e| self.error("a folder", dir, e))?;
+        manifest.created_dirs(created);
+        Ok(())
+    }
+
+    /// The key, the client config and (when changing the system) the sudo rule.
+    fn install(
+        &self,
+        manifest: &mut Manifest,
+        key: &ssh_key::PublicKey,
+        from: Option<&str>,
+    ) -> Result<Vec<(PathBuf, &'static str)>, SetupError> {
+        let mut written = Vec::new();
+        let keys_path = self.layout.authorized_keys();
+        let ssh_dir = self.layout.home().join(".ssh");
+        // The account reads its keys through its group and cannot change them;
+        // in a trial install the files are simply private.
+        let (dir_mode, key_mode) = if self.group.is_some() { (0o750, 0o640) } else { (0o700, 0o600) };
+        self.dirs(manifest, &self.layout.home(), 0o750, self.group)?;
+        self.dirs(manifest, &ssh_dir, dir_mode, self.group)?;
+        let config_path = self.layout.client_config();
+        let command = format!("{} rsyncsend --config {}", self.options.program, config_path.display());
+        let key_error = |e| self.error("the backup key", &keys_path, e);
+        let line = authorized_keys_line(key, &command, from).map_err(key_error)?;
+        let existed = keys_path.exists();
+        if install_authorized_key(&keys_path, key, &line, key_mode, self.group).map_err(key_error)? {
+            written.push((keys_path.clone(), "the backup server's key, bound to rsyncsend"));
+        }
+        if existed {
+            let added = AddedKey { file: keys_path.clone(), key: key_blob(key).map_err(key_error)? };
+            if !manifest.created_files.contains(&keys_path) && !manifest.added_keys.contains(&added) {
+                manifest.added_keys.push(added);
+            }
+        } else {
+            manifest.created_file(keys_path.clone());
+        }
+
+        if let Some(dir) = config_path.parent() {
+            self.dirs(manifest, dir, 0o755, None)?;
+        }
+        let config = ClientConfig { server: Some(self.options.server.clone()), ..self.options.config.clone() };
+        let config_error = |e| self.error("the client config", &config_path, e);
+        if install_client_config(&config_path, &config.to_toml()).map_err(config_error)? {
+            manifest.created_file(config_path.clone());
+            written.push((config_path, "the client configuration"));
+        }
+        if self.options.system {
+            let existed = system::sudoers_path(&self.options.config.account).exists();
+            let path = system::install_sudoers(&self.options.config.account, self.options.config.allow_restore)?;
+            if !existed {
+                manifest.created_file(path.clone());
+            }
+            written.push((path, "the backup account's sudo rule (rsync server mode only)"));
+        }
+        Ok(written)
+    }
+
+    fn write_manifest(&self, manifest: &mut Manifest) -> Result<(), SetupError> {
+        let path = Manifest::path(&self.options.root);
+        if let Some(dir) = path.parent() {
+            self.dirs(manifest, dir, 0o755, None)?;
+        }
+        let text = manifest.to_toml().map_err(|e| self.error("the manifest", &path, std::io::Error::other(e)))?;
+        files::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| self.error("the manifest", &path, e))
+    }
 }
 
 /// Server text made safe for a terminal: no escape sequences, lines kept.
@@ -148,7 +284,8 @@ mod tests {
             os: OsName::parse("linux").unwrap(),
             root: root.to_owned(),
             config: ClientConfig::default(),
-            rsyncsend_command: "/usr/bin/bpc-enroll rsyncsend".into(),
+            program: "/usr/bin/bpc-enroll".into(),
+            system: false,
         }
     }
 
@@ -157,8 +294,8 @@ mod tests {
     #[test]
     fn a_refusal_is_shown_as_is_and_installs_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let error =
-            enroll(&options(dir.path()), &Canned("1.2.3.4 5 6.7.8.9 22 bad user request\n\x1b[31mred\n")).unwrap_err();
+        let error = enroll(&options(dir.path()), &Canned("1.2.3.4 5 6.7.8.9 22 bad user request\n\x1b[31mred\n"), None)
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             "the server refused the registration:\n1.2.3.4 5 6.7.8.9 22 bad user request\n?[31mred"
@@ -172,18 +309,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let answer: &'static str =
             Box::leak(format!("success\nflavour: mint\nurl: http://b/?host=pc\nkey: {KEY}\n").into_boxed_str());
-        let enrollment = enroll(&options(dir.path()), &Canned(answer)).unwrap();
+        let enrollment = enroll(&options(dir.path()), &Canned(answer), None).unwrap();
         assert_eq!(enrollment.url, "http://b/?host=pc");
         assert_eq!(enrollment.written.len(), 2);
         let keys = std::fs::read_to_string(dir.path().join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
-        assert_eq!(keys, format!("restrict,command=\"/usr/bin/bpc-enroll rsyncsend\" {KEY}\n"));
+        let config = dir.path().join("etc/bpc-enroll/client.toml");
+        assert_eq!(
+            keys,
+            format!("restrict,command=\"/usr/bin/bpc-enroll rsyncsend --config {}\" {KEY}\n", config.display())
+        );
+        let manifest = Manifest::load(dir.path()).unwrap().unwrap();
+        assert_eq!(manifest.created_files.len(), 2);
+        assert_eq!(manifest.url, "http://b/?host=pc");
     }
 
     #[test]
     fn a_success_without_a_valid_key_installs_nothing() {
         let dir = tempfile::tempdir().unwrap();
         for answer in ["success\nurl: http://b/\n", "success\nurl: http://b/\nkey: ssh-ed25519 nonsense\n"] {
-            let error = enroll(&options(dir.path()), &Canned(answer)).unwrap_err();
+            let error = enroll(&options(dir.path()), &Canned(answer), None).unwrap_err();
             assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -4,11 +4,19 @@ use protocol::{Request, SshConnection};
 use server::{Server, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 /// Carries one request to the server and brings back its answer.
 pub trait Transport {
     /// Sends `request` and returns the server's answer, unparsed.
     fn exchange(&self, request: &Request) -> Result<Vec<u8>, TransportError>;
+
+    /// The addresses of the server this transport reached, for `from=` when
+    /// the server does not say where BackupPC connects from. Empty when there
+    /// is no network in between.
+    fn reached_addresses(&self) -> Vec<IpAddr> {
+        Vec::new()
+    }
 }
 
 /// Why the request could not be carried.
@@ -25,6 +33,19 @@ pub enum TransportError {
     /// `file://` needs the address the server should see.
     #[error("a file:// server needs --client-ip: the address whose DNS name the server checks")]
     MissingClientIp,
+    /// The client configuration lacks what the transport needs.
+    #[error("{0}")]
+    Config(String),
+    /// The server's SSH host key is not the pinned one.
+    #[error(
+        "the server's SSH host key does not match the one pinned in {known_hosts}: refusing to register \
+         (a forged server could read this whole machine); nothing was changed. If the server's key really \
+         changed, get the new known_hosts from the backup administrator"
+    )]
+    HostKeyMismatch {
+        /// The pinned known_hosts file.
+        known_hosts: PathBuf,
+    },
     /// The server could not be reached (or, for `file://`, started).
     #[error("cannot reach the server {server}: {reason}")]
     Unreachable {
@@ -39,6 +60,15 @@ pub enum TransportError {
 /// logic in this process (like Subversion's `file://`), seeing the request as
 /// coming from `client_ip`.
 pub fn transport_for(url: &str, client_ip: Option<IpAddr>) -> Result<Box<dyn Transport>, TransportError> {
+    transport_with(url, client_ip, None)
+}
+
+/// Like [`transport_for`], with what the `ssh://` transport needs.
+pub fn transport_with(
+    url: &str,
+    client_ip: Option<IpAddr>,
+    ssh: Option<SshSettings>,
+) -> Result<Box<dyn Transport>, TransportError> {
     let bad = |reason: &str| TransportError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
     let parsed = url::Url::parse(url).map_err(|error| bad(&error.to_string()))?;
     match parsed.scheme() {
@@ -47,7 +77,25 @@ pub fn transport_for(url: &str, client_ip: Option<IpAddr>) -> Result<Box<dyn Tra
             let client_ip = client_ip.ok_or(TransportError::MissingClientIp)?;
             Ok(Box::new(FileTransport { config_path, client_ip }))
         }
-        other => Err(bad(&format!("the `{other}` scheme is not supported by this build; use file://"))),
+        "ssh" => {
+            let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("an ssh:// URL needs a host"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            if host.starts_with('-') || !parsed.path().trim_matches('/').is_empty() {
+                return Err(bad("an ssh:// URL is ssh://[user@]host[:port], nothing more"));
+            }
+            let login = match parsed.username() {
+                "" => "backuppc".to_owned(),
+                user if protocol::Logon::parse(user).is_ok() => user.to_owned(),
+                _ => return Err(bad("the user part of the URL is not a plain account name")),
+            };
+            let settings = ssh.ok_or_else(|| {
+                TransportError::Config(
+                    "an ssh:// server needs `register-key` and `known-hosts` in client.toml (shipped by the backup administrator)".into(),
+                )
+            })?;
+            Ok(Box::new(SshTransport { host, port: parsed.port().unwrap_or(22), login, settings }))
+        }
+        other => Err(bad(&format!("the `{other}` scheme is not supported; use ssh:// or file://"))),
     }
 }
 
@@ -82,6 +130,149 @@ impl Transport for FileTransport {
     }
 }
 
+/// What the `ssh://` transport needs besides the URL.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// The private register key.
+    pub register_key: PathBuf,
+    /// The known_hosts file holding the server's pinned host key.
+    pub known_hosts: PathBuf,
+    /// The account to run ssh as (uid, gid), when running as root.
+    pub run_as: Option<(u32, u32)>,
+    /// Seconds to wait for the connection, and for a silent server.
+    pub timeout: u32,
+}
+
+/// The system OpenSSH client, run as the backup account as the contract
+/// says: `env SSH_AUTH_SOCK= ssh -x -a -i REGISTER_KEY -l backuppc SERVER
+/// OS:logon`, with the server's host key pinned and no prompt possible.
+#[derive(Debug, Clone)]
+pub struct SshTransport {
+    /// The server's host name or address.
+    pub host: String,
+    /// The server's sshd port.
+    pub port: u16,
+    /// The server account bound to bpc-register.
+    pub login: String,
+    /// Keys, pinning and identity.
+    pub settings: SshSettings,
+}
+
+/// The OpenSSH client.
+pub const SSH: &str = "/usr/bin/ssh";
+/// util-linux's setpriv, which drops to the backup account with no
+/// supplementary groups before ssh starts.
+pub const SETPRIV: &str = "/usr/bin/setpriv";
+
+impl SshTransport {
+    fn url(&self) -> String {
+        format!("ssh://{}@{}:{}", self.login, self.host, self.port)
+    }
+
+    /// The key and known_hosts, copied where the backup account (and nobody
+    /// else) can read them for the time of the exchange. The register key
+    /// is not left in the account's home: it is only needed now.
+    fn stage_files(&self, gid: Option<u32>) -> Result<(tempfile::TempDir, PathBuf, PathBuf), TransportError> {
+        use std::os::unix::fs::PermissionsExt;
+        let config = |what: &str, path: &std::path::Path, error: std::io::Error| {
+            TransportError::Config(format!("{}: cannot read the {what}: {error}", path.display()))
+        };
+        let key = std::fs::read(&self.settings.register_key)
+            .map_err(|e| config("register key (register-key in client.toml)", &self.settings.register_key, e))?;
+        let known = std::fs::read(&self.settings.known_hosts)
+            .map_err(|e| config("pinned known_hosts (known-hosts in client.toml)", &self.settings.known_hosts, e))?;
+        let stage_error = |e: std::io::Error| TransportError::Config(format!("cannot stage the register key: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("bpc-enroll-ssh-")
+            .permissions(std::fs::Permissions::from_mode(0o750))
+            .tempdir()
+            .map_err(stage_error)?;
+        if let Some(gid) = gid {
+            nix::unistd::chown(dir.path(), None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(|e| stage_error(e.into()))?;
+        }
+        let key_path = dir.path().join("register_key");
+        let known_path = dir.path().join("known_hosts");
+        let mode = if gid.is_some() { 0o640 } else { 0o600 };
+        for (path, body) in [(&key_path, &key), (&known_path, &known)] {
+            files::write_atomic(path, body, mode).map_err(stage_error)?;
+            if let Some(gid) = gid {
+                nix::unistd::chown(path.as_path(), None, Some(nix::unistd::Gid::from_raw(gid)))
+                    .map_err(|e| stage_error(e.into()))?;
+            }
+        }
+        Ok((dir, key_path, known_path))
+    }
+
+    fn command(
+        &self,
+        request: &Request,
+        key: &std::path::Path,
+        known_hosts: &std::path::Path,
+        home: &std::path::Path,
+    ) -> Command {
+        let timeout = self.settings.timeout.max(1);
+        let mut command = match self.settings.run_as {
+            Some((uid, gid)) => {
+                let mut command = Command::new(SETPRIV);
+                command
+                    .arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .arg(SSH);
+                command
+            }
+            None => Command::new(SSH),
+        };
+        command
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home)
+            .env("SSH_AUTH_SOCK", "")
+            .args(["-F", "/dev/null", "-x", "-a", "-T"])
+            .arg("-i")
+            .arg(key)
+            .args(["-l", &self.login, "-p", &self.port.to_string()])
+            .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes"])
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "CheckHostIP=no"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-o", &format!("ConnectTimeout={timeout}"), "-o", &format!("ServerAliveInterval={timeout}")])
+            .args(["-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "--", &self.host, &request.render()])
+            .stdin(Stdio::null());
+        command
+    }
+}
+
+impl Transport for SshTransport {
+    fn exchange(&self, request: &Request) -> Result<Vec<u8>, TransportError> {
+        let (stage, key, known_hosts) = self.stage_files(self.settings.run_as.map(|(_, gid)| gid))?;
+        let output = self.command(request, &key, &known_hosts, stage.path()).output().map_err(|e| {
+            TransportError::Unreachable { server: self.url(), reason: format!("cannot run {SSH}: {e}") }
+        })?;
+        if output.status.code() != Some(255) {
+            return Ok(output.stdout);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("Host key verification failed") || stderr.contains("IDENTIFICATION HAS CHANGED") {
+            return Err(TransportError::HostKeyMismatch { known_hosts: self.settings.known_hosts.clone() });
+        }
+        let reason: String = stderr.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+        Err(TransportError::Unreachable { server: self.url(), reason })
+    }
+
+    fn reached_addresses(&self) -> Vec<IpAddr> {
+        use std::net::ToSocketAddrs;
+        let mut addresses: Vec<IpAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map(|found| found.map(|a| a.ip().to_canonical()).collect())
+            .unwrap_or_default();
+        addresses.dedup();
+        addresses
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +283,12 @@ mod tests {
         assert!(transport_for("file:///srv/server.toml", ip).is_ok());
         assert!(matches!(transport_for("file:///srv/server.toml", None), Err(TransportError::MissingClientIp)));
         assert!(matches!(transport_for("gopher://x", ip), Err(TransportError::BadUrl { .. })));
+        assert!(matches!(transport_for("ssh://backup.example.org", ip), Err(TransportError::Config(_))));
+        let ssh = || Some(SshSettings { register_key: "k".into(), known_hosts: "h".into(), run_as: None, timeout: 5 });
+        assert!(transport_with("ssh://backup.example.org:2222", None, ssh()).is_ok());
+        assert!(transport_with("ssh://-oProxyCommand=x", None, ssh()).is_err());
+        assert!(transport_with("ssh://backup.example.org/path", None, ssh()).is_err());
+        assert!(transport_with("ssh://a;b@backup.example.org", None, ssh()).is_err());
         assert!(matches!(transport_for("not a url", ip), Err(TransportError::BadUrl { .. })));
     }
 }

@@ -42,6 +42,16 @@ impl AtomicWrite {
         Ok(AtomicWrite { temp, final_path: path.to_owned() })
     }
 
+    /// Gives the new version `gid` as its group before it is visible.
+    pub fn set_group(&self, gid: u32) -> io::Result<()> {
+        nix::unistd::fchown(self.temp.as_file(), None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)
+    }
+
+    /// Where the new version waits, for a check before it is committed.
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// Puts the new version in place and makes the rename durable.
     pub fn commit(self) -> io::Result<()> {
         self.temp.persist(&self.final_path).map_err(|error| error.error)?;

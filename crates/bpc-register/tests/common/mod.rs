@@ -33,7 +33,7 @@ impl Demo {
     /// Builds the demo in a new temporary folder.
     pub fn new() -> Demo {
         let dir = tempfile::tempdir().unwrap();
-        client::demo::run(Some(dir.path()), "/usr/bin/bpc-enroll rsyncsend").unwrap();
+        client::demo::run(Some(dir.path()), "/usr/bin/bpc-enroll").unwrap();
         Demo { dir }
     }
 

@@ -1,0 +1,185 @@
+//! `bpc-enroll uninstall` and `bpc-enroll status`.
+
+use crate::config::ClientConfig;
+use crate::install::{Layout, without_key};
+use crate::manifest::Manifest;
+use crate::system;
+use std::fs;
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why uninstall could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// The manifest cannot be read.
+    #[error(transparent)]
+    Manifest(#[from] files::TomlError),
+    /// Something could not be removed.
+    #[error("{path}: cannot remove: {source}")]
+    Remove {
+        /// The file or folder.
+        path: PathBuf,
+        /// The system's reason.
+        source: io::Error,
+    },
+    /// The account could not be removed.
+    #[error(transparent)]
+    System(#[from] system::SystemError),
+}
+
+/// What uninstall removed; `None` when setup never ran under this root.
+pub fn uninstall(root: &Path, system: bool) -> Result<Option<Vec<PathBuf>>, ManageError> {
+    let Some(manifest) = Manifest::load(root)? else { return Ok(None) };
+    let mut removed = Vec::new();
+    let remove = |path: &Path, result: io::Result<()>, removed: &mut Vec<PathBuf>| match result {
+        Ok(()) => {
+            removed.push(path.to_owned());
+            Ok(())
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ManageError::Remove { path: path.to_owned(), source }),
+    };
+    for added in &manifest.added_keys {
+        if let Ok(text) = fs::read_to_string(&added.file) {
+            let kept = without_key(&text, &added.key);
+            if kept != text {
+                files::write_atomic(&added.file, kept.as_bytes(), 0o600)
+                    .map_err(|source| ManageError::Remove { path: added.file.clone(), source })?;
+                removed.push(added.file.clone());
+            }
+        }
+    }
+    for file in &manifest.created_files {
+        remove(file, fs::remove_file(file), &mut removed)?;
+    }
+    let manifest_path = Manifest::path(root);
+    remove(&manifest_path, fs::remove_file(&manifest_path), &mut removed)?;
+    // Folders last, deepest first; one that holds something setup did not
+    // put there stays, since it is not setup's to remove.
+    for dir in manifest.created_dirs.iter().rev() {
+        if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) {
+            remove(dir, fs::remove_dir(dir), &mut removed)?;
+        }
+    }
+    if system && manifest.account_created && system::find_account(&manifest.account)?.is_some() {
+        system::remove_account(&manifest.account)?;
+        removed.push(PathBuf::from(format!("account {}", manifest.account)));
+    }
+    Ok(Some(removed))
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub what: String,
+    /// Whether it is as setup left it.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The state of the installation under `root`, and whether the server answers.
+pub fn status(root: &Path, config: &ClientConfig, system: bool, timeout: Duration) -> (Vec<Check>, Option<bool>) {
+    let mut checks = Vec::new();
+    let mut check = |what: &str, ok: bool, detail: String| checks.push(Check { what: what.into(), ok, detail });
+    let manifest = Manifest::load(root);
+    let manifest = match manifest {
+        Ok(Some(manifest)) => {
+            check(
+                "registration",
+                true,
+                format!("{} at {} ({})", manifest.host.as_deref().unwrap_or("?"), manifest.server, manifest.url),
+            );
+            Some(manifest)
+        }
+        Ok(None) => {
+            check("registration", false, "setup has not run here".into());
+            None
+        }
+        Err(error) => {
+            check("registration", false, error.to_string());
+            None
+        }
+    };
+    let account = manifest.as_ref().map_or(config.account.as_str(), |m| m.account.as_str());
+    let layout = Layout::new(root, account);
+    if system {
+        match system::find_account(account) {
+            Ok(Some(found)) => {
+                check("account", true, format!("{account} (uid {}, home {})", found.uid, found.home.display()))
+            }
+            Ok(None) => check("account", false, format!("{account} does not exist")),
+            Err(error) => check("account", false, error.to_string()),
+        }
+        let sudoers = system::sudoers_path(account);
+        check("sudo rule", sudoers.exists(), sudoers.display().to_string());
+    }
+    let keys = fs::read_to_string(layout.authorized_keys()).unwrap_or_default();
+    let bound = keys.lines().filter(|line| line.contains(" rsyncsend")).count();
+    check(
+        "backup key",
+        bound > 0,
+        format!("{} key(s) bound to rsyncsend in {}", bound, layout.authorized_keys().display()),
+    );
+    let server = manifest.as_ref().map(|m| m.server.clone()).or_else(|| config.server.clone());
+    let reachable = server.map(|server| {
+        let ok = server_answers(&server, timeout);
+        check("server", ok, format!("{server} {}", if ok { "answers" } else { "cannot be reached" }));
+        ok
+    });
+    (checks, reachable)
+}
+
+/// Whether the server's port accepts a connection (`ssh://`) or its
+/// configuration exists (`file://`). No registration is attempted.
+fn server_answers(server: &str, timeout: Duration) -> bool {
+    let Ok(url) = url::Url::parse(server) else { return false };
+    match url.scheme() {
+        "file" => url.to_file_path().is_ok_and(|path| path.is_file()),
+        "ssh" => {
+            let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            let addresses = (host, url.port().unwrap_or(22)).to_socket_addrs();
+            addresses.is_ok_and(|mut all| all.any(|address| TcpStream::connect_timeout(&address, timeout).is_ok()))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::AddedKey;
+
+    #[test]
+    fn uninstall_removes_exactly_what_the_manifest_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("home/.ssh")).unwrap();
+        fs::write(root.join("home/.ssh/authorized_keys"), "ssh-ed25519 OTHER x\nrestrict ssh-ed25519 OURS y\n")
+            .unwrap();
+        fs::create_dir_all(root.join("made/inner")).unwrap();
+        fs::write(root.join("made/inner/file"), "x").unwrap();
+        fs::create_dir_all(root.join("shared")).unwrap();
+        fs::write(root.join("shared/theirs"), "keep").unwrap();
+        let manifest = Manifest {
+            account: "bckpciuem".into(),
+            created_files: vec![root.join("made/inner/file")],
+            created_dirs: vec![root.join("made"), root.join("made/inner"), root.join("shared")],
+            added_keys: vec![AddedKey { file: root.join("home/.ssh/authorized_keys"), key: "OURS".into() }],
+            ..Manifest::default()
+        };
+        fs::create_dir_all(Manifest::path(root).parent().unwrap()).unwrap();
+        fs::write(Manifest::path(root), manifest.to_toml().unwrap()).unwrap();
+
+        let removed = uninstall(root, false).unwrap().unwrap();
+        assert!(removed.contains(&root.join("made")));
+        assert!(!root.join("made").exists());
+        assert_eq!(fs::read_to_string(root.join("shared/theirs")).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(root.join("home/.ssh/authorized_keys")).unwrap(), "ssh-ed25519 OTHER x\n");
+        assert!(!Manifest::path(root).exists());
+        assert!(uninstall(root, false).unwrap().is_none());
+    }
+}
