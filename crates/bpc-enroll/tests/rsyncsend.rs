@@ -1,0 +1,81 @@
+//! `bpc-enroll rsyncsend` as sshd starts it: hostile commands run nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+use assert_cmd::Command;
+use std::fs;
+use std::path::Path;
+
+/// Runs rsyncsend with `command` as BackupPC's request and the given config.
+fn rsyncsend(config: &Path, command: &str) -> std::process::Output {
+    Command::cargo_bin("bpc-enroll")
+        .unwrap()
+        .env_clear()
+        .env("SSH_ORIGINAL_COMMAND", command)
+        .env("SSH_CONNECTION", "127.0.0.1 40000 127.0.0.1 22")
+        .arg("rsyncsend")
+        .arg("--config")
+        .arg(config)
+        .write_stdin("")
+        .output()
+        .unwrap()
+}
+
+fn config(dir: &Path, allow_restore: bool) -> std::path::PathBuf {
+    let path = dir.join("client.toml");
+    fs::write(&path, format!("allow-restore = {allow_restore}\n")).unwrap();
+    path
+}
+
+#[test]
+fn hostile_commands_are_refused_and_run_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), false);
+    let marker = dir.path().join("ran");
+    let m = marker.display();
+    let corpus = [
+        format!("touch {m}"),
+        format!("/bin/sh -c 'touch {m}'"),
+        format!("rsync --server --sender -a . ; touch {m}"),
+        format!("rsync --server --sender -a . && touch {m}"),
+        format!("rsync --server --sender -a . | touch {m}"),
+        format!("rsync --server --sender -a$(touch {m}) ."),
+        format!("rsync --server --sender -a`touch {m}` ."),
+        format!("rsync --server --sender -e 'sh -c touch\\ {m}' ."),
+        format!("rsync --server --sender --rsh=touch\\ {m} -a ."),
+        format!("rsync --server --sender -a --log-file={m} ."),
+        format!("rsync --server --sender -a --write-batch={m} ."),
+        format!("rsync --server --sender -a --remove-source-files ."),
+        format!("rsync --server -slHogDtprRe.iLsfxC ."),
+        format!("rsync --daemon --server ."),
+        format!("rsync --server --sender -a . {m}"),
+        format!("perl -e 'open F, \">{m}\"'"),
+        format!("rsync --server --sender -a .\ntouch {m}"),
+        String::new(),
+    ];
+    for command in &corpus {
+        let output = rsyncsend(&config, command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(stderr.starts_with("bpc-enroll rsyncsend: refused: "), "{command:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{command:?}");
+        assert!(!marker.exists(), "{command:?} ran something");
+    }
+}
+
+#[test]
+fn restores_are_accepted_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let restore = "/usr/bin/rsync --server -slHogDtprRe.iLsfxC .";
+    let refused = rsyncsend(&config(dir.path(), false), restore);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("restores are turned off"));
+    let allowed = rsyncsend(&config(dir.path(), true), restore);
+    assert!(!String::from_utf8_lossy(&allowed.stderr).contains("refused"), "{allowed:?}");
+}
+
+#[test]
+fn a_missing_configuration_refuses_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = rsyncsend(&dir.path().join("absent.toml"), "/usr/bin/rsync --server --sender -slHogDtprxe.iLsfxC .");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the client configuration"));
+}
