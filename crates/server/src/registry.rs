@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The header BackupPC expects as the first non-comment line of `hosts`.
 pub const HOSTS_HEADER: &str = "host\tdhcp\tuser\tmoreUsers\n";
@@ -161,8 +162,9 @@ impl BackupPcRegistry {
         let new_config =
             AtomicWrite::prepare(&config_path, registration.host_config.as_bytes(), 0o644).map_err(config_error)?;
         let previous_config = fs::read(&config_path).ok();
+        let previous_mtime = fs::metadata(&hosts_path).and_then(|m| m.modified()).ok();
         new_config.commit().map_err(config_error)?;
-        if let Err(source) = new_hosts.commit() {
+        if let Err(source) = new_hosts.commit().and_then(|()| newer_than(&hosts_path, previous_mtime)) {
             // The host is not in `hosts`, so its config must not change either.
             let _ = match previous_config {
                 Some(old) => files::write_atomic(&config_path, &old, 0o644),
@@ -194,6 +196,21 @@ impl Registry for BackupPcRegistry {
             None => self.add(registration, &hosts, has_header).map(|()| Outcome::Added),
         }
     }
+}
+
+/// Makes sure `path`'s modification time, in whole seconds, is later than
+/// `previous`: BackupPC re-reads `hosts` only when that number changes, so
+/// two registrations within one second would otherwise leave the second one
+/// unseen until some later change.
+fn newer_than(path: &std::path::Path, previous: Option<SystemTime>) -> io::Result<()> {
+    let Some(previous) = previous else { return Ok(()) };
+    let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let current = fs::metadata(path)?.modified()?;
+    if seconds(current) > seconds(previous) {
+        return Ok(());
+    }
+    let bumped = UNIX_EPOCH + Duration::from_secs(seconds(previous) + 1);
+    File::options().write(true).open(path)?.set_modified(bumped)
 }
 
 /// Reads a `hosts` file as BackupPC does: `#` starts a comment, blank lines
@@ -292,6 +309,19 @@ mod tests {
         let error = BackupPcRegistry::new(dir.path()).register(&registration("pc.example.org", "alice")).unwrap_err();
         assert_eq!(error.refusal(), Refusal::CouldNotRegister);
         assert!(!dir.path().join("pc.example.org.pl").exists());
+    }
+
+    #[test]
+    fn every_change_of_hosts_moves_its_mtime_to_a_later_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let mut seen = Vec::new();
+        for n in 0..3 {
+            registry.register(&registration(&format!("h{n}.example.org"), "alice")).unwrap();
+            let mtime = fs::metadata(dir.path().join("hosts")).unwrap().modified().unwrap();
+            seen.push(mtime.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        }
+        assert!(seen.windows(2).all(|pair| pair[1] > pair[0]), "{seen:?}");
     }
 
     #[test]

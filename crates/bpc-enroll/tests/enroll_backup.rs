@@ -1,0 +1,308 @@
+//! End to end: a machine enrolled over real OpenSSH is backed up and restored
+//! by Debian's BackupPC 4 through rsyncsend. Runs as root (it creates a
+//! system account and a sudo rule, and removes them again).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+mod system;
+
+use assert_cmd::Command as TestCommand;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use system::backuppc::{BackupPc, give_to_backuppc};
+use system::{Sshd, keygen, run};
+
+/// The tests here change the system (accounts, /etc/bpc-enroll, the setup
+/// manifest): one at a time.
+static SYSTEM: Mutex<()> = Mutex::new(());
+
+/// The backup account the tests create; no real installation uses it.
+const ACCOUNT: &str = "bpcetest";
+const HOST: &str = "pc-test.example.org";
+const MANIFEST: &str = "/var/lib/bpc-enroll/installed.toml";
+const INSTALLED_CONFIG: &str = "/etc/bpc-enroll/client.toml";
+
+fn bpc_enroll() -> TestCommand {
+    let mut command = TestCommand::cargo_bin("bpc-enroll").unwrap();
+    command.env_clear().env("PATH", "/usr/bin:/bin").write_stdin("");
+    command
+}
+
+/// The `bpc-register` built beside `bpc-enroll` (`cargo test --workspace`
+/// builds both before running any test).
+fn bpc_register() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_bpc-enroll")).with_file_name("bpc-register");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// Refuses to run on a machine where bpc-enroll is really installed, and
+/// removes what a test installed even when it fails half-way.
+struct SystemGuard;
+
+impl SystemGuard {
+    fn new() -> SystemGuard {
+        assert!(!Path::new(MANIFEST).exists(), "{MANIFEST} exists: bpc-enroll is installed here; not touching it");
+        let existing = nix::unistd::User::from_name(ACCOUNT).unwrap();
+        assert!(existing.is_none(), "account {ACCOUNT} exists: a previous run did not clean up");
+        SystemGuard
+    }
+}
+
+impl Drop for SystemGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_bpc-enroll")).arg("uninstall").output();
+        if nix::unistd::User::from_name(ACCOUNT).ok().flatten().is_some() {
+            let _ = Command::new("/usr/sbin/userdel").arg(ACCOUNT).output();
+        }
+        let _ = fs::remove_file(format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}"));
+    }
+}
+
+/// The server side: BackupPC, its keys, bpc-register's configuration and an
+/// sshd that lets the register key run bpc-register as backuppc.
+struct Server {
+    backuppc: BackupPc,
+    sshd: Sshd,
+    register_key: PathBuf,
+    config: PathBuf,
+}
+
+fn server(base: &Path, client_port: u16) -> Server {
+    let mut backuppc = BackupPc::new(&base.join("bpc"));
+    let ssh = backuppc.dir.join("ssh");
+    keygen(&ssh.join("id_ed25519"), "backuppc@test");
+    fs::write(ssh.join("known_hosts"), "").unwrap();
+    for file in ["id_ed25519", "id_ed25519.pub", "known_hosts"] {
+        give_to_backuppc(&ssh.join(file));
+    }
+    backuppc.start_daemon();
+
+    let dir = base.join("server");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n").unwrap();
+    fs::write(dir.join("hosts.static"), format!("127.0.0.1 {HOST}\n")).unwrap();
+    let reload = backuppc.reload_command().iter().map(|word| format!("{word:?}")).collect::<Vec<_>>().join(", ");
+    let config = dir.join("server.toml");
+    fs::write(
+        &config,
+        format!(
+            "domain = \"example.org\"\n\
+             [backuppc]\n\
+             conf-dir = \"{conf}\"\n\
+             url = \"http://backup.example.org/backuppc/index.cgi?host={{host}}\"\n\
+             key = \"{ssh}/id_ed25519.pub\"\n\
+             known-hosts = \"{ssh}/known_hosts\"\n\
+             account = \"{ACCOUNT}\"\n\
+             client-port = {client_port}\n\
+             connect-to = \"address\"\n\
+             reload-command = [{reload}]\n\
+             [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
+             [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
+             [log]\nkind = \"file\"\npath = \"{log}\"\n",
+            conf = backuppc.conf_dir().display(),
+            ssh = ssh.display(),
+            log = backuppc.dir.join("log/register.log").display(),
+        ),
+    )
+    .unwrap();
+    for file in ["users.toml", "hosts.static", "server.toml"] {
+        fs::set_permissions(dir.join(file), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    let register_key = base.join("register_ed25519");
+    keygen(&register_key, "register@test");
+    let line = run(Command::new(bpc_register())
+        .args(["authorized-keys", "--from", "127.0.0.1", "--key"])
+        .arg(register_key.with_extension("pub"))
+        .arg("--config")
+        .arg(&config));
+    let keys = base.join("server-sshd/keys");
+    fs::create_dir_all(&keys).unwrap();
+    fs::write(keys.join("backuppc"), line).unwrap();
+    // Debian's backuppc account is locked (`!`): sshd accepts its keys with PAM only.
+    let sshd = Sshd::start(
+        &base.join("server-sshd"),
+        &format!("UsePAM yes\nAllowUsers backuppc\nAuthorizedKeysFile {}/%u", keys.display()),
+    );
+    Server { backuppc, sshd, register_key, config }
+}
+
+/// The client's tree to back up: modes, an owner with no name, a symlink, and
+/// a name with spaces and bytes that are not UTF-8.
+fn make_tree(tree: &Path) {
+    fs::create_dir_all(tree.join("sub/deeper")).unwrap();
+    fs::write(tree.join("plain.txt"), "plain\n").unwrap();
+    fs::write(tree.join("secret"), "only root\n").unwrap();
+    fs::set_permissions(tree.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(tree.join("sub/script.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(tree.join("sub/script.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(tree.join("sub/owned"), "someone else's\n").unwrap();
+    std::os::unix::fs::chown(tree.join("sub/owned"), Some(12345), Some(54321)).unwrap();
+    let odd = tree.join(OsStr::from_bytes(b"name with spaces \xe9\xff"));
+    fs::write(&odd, vec![0u8, 1, 2, 255]).unwrap();
+    symlink("../plain.txt", tree.join("sub/link")).unwrap();
+    fs::write(tree.join("sub/deeper/big.bin"), (0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+}
+
+/// One entry of a tree: relative path, type, mode, owner, group, content
+/// (or link target).
+type Entry = (Vec<u8>, &'static str, u32, u32, u32, Vec<u8>);
+
+/// Every entry below `root`, sorted.
+fn describe(root: &Path) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let relative = path.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+            let (kind, content) = if meta.file_type().is_symlink() {
+                ("symlink", fs::read_link(&path).unwrap().as_os_str().as_bytes().to_vec())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                ("dir", Vec::new())
+            } else {
+                ("file", fs::read(&path).unwrap())
+            };
+            let mode = if meta.file_type().is_symlink() { 0 } else { meta.mode() & 0o7777 };
+            entries.push((relative, kind, mode, meta.uid(), meta.gid(), content));
+        }
+    }
+    entries.sort();
+    entries
+}
+
+fn client_config(base: &Path, server: &Server, known_hosts_line: &str, port: u16) -> PathBuf {
+    let dir = base.join("client");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("known_hosts"), known_hosts_line).unwrap();
+    fs::copy(&server.register_key, dir.join("register_ed25519")).unwrap();
+    let config = dir.join("client.toml");
+    fs::write(
+        &config,
+        format!(
+            "server = \"ssh://127.0.0.1:{port}\"\nregister-key = \"register_ed25519\"\nknown-hosts = \"known_hosts\"\n\
+             account = \"{ACCOUNT}\"\ntimeout = 5\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+
+    let client_sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+    let server = server(base, client_sshd.port);
+    let config = client_config(base, &server, &server.sshd.known_hosts_line(), server.sshd.port);
+
+    // Enrollment, as root, for real.
+    let output = bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).output().unwrap();
+    assert!(output.status.success(), "setup failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("http://backup.example.org/backuppc/index.cgi?host={HOST}\n")
+    );
+    let keys = fs::read_to_string(format!("/var/lib/{ACCOUNT}/.ssh/authorized_keys")).unwrap();
+    assert!(
+        keys.starts_with(&format!(
+            "from=\"127.0.0.1\",restrict,command=\"{} rsyncsend --config {INSTALLED_CONFIG}\" ssh-ed25519 ",
+            fs::canonicalize(env!("CARGO_BIN_EXE_bpc-enroll")).unwrap().display()
+        )),
+        "{keys}"
+    );
+    let sudoers = fs::metadata(format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}")).unwrap();
+    assert_eq!(sudoers.mode() & 0o777, 0o440);
+    let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
+    assert!(hosts.ends_with(&format!("{HOST}\t0\talice\n")), "{hosts}");
+    let register_log = fs::read_to_string(server.backuppc.dir.join("log/register.log")).unwrap();
+    assert!(!register_log.contains("could not tell BackupPC to reload"), "{register_log}");
+
+    // Setup again changes nothing; status sees everything in place.
+    let before = fs::read(format!("/var/lib/{ACCOUNT}/.ssh/authorized_keys")).unwrap();
+    bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).assert().success();
+    assert_eq!(fs::read(format!("/var/lib/{ACCOUNT}/.ssh/authorized_keys")).unwrap(), before);
+    bpc_enroll().args(["status", "--config"]).arg(&config).assert().success();
+
+    // The administrator narrows the host's share to the test tree.
+    let tree = base.join("tree");
+    make_tree(&tree);
+    let host_config = server.backuppc.conf_dir().join(format!("{HOST}.pl"));
+    let mut text = fs::read_to_string(&host_config).unwrap();
+    text.push_str(&format!("$Conf{{RsyncShareName}} = ['{}'];\n$Conf{{BackupsDisable}} = 1;\n", tree.display()));
+    fs::write(&host_config, text).unwrap();
+
+    server.backuppc.dump(HOST, "-f");
+    fs::write(tree.join("plain.txt"), "changed after the full backup\n").unwrap();
+    fs::write(tree.join("sub/new-file"), "new\n").unwrap();
+    server.backuppc.dump(HOST, "-i");
+    let restored = base.join("restored");
+    server.backuppc.restore(HOST, server.backuppc.newest_backup(HOST), &tree, &restored);
+    assert_eq!(describe(&restored), describe(&tree));
+
+    // Uninstall removes exactly what setup added.
+    bpc_enroll().arg("uninstall").assert().success();
+    assert!(nix::unistd::User::from_name(ACCOUNT).unwrap().is_none());
+    for gone in [
+        MANIFEST.to_owned(),
+        INSTALLED_CONFIG.to_owned(),
+        format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}"),
+        format!("/var/lib/{ACCOUNT}"),
+    ] {
+        assert!(!Path::new(&gone).exists(), "{gone} is still there");
+    }
+    drop(guard);
+}
+
+#[test]
+fn a_changed_server_host_key_or_an_unreachable_server_changes_nothing() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let server = server(base, 22);
+
+    let impostor = keygen(&base.join("impostor"), "impostor");
+    let impostor = impostor.rsplit_once(' ').unwrap().0;
+    let config =
+        client_config(base, &server, &format!("[127.0.0.1]:{} {impostor}\n", server.sshd.port), server.sshd.port);
+    bpc_enroll()
+        .args(["setup", "--user", "alice", "--config"])
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("does not match the one pinned in"));
+    assert_nothing_installed(&server);
+
+    let closed = system::free_port();
+    let config = client_config(base, &server, &server.sshd.known_hosts_line(), closed);
+    bpc_enroll()
+        .args(["setup", "--user", "alice", "--config"])
+        .arg(&config)
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("cannot reach the server"));
+    assert_nothing_installed(&server);
+}
+
+fn assert_nothing_installed(server: &Server) {
+    assert!(nix::unistd::User::from_name(ACCOUNT).unwrap().is_none(), "the account was left behind");
+    for path in [MANIFEST.to_owned(), INSTALLED_CONFIG.to_owned(), format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}")] {
+        assert!(!Path::new(&path).exists(), "{path} was written");
+    }
+    let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
+    assert!(!hosts.contains(HOST), "the host was registered: {hosts}");
+    let _ = &server.config;
+}

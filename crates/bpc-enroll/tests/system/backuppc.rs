@@ -1,0 +1,223 @@
+//! Debian's BackupPC 4, unchanged, run with its configuration in a test folder.
+//!
+//! BackupPC's scripts hard-code `/etc/backuppc/config.pl`; everything else
+//! follows the `TopDir`, `ConfDir`, `LogDir` and `RunDir` that file sets. A
+//! small preloaded Perl module (through `PERL5OPT`, which the daemon passes on
+//! to every job) points the storage layer at the test's `config.pl` instead.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = "/usr/share/backuppc/bin";
+
+/// Preloaded before any BackupPC script: the storage layer takes its
+/// `ConfDir` from `BPC_CONFDIR`.
+const RELOCATE_PM: &str = r#"package BpcTestRelocate;
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Storage::Text;
+my $conf_dir = $ENV{BPC_CONFDIR};
+if ( defined($conf_dir) && $conf_dir ne "" ) {
+    no warnings 'redefine';
+    my $new = \&BackupPC::Storage::Text::new;
+    *BackupPC::Storage::Text::new = sub {
+        my($class, $fields, $paths, @rest) = @_;
+        $paths->{ConfDir} = $conf_dir;
+        return $new->($class, $fields, $paths, @rest);
+    };
+}
+1;
+"#;
+
+/// A BackupPC installation in a folder, its daemon started on demand.
+pub struct BackupPc {
+    /// The folder (`conf`, `top`, `log`, `run`, `perl`, `ssh`).
+    pub dir: PathBuf,
+    daemon: Option<Child>,
+}
+
+/// The `backuppc` account's ids.
+pub fn backuppc_ids() -> (u32, u32) {
+    let user = nix::unistd::User::from_name("backuppc").unwrap().expect("the backuppc package creates its account");
+    (user.uid.as_raw(), user.gid.as_raw())
+}
+
+/// Gives `path` to the backuppc account.
+pub fn give_to_backuppc(path: &Path) {
+    let (uid, gid) = backuppc_ids();
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
+impl BackupPc {
+    /// Lays out the folders and a `config.pl` that loads Debian's defaults
+    /// and moves every path into `dir`.
+    pub fn new(dir: &Path) -> BackupPc {
+        for sub in ["conf", "top", "top/pc", "top/pool", "top/cpool", "log", "run", "ssh"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+            give_to_backuppc(&dir.join(sub));
+        }
+        fs::create_dir_all(dir.join("perl")).unwrap();
+        fs::write(dir.join("perl/BpcTestRelocate.pm"), RELOCATE_PM).unwrap();
+        let d = dir.display();
+        let config = format!(
+            "do '/usr/share/backuppc/conf/config.pl' // die(\"cannot load the default config: $@ $!\");\n\
+             $Conf{{TopDir}}        = '{d}/top';\n\
+             $Conf{{ConfDir}}       = '{d}/conf';\n\
+             $Conf{{LogDir}}        = '{d}/log';\n\
+             $Conf{{RunDir}}        = '{d}/run';\n\
+             $Conf{{InstallDir}}    = '/usr/share/backuppc';\n\
+             $Conf{{ServerPort}}    = -1;\n\
+             $Conf{{PingCmd}}       = '';\n\
+             $Conf{{SmbClientPath}} = '';\n\
+             $Conf{{NmbLookupPath}} = '';\n\
+             $Conf{{NmbLookupCmd}}  = '';\n\
+             $Conf{{BackupsDisable}} = 1;\n\
+             $Conf{{WakeupSchedule}} = [23.99];\n\
+             $Conf{{XferLogLevel}}  = 2;\n"
+        );
+        fs::write(dir.join("conf/config.pl"), config).unwrap();
+        fs::write(dir.join("conf/hosts"), "host        dhcp    user    moreUsers\n").unwrap();
+        for file in ["conf/config.pl", "conf/hosts"] {
+            give_to_backuppc(&dir.join(file));
+        }
+        BackupPc { dir: dir.to_owned(), daemon: None }
+    }
+
+    /// BackupPC's configuration folder (`conf-dir` of bpc-register).
+    pub fn conf_dir(&self) -> PathBuf {
+        self.dir.join("conf")
+    }
+
+    /// The environment every BackupPC program runs with, as `NAME=value`.
+    pub fn environment(&self) -> Vec<String> {
+        vec![
+            "HOME=/var/lib/backuppc".into(),
+            "USER=backuppc".into(),
+            "LOGNAME=backuppc".into(),
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            format!("PERL5OPT=-I{} -MBpcTestRelocate", self.dir.join("perl").display()),
+            format!("BPC_CONFDIR={}", self.conf_dir().display()),
+        ]
+    }
+
+    /// A command that runs `program` as backuppc (BackupPC refuses root)
+    /// with the relocation in its environment.
+    fn as_backuppc(&self, program: &str) -> Command {
+        let mut command = Command::new("/usr/bin/setpriv");
+        command
+            .args(["--reuid=backuppc", "--regid=backuppc", "--init-groups", "--", "/usr/bin/env", "-i"])
+            .args(self.environment())
+            .arg(program)
+            .env_clear()
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// `bpc-register`'s `reload-command` for this installation.
+    pub fn reload_command(&self) -> Vec<String> {
+        let mut command = vec!["/usr/bin/env".to_owned(), "-i".to_owned()];
+        command.extend(self.environment());
+        command.extend([format!("{BIN}/BackupPC_serverMesg"), "server".into(), "reload".into()]);
+        command
+    }
+
+    /// Starts the daemon (which backups need for their host lock) and waits
+    /// for its pid file, which it writes once its socket listens.
+    pub fn start_daemon(&mut self) {
+        let child = self.as_backuppc(&format!("{BIN}/BackupPC")).stdout(Stdio::null()).spawn().unwrap();
+        self.daemon = Some(child);
+        let pid_file = self.dir.join("run/BackupPC.pid");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !fs::read_to_string(&pid_file).is_ok_and(|pid| !pid.trim().is_empty()) {
+            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().unwrap()) {
+                panic!("the BackupPC daemon exited ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "the BackupPC daemon did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The daemon's log.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("log/LOG")).unwrap_or_default()
+    }
+
+    /// Runs a BackupPC program as backuppc and returns its output.
+    pub fn tool(&self, program: &str, args: &[&str]) -> Output {
+        self.as_backuppc(&format!("{BIN}/{program}")).args(args).output().unwrap()
+    }
+
+    /// A full (`-f`) or incremental (`-i`) backup of `host`; panics with
+    /// BackupPC's transfer log when it fails.
+    pub fn dump(&self, host: &str, kind: &str) {
+        let output = self.tool("BackupPC_dump", &["-v", kind, host]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let expected = if kind == "-f" { "full backup complete" } else { "incr backup complete" };
+        assert!(
+            output.status.success() && stdout.contains(expected),
+            "BackupPC_dump {kind} {host} failed:\n{stdout}\n{}\n{}\ndaemon log:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.last_xfer_log(host),
+            self.log()
+        );
+    }
+
+    /// The newest backup's number (BackupPC 4 renumbers them).
+    pub fn newest_backup(&self, host: &str) -> u32 {
+        let backups = fs::read_to_string(self.dir.join(format!("top/pc/{host}/backups"))).unwrap();
+        let last = backups.lines().last().expect("at least one backup");
+        last.split('\t').next().unwrap().parse().unwrap()
+    }
+
+    /// Restores all of `share` from backup `num` of `host` into `target`
+    /// (whose parent must exist) on the same client.
+    pub fn restore(&self, host: &str, num: u32, share: &Path, target: &Path) {
+        let request_name = "restoreReq.test.1";
+        let request = format!(
+            "%RestoreReq = (\n  'fileList' => ['/'],\n  'hostDest' => '{host}',\n  'hostSrc' => '{host}',\n  'num' => {num},\n  \
+             'pathHdrDest' => '/',\n  'pathHdrSrc' => '/',\n  'reqTime' => 0,\n  'shareDest' => '{}',\n  'shareSrc' => '{}',\n  \
+             'user' => 'backuppc'\n);\n",
+            target.display(),
+            share.display()
+        );
+        let path = self.dir.join(format!("top/pc/{host}/{request_name}"));
+        fs::write(&path, request).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let output = self.tool("BackupPC_restore", &["-v", host, host, request_name]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("restore complete"),
+            "BackupPC_restore failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The newest transfer log of `host`, decompressed, for failure messages.
+    pub fn last_xfer_log(&self, host: &str) -> String {
+        let dir = self.dir.join(format!("top/pc/{host}"));
+        let mut logs: Vec<PathBuf> = fs::read_dir(&dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.retain(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("XferLOG")));
+        logs.sort();
+        match logs.last() {
+            Some(log) => {
+                String::from_utf8_lossy(&self.tool("BackupPC_zcat", &[&log.display().to_string()]).stdout).into_owned()
+            }
+            None => String::from("(no transfer log)"),
+        }
+    }
+}
+
+impl Drop for BackupPc {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = daemon.wait();
+        }
+    }
+}
