@@ -11,9 +11,11 @@ mod connection;
 mod names;
 mod refusal;
 mod request;
+mod secret;
 
 pub use answer::{Answer, SuccessAnswer, parse_answer, render_error, render_success};
 pub use connection::{ConnectionError, SshConnection};
 pub use names::{Domain, HostName, Logon, NameError, OsName};
 pub use refusal::Refusal;
 pub use request::{MAX_REQUEST_LEN, Request, RequestError, parse_request};
+pub use secret::Secret;

@@ -111,6 +111,41 @@ pub enum DirectoryConfig {
         /// The users file.
         path: PathBuf,
     },
+    /// An LDAP directory.
+    Ldap(LdapConfig),
+}
+
+/// The `[directory]` table with `kind = "ldap"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LdapConfig {
+    /// `ldap://host[:port]` or `ldaps://host[:port]`.
+    #[serde(deserialize_with = "ldap_url")]
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Where users are searched (subtree).
+    pub base: String,
+    /// The search filter; `{logon}` is replaced by the RFC 4515-escaped logon.
+    #[serde(default = "default_ldap_filter", deserialize_with = "ldap_filter")]
+    pub filter: String,
+    /// The DN to bind as before searching; anonymous when absent.
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    /// A file holding the bind password (never on the command line).
+    #[serde(default)]
+    pub bind_password_file: Option<PathBuf>,
+    /// The CA certificate(s), PEM, that sign the server's certificate; the
+    /// system's roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// A group (`member:` DNs) whose members are administrators.
+    #[serde(default)]
+    pub admin_group: Option<String>,
+    /// Seconds allowed for connecting and for each operation.
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout: u64,
 }
 
 /// The `[resolver]` table: address to name and back.
@@ -121,6 +156,15 @@ pub enum ResolverConfig {
     Static {
         /// The hosts file.
         path: PathBuf,
+    },
+    /// The DNS.
+    Dns {
+        /// The servers to ask (`IP` or `IP:port`); the system's resolv.conf when empty.
+        #[serde(default, deserialize_with = "dns_servers")]
+        servers: Vec<std::net::SocketAddr>,
+        /// Seconds allowed for each lookup.
+        #[serde(default = "default_dns_timeout")]
+        timeout: u64,
     },
 }
 
@@ -135,6 +179,15 @@ pub enum LogConfig {
     File {
         /// The log file, appended to.
         path: PathBuf,
+    },
+    /// The system log.
+    Syslog {
+        /// The facility.
+        #[serde(default = "default_facility", deserialize_with = "facility")]
+        facility: String,
+        /// The datagram socket syslog listens on.
+        #[serde(default = "default_syslog_socket")]
+        socket: PathBuf,
     },
 }
 
@@ -168,19 +221,83 @@ impl ServerConfig {
         }
         match &mut self.directory {
             DirectoryConfig::File { path } => anchor(path),
+            DirectoryConfig::Ldap(ldap) => {
+                for path in [&mut ldap.bind_password_file, &mut ldap.ca_file].into_iter().flatten() {
+                    anchor(path);
+                }
+            }
         }
         match &mut self.resolver {
             ResolverConfig::Static { path } => anchor(path),
+            ResolverConfig::Dns { .. } => {}
         }
         match &mut self.log {
             LogConfig::Stderr => {}
             LogConfig::File { path } => anchor(path),
+            LogConfig::Syslog { socket, .. } => anchor(socket),
         }
     }
 }
 
 fn default_os() -> Vec<OsName> {
     ["linux", "macos", "windows"].into_iter().filter_map(|os| OsName::parse(os).ok()).collect()
+}
+
+fn default_ldap_filter() -> String {
+    "(uid={logon})".to_owned()
+}
+
+fn default_ldap_timeout() -> u64 {
+    5
+}
+
+fn default_dns_timeout() -> u64 {
+    2
+}
+
+fn default_facility() -> String {
+    "local3".to_owned()
+}
+
+fn default_syslog_socket() -> PathBuf {
+    PathBuf::from("/dev/log")
+}
+
+fn ldap_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.starts_with("ldap://") || text.starts_with("ldaps://") {
+        Ok(text)
+    } else {
+        Err(serde::de::Error::custom("must be an ldap:// or ldaps:// URL"))
+    }
+}
+
+fn ldap_filter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.starts_with('(') && text.ends_with(')') && text.contains("{logon}") {
+        Ok(text)
+    } else {
+        Err(serde::de::Error::custom("must be a parenthesised LDAP filter holding {logon}"))
+    }
+}
+
+fn dns_servers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<std::net::SocketAddr>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<std::net::SocketAddr>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| std::net::SocketAddr::new(ip, 53)))
+                .map_err(|_| serde::de::Error::custom(format!("`{text}` is not IP or IP:port")))
+        })
+        .collect()
+}
+
+fn facility<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse::<syslog::Facility>()
+        .map(|_| text.clone())
+        .map_err(|_| serde::de::Error::custom("must be a syslog facility such as local3, daemon or auth"))
 }
 
 fn default_client_port() -> u16 {
@@ -304,12 +421,38 @@ path = "hosts.static"
             ("os = [\"linux\", \"macos\"]", "os = [\"Linux\"]", "os"),
             ("key = \"/var", "account = \"root; rm\"\nkey = \"/var", "backuppc.account"),
             ("url = \"http://", "url = \"javascript://", "backuppc.url"),
-            ("kind = \"static\"", "kind = \"dns\"", "resolver.kind"),
+            ("kind = \"static\"", "kind = \"nis\"", "resolver.kind"),
         ] {
             let text = GOOD.replace(from, to);
             assert_ne!(text, GOOD, "replacement of {from} did nothing");
             let message = parse(&text).unwrap_err();
             assert!(message.contains(&format!("key `{key}`")), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn reads_the_real_backends() {
+        let text = GOOD
+            .replace("kind = \"file\"\npath = \"users.toml\"", "kind = \"ldap\"\nurl = \"ldaps://ldap.example.org\"\nbase = \"ou=people,dc=example,dc=org\"\nbind-dn = \"cn=reader,dc=example,dc=org\"\nbind-password-file = \"ldap.secret\"")
+            .replace("kind = \"static\"\npath = \"hosts.static\"", "kind = \"dns\"\nservers = [\"127.0.0.1:5353\", \"::1\"]")
+            + "[log]\nkind = \"syslog\"\n";
+        let config = parse(&text).unwrap();
+        let DirectoryConfig::Ldap(ldap) = &config.directory else { panic!("not ldap") };
+        assert_eq!(ldap.filter, "(uid={logon})");
+        assert_eq!(ldap.bind_password_file.as_deref(), Some(Path::new("/srv/ldap.secret")));
+        let ResolverConfig::Dns { servers, timeout } = &config.resolver else { panic!("not dns") };
+        assert_eq!(servers.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["127.0.0.1:5353", "[::1]:53"]);
+        assert_eq!(*timeout, 2);
+        let LogConfig::Syslog { facility, socket } = &config.log else { panic!("not syslog") };
+        assert_eq!((facility.as_str(), socket.as_path()), ("local3", Path::new("/dev/log")));
+
+        for (bad, key) in [
+            ("url = \"ldaps://ldap.example.org\"", "url = \"http://ldap\""),
+            ("base = ", "filter = \"uid=x\"\nbase = "),
+            ("servers = [\"127.0.0.1:5353\", \"::1\"]", "servers = [\"dns.example.org\"]"),
+            ("kind = \"syslog\"\n", "kind = \"syslog\"\nfacility = \"local9\"\n"),
+        ] {
+            assert!(parse(&text.replace(bad, key)).is_err(), "{key} was accepted");
         }
     }
 

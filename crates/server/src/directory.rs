@@ -1,6 +1,6 @@
 //! Who may register: the institution's user directory.
 
-use protocol::Logon;
+use protocol::{Logon, Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,13 @@ pub trait Directory {
     /// Whether `logon` names a user. `Err` only when the directory cannot answer,
     /// which is the server's fault and must never read as "no such user".
     fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError>;
+
+    /// Whether `password` is `logon`'s. An empty password is never right,
+    /// and is refused before the directory is asked.
+    fn check_password(&self, logon: &Logon, password: &Secret) -> Result<bool, DirectoryError>;
+
+    /// Whether `logon` is in the directory's administrators group.
+    fn is_admin(&self, logon: &Logon) -> Result<bool, DirectoryError>;
 }
 
 /// Why the directory could not answer.
@@ -27,6 +34,24 @@ pub enum DirectoryError {
         name: String,
         /// Why it is not a logon.
         reason: protocol::NameError,
+    },
+    /// The directory server could not be reached or did not answer.
+    #[error("the directory {url} cannot be consulted: {reason}")]
+    Unavailable {
+        /// The directory's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file the directory needs (bind password, CA) cannot be read.
+    #[error("{path}: cannot read the {what}: {reason}")]
+    Setting {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        what: &'static str,
+        /// Why it cannot be used.
+        reason: String,
     },
 }
 
@@ -77,6 +102,15 @@ impl FileDirectory {
 impl Directory for FileDirectory {
     fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
         Ok(self.users.contains_key(logon))
+    }
+
+    /// The users file holds no passwords yet: no password is ever right.
+    fn check_password(&self, _logon: &Logon, _password: &Secret) -> Result<bool, DirectoryError> {
+        Ok(false)
+    }
+
+    fn is_admin(&self, _logon: &Logon) -> Result<bool, DirectoryError> {
+        Ok(false)
     }
 }
 

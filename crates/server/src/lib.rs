@@ -8,7 +8,9 @@
 
 pub mod config;
 pub mod directory;
+pub mod dns;
 pub mod hostconfig;
+pub mod ldap;
 pub mod log;
 pub mod register;
 pub mod registry;

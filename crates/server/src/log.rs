@@ -39,6 +39,13 @@ pub enum EventLog {
     Stderr,
     /// A file, appended to, one line per event.
     File(PathBuf),
+    /// The system log, through its datagram socket.
+    Syslog {
+        /// The facility, e.g. `local3`.
+        facility: syslog::Facility,
+        /// The socket, e.g. `/dev/log`.
+        socket: PathBuf,
+    },
 }
 
 impl EventLog {
@@ -47,6 +54,10 @@ impl EventLog {
         match config {
             LogConfig::Stderr => EventLog::Stderr,
             LogConfig::File { path } => EventLog::File(path.clone()),
+            LogConfig::Syslog { facility, socket } => EventLog::Syslog {
+                facility: facility.parse().unwrap_or(syslog::Facility::LOG_LOCAL3),
+                socket: socket.clone(),
+            },
         }
     }
 
@@ -54,6 +65,14 @@ impl EventLog {
     /// untrusted text is passed through [`escape`] first.
     pub fn log(&self, level: Level, message: &str) {
         let line = format!("{level} {} bpc-register[{}]: {message}\n", timestamp(), std::process::id());
+        if let EventLog::Syslog { facility, socket } = self {
+            match to_syslog(*facility, socket, level, message) {
+                Ok(()) => return,
+                Err(error) => {
+                    eprintln!("warning bpc-register: cannot write to syslog at {}: {error}", socket.display())
+                }
+            }
+        }
         if let EventLog::File(path) = self {
             let written = OpenOptions::new()
                 .append(true)
@@ -78,6 +97,20 @@ pub fn escape(text: &[u8]) -> String {
         Some((cut, _)) => format!("{}...", escaped.get(..cut).unwrap_or_default()),
         None => escaped,
     }
+}
+
+/// Sends one message to syslog with the level's severity.
+fn to_syslog(facility: syslog::Facility, socket: &std::path::Path, level: Level, message: &str) -> Result<(), String> {
+    let formatter =
+        syslog::Formatter3164 { facility, hostname: None, process: "bpc-register".into(), pid: std::process::id() };
+    let mut logger = syslog::unix_custom(formatter, socket).map_err(|e| e.to_string())?;
+    let sent = match level {
+        Level::Err => logger.err(message),
+        Level::Warning => logger.warning(message),
+        Level::Notice => logger.notice(message),
+        Level::Info => logger.info(message),
+    };
+    sent.map_err(|e| e.to_string())
 }
 
 fn timestamp() -> String {

@@ -2,7 +2,9 @@
 
 use crate::config::{ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
 use crate::directory::{Directory, FileDirectory};
+use crate::dns::DnsResolver;
 use crate::hostconfig::{HostConfig, SshSettings};
+use crate::ldap::LdapDirectory;
 use crate::log::{EventLog, Level, escape};
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
@@ -80,9 +82,13 @@ impl Server {
     pub fn from_config(config: ServerConfig) -> Result<Server, ServerError> {
         let directory: Box<dyn Directory> = match &config.directory {
             DirectoryConfig::File { path } => Box::new(FileDirectory::load(path)?),
+            DirectoryConfig::Ldap(ldap) => Box::new(LdapDirectory::new(ldap)?),
         };
         let resolver: Box<dyn Resolver> = match &config.resolver {
             ResolverConfig::Static { path } => Box::new(StaticResolver::load(path)?),
+            ResolverConfig::Dns { servers, timeout } => {
+                Box::new(DnsResolver::new(servers, std::time::Duration::from_secs((*timeout).max(1)))?)
+            }
         };
         let registry = Box::new(BackupPcRegistry::new(&config.backuppc.conf_dir));
         let log = EventLog::from_config(&config.log);
@@ -293,11 +299,14 @@ mod tests {
         fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
             match self.0 {
                 Some(users) => Ok(users.contains(&logon.as_str())),
-                None => Err(DirectoryError::File(files::TomlError::Read {
-                    path: "/dev/null".into(),
-                    source: std::io::Error::other("down"),
-                })),
+                None => Err(DirectoryError::Unavailable { url: "ldap://fake".into(), reason: "down".into() }),
             }
+        }
+        fn check_password(&self, _: &Logon, _: &protocol::Secret) -> Result<bool, DirectoryError> {
+            Ok(false)
+        }
+        fn is_admin(&self, _: &Logon) -> Result<bool, DirectoryError> {
+            Ok(false)
         }
     }
 

@@ -34,6 +34,28 @@ pub enum ResolveError {
         /// The first field of that line.
         field: String,
     },
+    /// The DNS resolver could not be set up.
+    #[error("{reason}")]
+    Setup {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A DNS lookup got no answer in time.
+    #[error("{what}: no answer within {seconds} s")]
+    Timeout {
+        /// The lookup.
+        what: String,
+        /// The timeout.
+        seconds: f32,
+    },
+    /// A DNS lookup failed (as opposed to finding no such name).
+    #[error("{what}: {reason}")]
+    Failed {
+        /// The lookup.
+        what: String,
+        /// The resolver's reason.
+        reason: String,
+    },
 }
 
 /// A resolver reading a file in `/etc/hosts` format: `IP name [alias...]`,
