@@ -7,6 +7,7 @@
 //! or a process, so both sides can trust it with hostile input.
 
 mod answer;
+pub mod auth;
 mod connection;
 mod names;
 mod refusal;
