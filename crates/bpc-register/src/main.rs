@@ -18,6 +18,10 @@ use std::process::ExitCode;
 /// answers on standard output: `success` and `keyword: value` lines, or an
 /// error that starts with SSH_CONNECTION.
 ///
+/// With `auth = "password"` or `"new-hosts"`, a protocol-2 client is first
+/// challenged on the same channel (`auth-required PLAIN <realm>`, answered
+/// `PLAIN <base64>` or `cancel`, three attempts).
+///
 /// Exit status: 0 after `success`, 1 after a refusal or a server fault,
 /// 2 when the configuration or the environment is unusable.
 #[derive(Debug, Parser)]
@@ -122,7 +126,9 @@ fn forced_command(config_path: &std::path::Path) -> ExitCode {
         }
     };
     let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
-    let response = server.handle(command.as_ref().map(|c| c.as_bytes()), &connection);
+    let origin = format!("ssh://{}", server::register::socket_text(connection.server_ip, connection.server_port));
+    let mut challenger = server::challenge::LineChallenger::new(std::io::stdin().lock(), std::io::stdout());
+    let response = server.handle_with(command.as_ref().map(|c| c.as_bytes()), &connection, &origin, &mut challenger);
     answer(&response.text);
     match response.status {
         Status::Success => ExitCode::SUCCESS,

@@ -19,6 +19,11 @@ pub enum Refusal {
     CouldNotRegister,
     /// The per-host configuration file could not be written.
     CouldNotGenerateConfig,
+    /// The server asks for a password and the client speaks protocol 1.
+    AuthenticationRequired,
+    /// No answer to the challenge was right (unknown user and wrong password
+    /// alike, so that the challenge cannot be used to list users).
+    AuthenticationFailed,
 }
 
 impl Refusal {
@@ -31,6 +36,8 @@ impl Refusal {
             Refusal::ReRegisterRefused => "refusing to re-register client host with username",
             Refusal::CouldNotRegister => "Could not register",
             Refusal::CouldNotGenerateConfig => "could not generate config file.",
+            Refusal::AuthenticationRequired => "authentication required: this server asks for a password, upgrade the client",
+            Refusal::AuthenticationFailed => "authentication failed",
         }
     }
 

@@ -22,6 +22,16 @@ pub struct ServerConfig {
     /// When the server asks for a password.
     #[serde(default)]
     pub auth: AuthPolicy,
+    /// The realm named in challenges, after the server's URL.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Logons that may register hosts for others (besides the directory's
+    /// administrators group).
+    #[serde(default, deserialize_with = "logon_list")]
+    pub admins: Vec<protocol::Logon>,
+    /// The journal of registrations (JSON lines); beside `hosts` by default.
+    #[serde(default)]
+    pub journal: Option<PathBuf>,
     /// Where and how hosts are written for BackupPC.
     pub backuppc: BackupPcConfig,
     /// Who may register.
@@ -33,15 +43,17 @@ pub struct ServerConfig {
     pub log: LogConfig,
 }
 
-/// When the server challenges the client for a password. Only `never` (the
-/// register key alone is enough) exists so far; asking for another policy is
-/// a configuration error rather than a silently weaker server.
+/// When the server challenges the client for a password.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthPolicy {
-    /// Never challenge.
+    /// Never challenge: the register key alone is enough (the seed's behaviour).
     #[default]
     Never,
+    /// Always challenge.
+    Password,
+    /// Challenge unless the host is already registered to the logon.
+    NewHosts,
 }
 
 /// The `[backuppc]` table.
@@ -215,6 +227,9 @@ impl ServerConfig {
             }
         };
         anchor(&mut self.backuppc.conf_dir);
+        if let Some(journal) = &mut self.journal {
+            anchor(journal);
+        }
         anchor(&mut self.backuppc.key);
         for path in [&mut self.backuppc.identity, &mut self.backuppc.known_hosts].into_iter().flatten() {
             anchor(path);
@@ -241,6 +256,15 @@ impl ServerConfig {
 
 fn default_os() -> Vec<OsName> {
     ["linux", "macos", "windows"].into_iter().filter_map(|os| OsName::parse(os).ok()).collect()
+}
+
+fn default_realm() -> String {
+    "BackupPC enrollment".to_owned()
+}
+
+fn logon_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<protocol::Logon>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts.iter().map(|text| protocol::Logon::parse(text).map_err(serde::de::Error::custom)).collect()
 }
 
 fn default_ldap_filter() -> String {
@@ -457,9 +481,14 @@ path = "hosts.static"
     }
 
     #[test]
-    fn policies_not_yet_supported_are_refused() {
-        let message = parse(&format!("auth = \"password\"\n{GOOD}")).unwrap_err();
-        assert!(message.contains("auth"), "{message}");
+    fn reads_the_authentication_policy() {
+        let config = parse(&format!("auth = \"new-hosts\"\nrealm = \"Example backups\"\nadmins = [\"carol\"]\n{GOOD}")).unwrap();
+        assert_eq!(config.auth, AuthPolicy::NewHosts);
+        assert_eq!(config.realm, "Example backups");
+        assert_eq!(config.admins[0].as_str(), "carol");
+        let message = parse(&format!("auth = \"sometimes\"\n{GOOD}")).unwrap_err();
+        assert!(message.contains("key `auth`"), "{message}");
+        assert!(parse(&format!("admins = [\"carol;x\"]\n{GOOD}")).is_err());
     }
 
     #[test]

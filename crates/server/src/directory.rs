@@ -60,6 +60,7 @@ pub enum DirectoryError {
 /// ```toml
 /// [users.alice]
 /// name = "Alice Example"
+/// password = "$argon2id$v=19$m=19456,t=2,p=1$..."   # optional, a PHC hash
 /// ```
 #[derive(Debug, Clone)]
 pub struct FileDirectory {
@@ -73,6 +74,10 @@ pub struct UserEntry {
     /// The person's name, for people reading the file.
     #[serde(default)]
     pub name: Option<String>,
+    /// The password's hash in PHC form (argon2id); no password can be right
+    /// without one.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +93,13 @@ impl FileDirectory {
         let file: UsersFile = files::load_toml(path)?;
         let mut users = BTreeMap::new();
         for (name, entry) in file.users {
+            if let Some(hash) = &entry.password {
+                argon2::password_hash::PasswordHash::new(hash).map_err(|error| DirectoryError::Setting {
+                    path: path.to_owned(),
+                    what: "password hash",
+                    reason: format!("user `{name}`: {error}"),
+                })?;
+            }
             let logon = Logon::parse(&name).map_err(|reason| DirectoryError::BadLogon {
                 path: path.to_owned(),
                 name: name.clone(),
@@ -99,14 +111,29 @@ impl FileDirectory {
     }
 }
 
+/// Hashes `password` for a users file (argon2id, random salt).
+pub fn hash_password(password: &Secret) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| error.to_string())
+}
+
 impl Directory for FileDirectory {
     fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
         Ok(self.users.contains_key(logon))
     }
 
-    /// The users file holds no passwords yet: no password is ever right.
-    fn check_password(&self, _logon: &Logon, _password: &Secret) -> Result<bool, DirectoryError> {
-        Ok(false)
+    fn check_password(&self, logon: &Logon, password: &Secret) -> Result<bool, DirectoryError> {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        if password.is_empty() {
+            return Ok(false);
+        }
+        let Some(hash) = self.users.get(logon).and_then(|user| user.password.as_deref()) else { return Ok(false) };
+        let Ok(hash) = PasswordHash::new(hash) else { return Ok(false) };
+        Ok(argon2::Argon2::default().verify_password(password.expose().as_bytes(), &hash).is_ok())
     }
 
     fn is_admin(&self, _logon: &Logon) -> Result<bool, DirectoryError> {
@@ -129,6 +156,26 @@ mod tests {
         assert!(exists("bob"));
         assert!(!exists("Alice"));
         assert!(!exists("carol"));
+    }
+
+    #[test]
+    fn checks_hashed_passwords_and_refuses_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let hash = hash_password(&Secret::new("alice-demo")).unwrap();
+        std::fs::write(&path, format!("[users.alice]\npassword = \"{hash}\"\n[users.bob]\n")).unwrap();
+        let directory = FileDirectory::load(&path).unwrap();
+        let check = |name: &str, password: &str| {
+            directory.check_password(&Logon::parse(name).unwrap(), &Secret::new(password)).unwrap()
+        };
+        assert!(check("alice", "alice-demo"));
+        assert!(!check("alice", "alice-dem0"));
+        assert!(!check("alice", ""));
+        assert!(!check("bob", ""));
+        assert!(!check("bob", "anything"));
+        assert!(!check("carol", "alice-demo"));
+        std::fs::write(&path, "[users.alice]\npassword = \"plain text\"\n").unwrap();
+        assert!(FileDirectory::load(&path).is_err(), "a password that is not a hash was accepted");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The register command: checks a request in the contract's order and answers.
 
-use crate::config::{ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
+use crate::challenge::{Challenge, Challenger, NoChallenger};
+use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
+use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
 use crate::directory::{Directory, FileDirectory};
 use crate::dns::DnsResolver;
 use crate::hostconfig::{HostConfig, SshSettings};
@@ -90,7 +92,11 @@ impl Server {
                 Box::new(DnsResolver::new(servers, std::time::Duration::from_secs((*timeout).max(1)))?)
             }
         };
-        let registry = Box::new(BackupPcRegistry::new(&config.backuppc.conf_dir));
+        let mut registry = BackupPcRegistry::new(&config.backuppc.conf_dir);
+        if let Some(journal) = &config.journal {
+            registry = registry.with_journal(journal);
+        }
+        let registry = Box::new(registry);
         let log = EventLog::from_config(&config.log);
         let backup_key = read_public_key(&config.backuppc.key)?;
         Ok(Server { config, directory, resolver, registry, log, backup_key })
@@ -113,10 +119,25 @@ impl Server {
         &self.log
     }
 
-    /// Answers one request. `command` is `SSH_ORIGINAL_COMMAND` (`None` when
-    /// unset); it is data, parsed by `protocol` and never executed.
+    /// Answers one request that cannot be challenged (see [`Server::handle_with`]).
     pub fn handle(&self, command: Option<&[u8]>, connection: &SshConnection) -> Response {
-        match self.check_and_register(command, connection) {
+        let origin = format!("ssh://{}", socket_text(connection.server_ip, connection.server_port));
+        self.handle_with(command, connection, &origin, &mut NoChallenger)
+    }
+
+    /// Answers one request. `command` is `SSH_ORIGINAL_COMMAND` (`None` when
+    /// unset); it is data, parsed by `protocol` and never executed. When the
+    /// policy asks for a password, `challenger` carries the challenge, whose
+    /// realmstring is `<origin> realm`.
+    pub fn handle_with(
+        &self,
+        command: Option<&[u8]>,
+        connection: &SshConnection,
+        origin: &str,
+        challenger: &mut dyn Challenger,
+    ) -> Response {
+        let mut exchange = Exchange { connection, origin, challenger };
+        match self.check_and_register(command, &mut exchange) {
             Ok(text) => Response { text, status: Status::Success },
             Err(failure) => {
                 self.log.log(failure.level, &format!("{connection} {}: {}", failure.answer, failure.detail));
@@ -126,14 +147,28 @@ impl Server {
         }
     }
 
-    fn check_and_register(&self, command: Option<&[u8]>, connection: &SshConnection) -> Result<String, Failure> {
+    fn check_and_register(&self, command: Option<&[u8]>, exchange: &mut Exchange<'_>) -> Result<String, Failure> {
+        let connection = exchange.connection;
         let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
         let request = parse_request(command)
             .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))?;
         self.check_os(&request)?;
+        let mut author = match self.config.auth {
+            AuthPolicy::Password => Some(self.authenticate(&request, exchange)?),
+            AuthPolicy::Never | AuthPolicy::NewHosts => None,
+        };
         self.check_user(&request.logon)?;
         let host = self.host_name_of(connection.client_ip)?;
-        let outcome = self.register(&host, &request.logon, connection.client_ip)?;
+        if self.config.auth == AuthPolicy::NewHosts {
+            let owner = self.registry.owner_of(&host).map_err(|error| registry_failure(&error))?;
+            if owner.as_deref() != Some(request.logon.as_str()) {
+                author = Some(self.authenticate(&request, exchange)?);
+            }
+        }
+        if let Some(author) = &author {
+            self.authorize(author, &request.logon)?;
+        }
+        let outcome = self.register(&host, &request, author.as_ref(), connection.client_ip)?;
         if outcome == Outcome::Added {
             self.reload_backuppc(connection);
         }
@@ -141,14 +176,72 @@ impl Server {
             Outcome::Added => "registered",
             Outcome::AlreadyRegistered => "confirmed",
         };
+        let by = author.as_ref().map(|author| format!(" by {author}")).unwrap_or_default();
         self.log.log(
             Level::Info,
             &format!(
-                "{connection} {verb} host {host} for {} ({}, protocol {})",
+                "{connection} {verb} host {host} for {}{by} ({}, protocol {})",
                 request.logon, request.os, request.protocol
             ),
         );
-        Ok(self.success_answer(&host, &request.logon))
+        Ok(self.success_answer(&host, &request.logon, author.as_ref()))
+    }
+
+    /// Challenges the client until it proves who it is, at most
+    /// `MAX_ATTEMPTS` times. Unknown users and wrong passwords look the same.
+    fn authenticate(&self, request: &Request, exchange: &mut Exchange<'_>) -> Result<Logon, Failure> {
+        let connection = exchange.connection;
+        if request.protocol < 2 {
+            return Err(Failure::refusal(Refusal::AuthenticationRequired, "a protocol-1 client met a password policy"));
+        }
+        let realmstring = protocol::auth::realmstring(exchange.origin, &self.config.realm);
+        for attempt in 1..=MAX_ATTEMPTS {
+            let reason = match exchange.challenger.ask(&realmstring) {
+                Challenge::Answer(Ok(AuthResponse::Plain { username, password })) => {
+                    let logon = Logon::parse(&username).ok();
+                    let right = match &logon {
+                        Some(logon) => self
+                            .directory
+                            .check_password(logon, &password)
+                            .map_err(|error| Failure::fault(DIRECTORY_DOWN, error.to_string()))?,
+                        None => false,
+                    };
+                    if let (true, Some(logon)) = (right, logon) {
+                        return Ok(logon);
+                    }
+                    format!("wrong password or unknown user {:?}", escape(username.as_bytes()))
+                }
+                Challenge::Answer(Ok(AuthResponse::Cancel)) => {
+                    return Err(Failure::refusal(Refusal::AuthenticationFailed, "the client cancelled the challenge"));
+                }
+                Challenge::Answer(Err(error)) => error.to_string(),
+                Challenge::Gone => {
+                    return Err(Failure::refusal(Refusal::AuthenticationFailed, "the client left during the challenge"));
+                }
+            };
+            self.log.log(Level::Notice, &format!("{connection} authentication failed (attempt {attempt}): {reason}"));
+            if attempt < MAX_ATTEMPTS {
+                exchange.challenger.failed(Refusal::AuthenticationFailed.text());
+            }
+        }
+        Err(Failure::refusal(Refusal::AuthenticationFailed, format!("{MAX_ATTEMPTS} failed attempts")))
+    }
+
+    /// The authenticated user may register for itself; an administrator
+    /// (configured, or in the directory's group) for anyone.
+    fn authorize(&self, author: &Logon, logon: &Logon) -> Result<(), Failure> {
+        if author == logon || self.config.admins.contains(author) {
+            return Ok(());
+        }
+        match self.directory.is_admin(author) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Failure {
+                answer: format!("{author} may not register a host for {logon}"),
+                detail: "not an administrator".into(),
+                level: Level::Notice,
+            }),
+            Err(error) => Err(Failure::fault(DIRECTORY_DOWN, error.to_string())),
+        }
     }
 
     fn check_os(&self, request: &Request) -> Result<(), Failure> {
@@ -198,7 +291,14 @@ impl Server {
         Err(Failure::refusal(Refusal::InvalidDnsName, reasons.join("; ")))
     }
 
-    fn register(&self, host: &HostName, owner: &Logon, client_ip: IpAddr) -> Result<Outcome, Failure> {
+    fn register(
+        &self,
+        host: &HostName,
+        request: &Request,
+        author: Option<&Logon>,
+        client_ip: IpAddr,
+    ) -> Result<Outcome, Failure> {
+        let owner = &request.logon;
         let backuppc = &self.config.backuppc;
         let ssh = SshSettings {
             account: backuppc.account.clone(),
@@ -212,11 +312,16 @@ impl Server {
             ConnectTo::Address => address.as_str(),
         };
         let host_config = HostConfig { host, owner, client_name_alias, ssh: &ssh }.render();
-        let registration = Registration { host: host.clone(), owner: owner.clone(), host_config };
-        self.registry.register(&registration).map_err(|error| {
-            let level = if error.refusal().is_server_fault() { Level::Err } else { Level::Notice };
-            Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level }
-        })
+        let registration = Registration {
+            host: host.clone(),
+            owner: owner.clone(),
+            host_config,
+            author: author.cloned(),
+            client_ip,
+            os: request.os.to_string(),
+            protocol: request.protocol,
+        };
+        self.registry.register(&registration).map_err(|error| registry_failure(&error))
     }
 
     /// Tells the BackupPC daemon to re-read its hosts. The registration is
@@ -245,7 +350,7 @@ impl Server {
         );
     }
 
-    fn success_answer(&self, host: &HostName, owner: &Logon) -> String {
+    fn success_answer(&self, host: &HostName, owner: &Logon, author: Option<&Logon>) -> String {
         let url = self.config.backuppc.url.replace("{host}", host.as_str());
         let mut fields = vec![("key", self.backup_key.as_str()), ("url", url.as_str())];
         if let Some(from) = &self.config.backuppc.from {
@@ -253,8 +358,28 @@ impl Server {
         }
         fields.push(("host", host.as_str()));
         fields.push(("user", owner.as_str()));
+        if let Some(author) = author {
+            fields.push(("author", author.as_str()));
+        }
         render_success(fields)
     }
+}
+
+/// One exchange with a client: where it came from and how to challenge it.
+struct Exchange<'a> {
+    connection: &'a SshConnection,
+    origin: &'a str,
+    challenger: &'a mut dyn Challenger,
+}
+
+/// `ip:port`, with brackets around an IPv6 address, as in a URL.
+pub fn socket_text(ip: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
+fn registry_failure(error: &crate::registry::RegistryError) -> Failure {
+    let level = if error.refusal().is_server_fault() { Level::Err } else { Level::Notice };
+    Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level }
 }
 
 /// A failed check: what the client is told, what the log says and how bad it is.
@@ -336,6 +461,9 @@ mod tests {
                     Ok(Outcome::Added)
                 }
             }
+        }
+        fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
+            Ok(self.0.borrow().iter().find(|(h, _)| h == host.as_str()).map(|(_, owner)| owner.clone()))
         }
     }
 

@@ -3,7 +3,7 @@
 use files::AtomicWrite;
 use protocol::{HostName, Logon, Refusal};
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +18,9 @@ pub trait Registry {
     /// earlier registration to the same owner. Either everything is written
     /// or nothing is.
     fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError>;
+
+    /// The user `host` is registered to, if it is registered.
+    fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError>;
 }
 
 /// One host to register.
@@ -29,6 +32,35 @@ pub struct Registration {
     pub owner: Logon,
     /// The body of the per-host config file.
     pub host_config: String,
+    /// Who authenticated for this registration (empty without a challenge).
+    pub author: Option<Logon>,
+    /// Where the request came from.
+    pub client_ip: std::net::IpAddr,
+    /// The OS type the client sent.
+    pub os: String,
+    /// The protocol version the client spoke.
+    pub protocol: u32,
+}
+
+/// One line of the journal of registrations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalRecord {
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// The host.
+    pub host: String,
+    /// The user it is registered to.
+    pub owner: String,
+    /// Who authenticated (empty without a challenge).
+    pub author: String,
+    /// The client's address.
+    pub client_ip: String,
+    /// The OS type sent.
+    pub os: String,
+    /// `added` or `confirmed`.
+    pub action: String,
+    /// The protocol version.
+    pub protocol: u32,
 }
 
 /// What a successful registration did.
@@ -62,6 +94,14 @@ pub enum RegistryError {
         /// The system's reason.
         source: io::Error,
     },
+    /// The journal of registrations could not be written.
+    #[error("{path}: cannot append to the journal: {source}")]
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// The system's reason.
+        source: io::Error,
+    },
     /// The per-host config could not be written.
     #[error("{path}: cannot write the host's config: {source}")]
     HostConfig {
@@ -77,7 +117,7 @@ impl RegistryError {
     pub fn refusal(&self) -> Refusal {
         match self {
             RegistryError::OwnedByOther { .. } => Refusal::ReRegisterRefused,
-            RegistryError::Hosts { .. } => Refusal::CouldNotRegister,
+            RegistryError::Hosts { .. } | RegistryError::Journal { .. } => Refusal::CouldNotRegister,
             RegistryError::HostConfig { .. } => Refusal::CouldNotGenerateConfig,
         }
     }
@@ -88,6 +128,7 @@ impl RegistryError {
 #[derive(Debug, Clone)]
 pub struct BackupPcRegistry {
     conf_dir: PathBuf,
+    journal: PathBuf,
 }
 
 /// One host line of BackupPC's `hosts` file.
@@ -100,9 +141,51 @@ pub struct HostLine {
 }
 
 impl BackupPcRegistry {
-    /// A registry writing in `conf_dir`.
+    /// A registry writing in `conf_dir`, with its journal in the same folder.
     pub fn new(conf_dir: impl Into<PathBuf>) -> BackupPcRegistry {
-        BackupPcRegistry { conf_dir: conf_dir.into() }
+        let conf_dir = conf_dir.into();
+        let journal = conf_dir.join(JOURNAL_NAME);
+        BackupPcRegistry { conf_dir, journal }
+    }
+
+    /// The same registry with its journal at `journal`.
+    pub fn with_journal(mut self, journal: impl Into<PathBuf>) -> BackupPcRegistry {
+        self.journal = journal.into();
+        self
+    }
+
+    /// The journal of registrations.
+    pub fn journal_path(&self) -> &std::path::Path {
+        &self.journal
+    }
+
+    /// Appends one record and flushes it; the returned mark undoes it.
+    fn append_journal(&self, registration: &Registration, action: &str) -> Result<JournalMark, RegistryError> {
+        let record = JournalRecord {
+            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            host: registration.host.to_string(),
+            owner: registration.owner.to_string(),
+            author: registration.author.as_ref().map(ToString::to_string).unwrap_or_default(),
+            client_ip: registration.client_ip.to_canonical().to_string(),
+            os: registration.os.clone(),
+            action: action.to_owned(),
+            protocol: registration.protocol,
+        };
+        let error = |source| RegistryError::Journal { path: self.journal.clone(), source };
+        let mut line = serde_json::to_string(&record).map_err(|e| error(io::Error::other(e)))?;
+        line.push('\n');
+        let mut file =
+            OpenOptions::new().append(true).create(true).mode(0o640).open(&self.journal).map_err(error)?;
+        let previous_len = file.metadata().map_err(error)?.len();
+        let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
+        let mark = JournalMark { file, previous_len };
+        match written {
+            Ok(()) => Ok(mark),
+            Err(source) => {
+                mark.undo();
+                Err(error(source))
+            }
+        }
     }
 
     /// The `hosts` file.
@@ -145,6 +228,8 @@ impl BackupPcRegistry {
     }
 
     fn add(&self, registration: &Registration, hosts: &str, has_header: bool) -> Result<(), RegistryError> {
+        // Everything is prepared first; then the journal, the config and
+        // `hosts` change together, and any failure undoes the ones before.
         let hosts_path = self.hosts_path();
         let config_path = self.host_config_path(&registration.host);
         let mut body = hosts.to_owned();
@@ -163,13 +248,18 @@ impl BackupPcRegistry {
             AtomicWrite::prepare(&config_path, registration.host_config.as_bytes(), 0o644).map_err(config_error)?;
         let previous_config = fs::read(&config_path).ok();
         let previous_mtime = fs::metadata(&hosts_path).and_then(|m| m.modified()).ok();
-        new_config.commit().map_err(config_error)?;
+        let journal = self.append_journal(registration, "added")?;
+        if let Err(source) = new_config.commit() {
+            journal.undo();
+            return Err(config_error(source));
+        }
         if let Err(source) = new_hosts.commit().and_then(|()| newer_than(&hosts_path, previous_mtime)) {
-            // The host is not in `hosts`, so its config must not change either.
+            // The host is not in `hosts`, so its config and journal must not change either.
             let _ = match previous_config {
                 Some(old) => files::write_atomic(&config_path, &old, 0o644),
                 None => fs::remove_file(&config_path),
             };
+            journal.undo();
             return Err(hosts_error(source));
         }
         Ok(())
@@ -186,15 +276,39 @@ impl Registry for BackupPcRegistry {
                 Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: line.user.clone() })
             }
             Some(_) => {
+                let journal = self.append_journal(registration, "confirmed")?;
                 let config_path = self.host_config_path(&registration.host);
                 if !config_path.exists() {
-                    files::write_atomic(&config_path, registration.host_config.as_bytes(), 0o644)
-                        .map_err(|source| RegistryError::HostConfig { path: config_path, source })?;
+                    if let Err(source) = files::write_atomic(&config_path, registration.host_config.as_bytes(), 0o644) {
+                        journal.undo();
+                        return Err(RegistryError::HostConfig { path: config_path, source });
+                    }
                 }
                 Ok(Outcome::AlreadyRegistered)
             }
             None => self.add(registration, &hosts, has_header).map(|()| Outcome::Added),
         }
+    }
+
+    fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
+        let (_, lines) = parse_hosts(&self.read_hosts()?);
+        Ok(lines.into_iter().find(|line| line.host == host.as_str()).map(|line| line.user))
+    }
+}
+
+/// The journal's default name, beside `hosts`.
+pub const JOURNAL_NAME: &str = "bpc-enroll-journal.jsonl";
+
+/// A record just appended to the journal, which can be taken back while the
+/// lock is held.
+struct JournalMark {
+    file: File,
+    previous_len: u64,
+}
+
+impl JournalMark {
+    fn undo(self) {
+        let _ = self.file.set_len(self.previous_len).and_then(|()| self.file.sync_data());
     }
 }
 
@@ -243,7 +357,16 @@ mod tests {
             host: HostName::parse(host).unwrap(),
             owner: Logon::parse(owner).unwrap(),
             host_config: format!("# {host}\n"),
+            author: None,
+            client_ip: "127.0.0.2".parse().unwrap(),
+            os: "linux".into(),
+            protocol: 1,
         }
+    }
+
+    fn journal(dir: &std::path::Path) -> Vec<JournalRecord> {
+        let text = fs::read_to_string(dir.join(JOURNAL_NAME)).unwrap_or_default();
+        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
     }
 
     const DEBIAN_HOSTS: &str = "#\n# comment\n#\nhost        dhcp    user    moreUsers     # <--- do not edit this line\n#farside    0       craig   jill,jeff     # <--- example static IP host entry\nlocalhost   0       backuppc\n";
@@ -257,6 +380,11 @@ mod tests {
         let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert_eq!(hosts, format!("{DEBIAN_HOSTS}pc.example.org\t0\talice\n"));
         assert_eq!(fs::read_to_string(dir.path().join("pc.example.org.pl")).unwrap(), "# pc.example.org\n");
+        let records = journal(dir.path());
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].action.as_str(), records[0].owner.as_str(), records[0].author.as_str()), ("added", "alice", ""));
+        assert_eq!(registry.owner_of(&HostName::parse("pc.example.org").unwrap()).unwrap().as_deref(), Some("alice"));
+        assert_eq!(registry.owner_of(&HostName::parse("other.example.org").unwrap()).unwrap(), None);
     }
 
     #[test]
@@ -298,7 +426,9 @@ mod tests {
         let error = BackupPcRegistry::new(dir.path()).register(&registration("pc.example.org", "alice")).unwrap_err();
         assert_eq!(error.refusal(), Refusal::CouldNotGenerateConfig);
         assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
-        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(journal(dir.path()).is_empty(), "the journal kept a registration that did not happen");
+        let mut leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        leftovers.retain(|name| name != JOURNAL_NAME);
         assert_eq!(leftovers.len(), 3, "{leftovers:?}");
     }
 
@@ -322,6 +452,17 @@ mod tests {
             seen.push(mtime.duration_since(UNIX_EPOCH).unwrap().as_secs());
         }
         assert!(seen.windows(2).all(|pair| pair[1] > pair[0]), "{seen:?}");
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_leaves_hosts_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), DEBIAN_HOSTS).unwrap();
+        let registry = BackupPcRegistry::new(dir.path()).with_journal(dir.path().join("no/such/dir/journal"));
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
+        assert!(!dir.path().join("pc.example.org.pl").exists());
     }
 
     #[test]

@@ -1,0 +1,69 @@
+//! Asking the client who it is (protocol 2), whatever carries the exchange.
+
+use protocol::auth::{AuthError, AuthResponse, MAX_AUTH_LINE, parse_auth_response, render_auth_failed, render_auth_required};
+use std::io::{BufRead, Read, Write};
+
+/// What came back from a challenge.
+#[derive(Debug)]
+pub enum Challenge {
+    /// The client answered (well or badly).
+    Answer(Result<AuthResponse, AuthError>),
+    /// The client is gone, or cannot be asked at all.
+    Gone,
+}
+
+/// The channel a challenge goes through: sshd's stdin and stdout for the
+/// forced command, a direct call for the in-process `file://` transport.
+pub trait Challenger {
+    /// Sends `auth-required PLAIN <realmstring>` and waits for the answer.
+    fn ask(&mut self, realmstring: &str) -> Challenge;
+    /// Says that the last answer was rejected, before asking again.
+    fn failed(&mut self, reason: &str);
+}
+
+/// For callers that cannot be asked anything.
+#[derive(Debug, Default)]
+pub struct NoChallenger;
+
+impl Challenger for NoChallenger {
+    fn ask(&mut self, _realmstring: &str) -> Challenge {
+        Challenge::Gone
+    }
+
+    fn failed(&mut self, _reason: &str) {}
+}
+
+/// The challenge as lines on a byte stream (the SSH channel).
+pub struct LineChallenger<R, W> {
+    reader: R,
+    writer: W,
+}
+
+impl<R: BufRead, W: Write> LineChallenger<R, W> {
+    /// Challenges on `reader` and `writer`.
+    pub fn new(reader: R, writer: W) -> LineChallenger<R, W> {
+        LineChallenger { reader, writer }
+    }
+
+    fn send(&mut self, line: &str) -> bool {
+        self.writer.write_all(line.as_bytes()).and_then(|()| self.writer.flush()).is_ok()
+    }
+}
+
+impl<R: BufRead, W: Write> Challenger for LineChallenger<R, W> {
+    fn ask(&mut self, realmstring: &str) -> Challenge {
+        if !self.send(&render_auth_required(realmstring)) {
+            return Challenge::Gone;
+        }
+        let mut line = Vec::new();
+        let limit = u64::try_from(MAX_AUTH_LINE + 1).unwrap_or(u64::MAX);
+        match (&mut self.reader).take(limit).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => Challenge::Gone,
+            Ok(_) => Challenge::Answer(parse_auth_response(&line)),
+        }
+    }
+
+    fn failed(&mut self, reason: &str) {
+        self.send(&render_auth_failed(reason));
+    }
+}
