@@ -34,6 +34,8 @@ pub const SERVER_TOML: &str = "\
 domain = \"example.org\"
 os = [\"linux\", \"macos\", \"windows\"]
 auth = \"never\"
+realm = \"Example backups\"
+journal = \"registrations.jsonl\"
 
 [backuppc]
 conf-dir = \"backuppc\"
@@ -140,6 +142,7 @@ pub fn run(dir: Option<&Path>, program: &str) -> Result<DemoReport, DemoError> {
         (dir.join("backuppc/hosts"), "BackupPC's hosts file, with the new line"),
         (dir.join(format!("backuppc/{host}.pl")), "the host's BackupPC config"),
         (dir.join("register.log"), "the server's event log"),
+        (dir.join("registrations.jsonl"), "the journal of registrations"),
     ];
     Ok(DemoReport {
         client_ip: transport.client_ip,

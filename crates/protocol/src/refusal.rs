@@ -36,7 +36,9 @@ impl Refusal {
             Refusal::ReRegisterRefused => "refusing to re-register client host with username",
             Refusal::CouldNotRegister => "Could not register",
             Refusal::CouldNotGenerateConfig => "could not generate config file.",
-            Refusal::AuthenticationRequired => "authentication required: this server asks for a password, upgrade the client",
+            Refusal::AuthenticationRequired => {
+                "authentication required: this server asks for a password, upgrade the client"
+            }
             Refusal::AuthenticationFailed => "authentication failed",
         }
     }

@@ -1,6 +1,8 @@
 //! Asking the client who it is (protocol 2), whatever carries the exchange.
 
-use protocol::auth::{AuthError, AuthResponse, MAX_AUTH_LINE, parse_auth_response, render_auth_failed, render_auth_required};
+use protocol::auth::{
+    AuthError, AuthResponse, MAX_AUTH_LINE, parse_auth_response, render_auth_failed, render_auth_required,
+};
 use std::io::{BufRead, Read, Write};
 
 /// What came back from a challenge.

@@ -482,7 +482,8 @@ path = "hosts.static"
 
     #[test]
     fn reads_the_authentication_policy() {
-        let config = parse(&format!("auth = \"new-hosts\"\nrealm = \"Example backups\"\nadmins = [\"carol\"]\n{GOOD}")).unwrap();
+        let config =
+            parse(&format!("auth = \"new-hosts\"\nrealm = \"Example backups\"\nadmins = [\"carol\"]\n{GOOD}")).unwrap();
         assert_eq!(config.auth, AuthPolicy::NewHosts);
         assert_eq!(config.realm, "Example backups");
         assert_eq!(config.admins[0].as_str(), "carol");

@@ -2,7 +2,6 @@
 
 use crate::challenge::{Challenge, Challenger, NoChallenger};
 use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
-use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
 use crate::directory::{Directory, FileDirectory};
 use crate::dns::DnsResolver;
 use crate::hostconfig::{HostConfig, SshSettings};
@@ -10,6 +9,7 @@ use crate::ldap::LdapDirectory;
 use crate::log::{EventLog, Level, escape};
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
+use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
 use protocol::{HostName, Logon, Refusal, Request, SshConnection, parse_request, render_error, render_success};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -216,7 +216,10 @@ impl Server {
                 }
                 Challenge::Answer(Err(error)) => error.to_string(),
                 Challenge::Gone => {
-                    return Err(Failure::refusal(Refusal::AuthenticationFailed, "the client left during the challenge"));
+                    return Err(Failure::refusal(
+                        Refusal::AuthenticationFailed,
+                        "the client left during the challenge",
+                    ));
                 }
             };
             self.log.log(Level::Notice, &format!("{connection} authentication failed (attempt {attempt}): {reason}"));

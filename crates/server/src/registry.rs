@@ -174,8 +174,7 @@ impl BackupPcRegistry {
         let error = |source| RegistryError::Journal { path: self.journal.clone(), source };
         let mut line = serde_json::to_string(&record).map_err(|e| error(io::Error::other(e)))?;
         line.push('\n');
-        let mut file =
-            OpenOptions::new().append(true).create(true).mode(0o640).open(&self.journal).map_err(error)?;
+        let mut file = OpenOptions::new().append(true).create(true).mode(0o640).open(&self.journal).map_err(error)?;
         let previous_len = file.metadata().map_err(error)?.len();
         let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
         let mark = JournalMark { file, previous_len };
@@ -278,11 +277,11 @@ impl Registry for BackupPcRegistry {
             Some(_) => {
                 let journal = self.append_journal(registration, "confirmed")?;
                 let config_path = self.host_config_path(&registration.host);
-                if !config_path.exists() {
-                    if let Err(source) = files::write_atomic(&config_path, registration.host_config.as_bytes(), 0o644) {
-                        journal.undo();
-                        return Err(RegistryError::HostConfig { path: config_path, source });
-                    }
+                if !config_path.exists()
+                    && let Err(source) = files::write_atomic(&config_path, registration.host_config.as_bytes(), 0o644)
+                {
+                    journal.undo();
+                    return Err(RegistryError::HostConfig { path: config_path, source });
                 }
                 Ok(Outcome::AlreadyRegistered)
             }
@@ -382,7 +381,10 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join("pc.example.org.pl")).unwrap(), "# pc.example.org\n");
         let records = journal(dir.path());
         assert_eq!(records.len(), 1);
-        assert_eq!((records[0].action.as_str(), records[0].owner.as_str(), records[0].author.as_str()), ("added", "alice", ""));
+        assert_eq!(
+            (records[0].action.as_str(), records[0].owner.as_str(), records[0].author.as_str()),
+            ("added", "alice", "")
+        );
         assert_eq!(registry.owner_of(&HostName::parse("pc.example.org").unwrap()).unwrap().as_deref(), Some("alice"));
         assert_eq!(registry.owner_of(&HostName::parse("other.example.org").unwrap()).unwrap(), None);
     }
