@@ -1,0 +1,270 @@
+//! `bpc-register` with its real backends: OpenLDAP (StartTLS and LDAPS under
+//! a test CA), dnsmasq and rsyslogd, each started on 127.0.0.1 for the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+mod daemons;
+
+use assert_cmd::Command;
+use daemons::{ADMINS, Dnsmasq, PEOPLE, READER, Rsyslogd, Slapd};
+use server::config::LdapConfig;
+use server::ldap::LdapDirectory;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "example.org";
+
+/// One server: its folder, BackupPC's config folder, its configuration.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(directory: &str, resolver: &str, log: &str) -> Setup {
+        let dir = daemons::base_dir();
+        let conf_dir = dir.path().join("backuppc");
+        fs::create_dir_all(&conf_dir).unwrap();
+        fs::write(conf_dir.join("hosts"), "host dhcp user moreUsers\n").unwrap();
+        fs::write(
+            dir.path().join("backuppc.pub"),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl backuppc@test\n",
+        )
+        .unwrap();
+        let config = dir.path().join("server.toml");
+        fs::write(
+            &config,
+            format!(
+                "domain = \"{DOMAIN}\"\n[backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://b/?host={{host}}\"\n\
+                 key = \"backuppc.pub\"\nreload-command = []\n{directory}\n{resolver}\n{log}\n"
+            ),
+        )
+        .unwrap();
+        Setup { dir, config }
+    }
+
+    fn hosts(&self) -> String {
+        fs::read_to_string(self.dir.path().join("backuppc/hosts")).unwrap()
+    }
+
+    fn register(&self, request: &str, client_ip: &str) -> std::process::Output {
+        Command::cargo_bin("bpc-register")
+            .unwrap()
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", request)
+            .env("SSH_CONNECTION", format!("{client_ip} 50000 127.0.0.1 22"))
+            .arg("--config")
+            .arg(&self.config)
+            .write_stdin("")
+            .output()
+            .unwrap()
+    }
+
+    /// Asserts the exact refusal text and that `hosts` did not change.
+    fn assert_refused(&self, request: &str, client_ip: &str, text: &str) {
+        let before = self.hosts();
+        let output = self.register(request, client_ip);
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{client_ip} 50000 127.0.0.1 22 {text}\n"));
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(self.hosts(), before);
+    }
+}
+
+fn ldap_table(slapd: &Slapd, url: &str, starttls: bool) -> String {
+    format!(
+        "[directory]\nkind = \"ldap\"\nurl = \"{url}\"\nstarttls = {starttls}\nbase = \"{PEOPLE}\"\n\
+         bind-dn = \"{READER}\"\nbind-password-file = \"{}\"\nca-file = \"{}\"\nadmin-group = \"{ADMINS}\"\ntimeout = 3\n",
+        slapd.reader_secret.display(),
+        slapd.ca.display()
+    )
+}
+
+fn dns_table(server: &str, timeout: u64) -> String {
+    format!("[resolver]\nkind = \"dns\"\nservers = [\"{server}\"]\ntimeout = {timeout}\n")
+}
+
+fn syslog_table(socket: &Path) -> String {
+    format!("[log]\nkind = \"syslog\"\nfacility = \"local3\"\nsocket = \"{}\"\n", socket.display())
+}
+
+fn static_users(dir: &Path) -> String {
+    fs::write(dir.join("users.toml"), "[users.alice]\n[users.bob]\n").unwrap();
+    format!("[directory]\nkind = \"file\"\npath = \"{}\"\n", dir.join("users.toml").display())
+}
+
+#[test]
+fn ldap_dns_and_syslog_register_and_refuse_as_the_contract_says() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let slapd = Slapd::start(&base.path().join("slapd"));
+    let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
+    let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
+    let setup =
+        Setup::new(&ldap_table(&slapd, &slapd.url, true), &dns_table(&dns.address, 2), &syslog_table(&syslog.socket));
+
+    let output = setup.register("linux:alice", "192.0.2.2");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(setup.hosts().ends_with("pc-alice.example.org\t0\talice\n"));
+    syslog.wait_for_line(|l| {
+        l.starts_with("local3.info bpc-register: 192.0.2.2 50000 127.0.0.1 22 registered host pc-alice")
+    });
+
+    // A PTR in mixed case with a trailing dot becomes the lowercased host name.
+    assert!(setup.register("macos:bob", "192.0.2.3").status.success());
+    assert!(setup.hosts().ends_with("pc-bob.example.org\t0\tbob\n"), "{}", setup.hosts());
+    // IPv6: PTR and AAAA.
+    assert!(setup.register("linux:carol", "2001:db8::2").status.success());
+    assert!(setup.hosts().ends_with("pc-six.example.org\t0\tcarol\n"), "{}", setup.hosts());
+
+    setup.assert_refused("linux:nobody", "192.0.2.2", "bad user request");
+    syslog
+        .wait_for_line(|l| l.starts_with("local3.notice bpc-register: 192.0.2.2 50000 127.0.0.1 22 bad user request"));
+    for (ip, reason) in [
+        ("192.0.2.9", "is outside example.org"),
+        ("192.0.2.10", "is outside example.org"),
+        ("192.0.2.4", "does not resolve back to 192.0.2.4"),
+        ("192.0.2.77", "has no PTR name"),
+    ] {
+        setup.assert_refused("linux:alice", ip, "invalid DNS name for this IP");
+        let prefix = format!("local3.notice bpc-register: {ip} 50000 127.0.0.1 22 invalid DNS name for this IP");
+        syslog.wait_for_line(|l| l.starts_with(&prefix) && l.contains(reason));
+    }
+    setup.assert_refused("linux:bob", "192.0.2.2", "refusing to re-register client host with username");
+}
+
+#[test]
+fn ldaps_with_the_test_ca_works_and_another_ca_is_refused() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let slapd = Slapd::start(&base.path().join("slapd"));
+    let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
+    let setup = Setup::new(&ldap_table(&slapd, &slapd.ldaps_url, false), &dns_table(&dns.address, 2), "");
+    assert!(setup.register("linux:alice", "192.0.2.2").status.success());
+
+    let mut config = ldap_config(&slapd);
+    config.url = slapd.ldaps_url.clone();
+    config.ca_file = Some("/etc/ssl/certs/ca-certificates.crt".into());
+    let directory = LdapDirectory::new(&config).unwrap();
+    assert!(directory.user_dn("alice").is_err(), "a server certificate from another CA was trusted");
+}
+
+fn ldap_config(slapd: &Slapd) -> LdapConfig {
+    let table = ldap_table(slapd, &slapd.url, true);
+    let body = table.strip_prefix("[directory]\nkind = \"ldap\"\n").unwrap();
+    toml::from_str(body).unwrap()
+}
+
+#[test]
+fn ldap_injection_never_matches_another_entry() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let slapd = Slapd::start(&base.path().join("slapd"));
+    let directory = LdapDirectory::new(&ldap_config(&slapd)).unwrap();
+    assert_eq!(directory.user_dn("alice").unwrap().as_deref(), Some("uid=alice,ou=people,dc=example,dc=org"));
+    let long = "a".repeat(10_000);
+    for hostile in ["*", "alice*", "alice)(uid=*", "*)(|(uid=*", "\0", "alice\0", "\\2a", &long, "alicé", "ålice"] {
+        assert_eq!(directory.user_dn(hostile).unwrap(), None, "{hostile:?} matched an entry");
+    }
+
+    // Through bpc-register, such logons never reach the directory at all.
+    let dns_dir = base.path().join("static");
+    fs::create_dir_all(&dns_dir).unwrap();
+    fs::write(dns_dir.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n").unwrap();
+    let resolver = format!("[resolver]\nkind = \"static\"\npath = \"{}\"\n", dns_dir.join("hosts.static").display());
+    let setup = Setup::new(&ldap_table(&slapd, &slapd.url, true), &resolver, "");
+    for hostile in ["linux:*", "linux:alice)(uid=*", "linux:alicé", &format!("linux:{long}")] {
+        let output = setup.register(hostile, "127.0.0.2");
+        assert_ne!(output.status.code(), Some(0), "{hostile:?}");
+        assert!(!String::from_utf8_lossy(&output.stdout).starts_with("success"));
+    }
+    assert_eq!(setup.hosts(), "host dhcp user moreUsers\n");
+}
+
+#[test]
+fn passwords_are_checked_by_binding_and_empty_ones_never_bind() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let slapd = Slapd::start(&base.path().join("slapd"));
+    let directory = LdapDirectory::new(&ldap_config(&slapd)).unwrap();
+    use server::Directory;
+    let check = |name: &str, password: &str| {
+        directory.check_password(&protocol::Logon::parse(name).unwrap(), &protocol::Secret::new(password)).unwrap()
+    };
+    assert!(check("alice", "alice-demo"));
+    assert!(!check("alice", "bob-demo"));
+    assert!(!check("alice", ""));
+    assert!(!check("nobody", "alice-demo"));
+    let admin = |name: &str| directory.is_admin(&protocol::Logon::parse(name).unwrap()).unwrap();
+    assert!(admin("carol"));
+    assert!(!admin("alice"));
+}
+
+#[test]
+fn a_directory_that_is_down_is_the_servers_fault_not_a_bad_user() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
+    let statics = base.path().join("static");
+    fs::create_dir_all(&statics).unwrap();
+    fs::write(statics.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n").unwrap();
+    let resolver = format!("[resolver]\nkind = \"static\"\npath = \"{}\"\n", statics.join("hosts.static").display());
+    // Nothing listens on the first port; the second accepts and never answers.
+    let closed = daemons::free_port();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    for url in [format!("ldap://127.0.0.1:{closed}"), format!("ldap://{}", silent.local_addr().unwrap())] {
+        let directory = format!("[directory]\nkind = \"ldap\"\nurl = \"{url}\"\nbase = \"{PEOPLE}\"\ntimeout = 1\n");
+        let setup = Setup::new(&directory, &resolver, &syslog_table(&syslog.socket));
+        let started = Instant::now();
+        let output = setup.register("linux:alice", "127.0.0.2");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("the user directory cannot be consulted"), "{stdout}");
+        assert!(!stdout.contains("bad user request"));
+        assert_eq!(output.status.code(), Some(1));
+        assert!(started.elapsed() < Duration::from_secs(15), "no answer within the configured timeout");
+        assert_eq!(setup.hosts(), "host dhcp user moreUsers\n");
+        syslog.wait_for_line(|l| l.starts_with("local3.err bpc-register: 127.0.0.2") && l.contains(&url));
+    }
+}
+
+#[test]
+fn a_dns_that_does_not_answer_is_the_servers_fault() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_tcp = std::net::TcpListener::bind(silent.local_addr().unwrap()).unwrap();
+    let setup = Setup::new(
+        &static_users(base.path()),
+        &dns_table(&silent.local_addr().unwrap().to_string(), 1),
+        &syslog_table(&syslog.socket),
+    );
+    let started = Instant::now();
+    let output = setup.register("linux:alice", "192.0.2.2");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("the DNS cannot be consulted"), "{stdout}");
+    assert!(!stdout.contains("invalid DNS name"));
+    assert!(started.elapsed() < Duration::from_secs(15), "no answer within the configured timeout");
+    assert_eq!(setup.hosts(), "host dhcp user moreUsers\n");
+    syslog.wait_for_line(|l| l.starts_with("local3.err bpc-register: 192.0.2.2") && l.contains("no answer within"));
+    drop(silent_tcp);
+}
+
+#[test]
+fn without_a_reachable_syslog_the_registration_still_lands() {
+    require_daemons!();
+    let base = daemons::base_dir();
+    let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
+    let setup = Setup::new(
+        &static_users(base.path()),
+        &dns_table(&dns.address, 2),
+        &syslog_table(&base.path().join("no.sock")),
+    );
+    let output = setup.register("linux:alice", "192.0.2.2");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot write to syslog") && stderr.contains("registered host pc-alice.example.org"),
+        "{stderr}"
+    );
+    assert!(setup.hosts().ends_with("pc-alice.example.org\t0\talice\n"));
+}

@@ -1,0 +1,390 @@
+//! Real daemons for the backend tests, each on 127.0.0.1 with its own
+//! configuration in a test folder: OpenLDAP's slapd, dnsmasq and rsyslogd.
+//! Each stops its daemon when dropped.
+
+#![allow(dead_code, reason = "each test uses its own part of the harness")]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Returns `Err(reason)` when these tests cannot run here. In CI (`CI` set)
+/// that is a failure: CI installs everything they need.
+pub fn requirements() -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("the backend tests start slapd, dnsmasq and rsyslogd as root".into());
+    }
+    let needed = [
+        "/usr/sbin/slapd",
+        "/usr/sbin/slapadd",
+        "/usr/sbin/slappasswd",
+        "/usr/sbin/dnsmasq",
+        "/usr/sbin/rsyslogd",
+        "/usr/bin/openssl",
+    ];
+    let missing: Vec<&str> = needed.into_iter().filter(|p| !Path::new(p).exists()).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing {}: run `bash scripts/test`, which installs them", missing.join(", ")))
+    }
+}
+
+/// Skips the test loudly outside CI, fails it in CI.
+#[macro_export]
+macro_rules! require_daemons {
+    () => {
+        if let Err(reason) = daemons::requirements() {
+            if std::env::var_os("CI").is_some() {
+                panic!("backend test cannot run in CI: {reason}");
+            }
+            eprintln!("\n*** SKIPPED {}: {reason} ***\n", module_path!());
+            return;
+        }
+    };
+}
+
+/// A folder for one test under a root-owned 0755 parent.
+pub fn base_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = Path::new("/var/lib/bpc-enroll-tests");
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).unwrap();
+    let dir = tempfile::Builder::new().prefix("backends-").tempdir_in(parent).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A free port on 127.0.0.1, for TCP and UDP alike.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Starts `command` and reads its standard error until a line contains
+/// `ready`; the rest is drained into `log` so that the daemon never blocks.
+fn spawn_until(mut command: Command, ready: &str, log: PathBuf) -> Child {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains(ready) => break,
+            Some(Ok(line)) => seen.push(line),
+            _ => panic!("{command:?} did not start:\n{}", seen.join("\n")),
+        }
+    }
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut file = fs::File::create(log).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+        }
+    });
+    child
+}
+
+fn stop(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+}
+
+/// OpenLDAP with a seeded tree, StartTLS and LDAPS under a test CA.
+pub struct Slapd {
+    child: Child,
+    /// `ldap://127.0.0.1:PORT` (StartTLS available).
+    pub url: String,
+    /// `ldaps://127.0.0.1:PORT`.
+    pub ldaps_url: String,
+    /// The test CA's certificate.
+    pub ca: PathBuf,
+    /// A file holding the reader account's password.
+    pub reader_secret: PathBuf,
+}
+
+/// The directory's base for users.
+pub const PEOPLE: &str = "ou=people,dc=example,dc=org";
+/// The reader account.
+pub const READER: &str = "cn=reader,dc=example,dc=org";
+/// The administrators group (carol is in it).
+pub const ADMINS: &str = "cn=backup-admins,ou=groups,dc=example,dc=org";
+
+impl Slapd {
+    /// Users: alice (alice-demo), alice2, bob (bob-demo), carol (carol-demo,
+    /// administrator). Anonymous users cannot search people.
+    pub fn start(dir: &Path) -> Slapd {
+        fs::create_dir_all(dir.join("db")).unwrap();
+        let openssl = |args: &[&str]| run(Command::new("/usr/bin/openssl").args(args).current_dir(dir));
+        fs::write(dir.join("ca.cnf"), "[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n").unwrap();
+        fs::write(dir.join("server.ext"), "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bpc-enroll test CA",
+            "-extensions",
+            "ca",
+            "-config",
+            "ca.cnf",
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+            "-config",
+            "ca.cnf",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let hash = |password: &str| {
+            run(Command::new("/usr/sbin/slappasswd").args(["-h", "{SSHA}", "-s", password])).trim().to_owned()
+        };
+        let d = dir.display();
+        fs::write(
+            dir.join("slapd.conf"),
+            format!(
+                "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+                 include /etc/ldap/schema/inetorgperson.schema\ninclude /etc/ldap/schema/nis.schema\n\
+                 modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
+                 TLSCACertificateFile {d}/ca.crt\nTLSCertificateFile {d}/server.crt\nTLSCertificateKeyFile {d}/server.key\n\
+                 database mdb\nmaxsize 104857600\nsuffix \"dc=example,dc=org\"\nrootdn \"cn=admin,dc=example,dc=org\"\n\
+                 rootpw {}\ndirectory {d}/db\nindex objectClass eq\nindex uid eq\nindex member eq\n\
+                 access to attrs=userPassword by self write by anonymous auth by * none\n\
+                 access to dn.subtree=\"{PEOPLE}\" by dn.exact=\"{READER}\" read by self read by * none\n\
+                 access to * by dn.exact=\"{READER}\" read by * none\n",
+                hash("admin-secret")
+            ),
+        )
+        .unwrap();
+        let person = |uid: &str, number: u32, password: &str| {
+            format!(
+                "dn: uid={uid},{PEOPLE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\
+                 uidNumber: {number}\ngidNumber: {number}\nhomeDirectory: /home/{uid}\nuserPassword: {}\n\n",
+                hash(password)
+            )
+        };
+        let seed = format!(
+            "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n\
+             dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n\n\
+             dn: ou=groups,dc=example,dc=org\nobjectClass: organizationalUnit\nou: groups\n\n\
+             dn: {READER}\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\nuserPassword: {}\n\n\
+             {}{}{}{}\
+             dn: {ADMINS}\nobjectClass: groupOfNames\ncn: backup-admins\nmember: uid=carol,{PEOPLE}\n",
+            hash("reader-secret"),
+            person("alice", 10001, "alice-demo"),
+            person("alice2", 10002, "alice2-demo"),
+            person("bob", 10003, "bob-demo"),
+            person("carol", 10004, "carol-demo"),
+        );
+        fs::write(dir.join("seed.ldif"), seed).unwrap();
+        run(Command::new("/usr/sbin/slapadd")
+            .arg("-q")
+            .arg("-f")
+            .arg(dir.join("slapd.conf"))
+            .arg("-l")
+            .arg(dir.join("seed.ldif")));
+        let (port, ldaps_port) = (free_port(), free_port());
+        let (url, ldaps_url) = (format!("ldap://127.0.0.1:{port}"), format!("ldaps://127.0.0.1:{ldaps_port}"));
+        let mut command = Command::new("/usr/sbin/slapd");
+        command
+            .arg("-f")
+            .arg(dir.join("slapd.conf"))
+            .arg("-h")
+            .arg(format!("{url}/ {ldaps_url}/"))
+            .args(["-d", "none"]);
+        let child = spawn_until(command, "slapd starting", dir.join("slapd.log"));
+        // slapd prints its start line just before its listeners call listen().
+        for port in [port, ldaps_port] {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "slapd does not listen on {port}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let reader_secret = dir.join("reader.secret");
+        fs::write(&reader_secret, "reader-secret\n").unwrap();
+        Slapd { child, url, ldaps_url, ca: dir.join("ca.crt"), reader_secret }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// dnsmasq answering the test's records, and nothing else.
+pub struct Dnsmasq {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+/// A DNS name in wire format, hex-encoded, for dnsmasq's `dns-rr`.
+fn wire_name(name: &str) -> String {
+    let mut hex = String::new();
+    for label in name.trim_end_matches('.').split('.') {
+        hex.push_str(&format!("{:02x}", label.len()));
+        hex.extend(label.bytes().map(|b| format!("{b:02x}")));
+    }
+    hex.push_str("00");
+    hex
+}
+
+impl Dnsmasq {
+    /// The records, in documentation ranges (resolvers answer names under
+    /// 127.in-addr.arpa themselves, as RFC 6761 asks, without a query):
+    /// - 192.0.2.2 and pc-alice.example.org, both ways;
+    /// - 192.0.2.3 and PC-Bob.Example.ORG (mixed case), both ways;
+    /// - 192.0.2.9 to evil.example.net, 192.0.2.10 to evil-example.org (outside the domain);
+    /// - 192.0.2.4 to liar.example.org, which resolves to 192.0.2.5;
+    /// - 2001:db8::2 and pc-six.example.org, both ways;
+    /// - nothing for 192.0.2.77.
+    ///
+    /// Only the DNS server on 127.0.0.1 is ever contacted.
+    pub fn start(dir: &Path) -> Dnsmasq {
+        fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        fs::write(
+            dir.join("dnsmasq.conf"),
+            format!(
+                "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nno-poll\n\
+                 pid-file={}/dnsmasq.pid\nlog-facility=-\nuser=root\nlocal=/#/\n\
+                 host-record=pc-alice.example.org,192.0.2.2\nhost-record=pc-six.example.org,2001:db8::2\n\
+                 dns-rr=3.2.0.192.in-addr.arpa,12,{}\ndns-rr=PC-Bob.Example.ORG,1,c0000203\n\
+                 ptr-record=9.2.0.192.in-addr.arpa,evil.example.net\n\
+                 ptr-record=10.2.0.192.in-addr.arpa,evil-example.org\n\
+                 ptr-record=4.2.0.192.in-addr.arpa,liar.example.org\naddress=/liar.example.org/192.0.2.5\n",
+                dir.display(),
+                wire_name("PC-Bob.Example.ORG")
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new("/usr/sbin/dnsmasq");
+        command.arg(format!("--conf-file={}", dir.join("dnsmasq.conf").display())).arg("--keep-in-foreground");
+        let child = spawn_until(command, "started, version", dir.join("dnsmasq.log"));
+        Dnsmasq { child, address: format!("127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// rsyslogd listening on its own socket and writing
+/// `facility.severity program: message` lines to a file.
+pub struct Rsyslogd {
+    child: Child,
+    /// The datagram socket to log to.
+    pub socket: PathBuf,
+    /// Where the lines land.
+    pub output: PathBuf,
+}
+
+impl Rsyslogd {
+    /// Starts rsyslogd and waits for its own start message in the output.
+    pub fn start(dir: &Path) -> Rsyslogd {
+        fs::create_dir_all(dir.join("work")).unwrap();
+        let socket = dir.join("log.sock");
+        let output = dir.join("messages.log");
+        fs::write(
+            dir.join("rsyslog.conf"),
+            format!(
+                "global(workDirectory=\"{}\" processInternalMessages=\"on\")\n\
+                 module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+                 input(type=\"imuxsock\" Socket=\"{}\" CreatePath=\"on\" RateLimit.Interval=\"0\")\n\
+                 template(name=\"bpc\" type=\"string\" string=\"%syslogfacility-text%.%syslogseverity-text% %programname%:%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n\")\n\
+                 *.* action(type=\"omfile\" file=\"{}\" template=\"bpc\")\n",
+                dir.join("work").display(),
+                socket.display(),
+                output.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(dir.join("rsyslog.conf"))
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let rsyslogd = Rsyslogd { child, socket, output };
+        rsyslogd.wait_for_line(|line| line.starts_with("syslog.info rsyslogd:") && line.ends_with("start"));
+        rsyslogd
+    }
+
+    /// Waits (at most 10 s) for a line that `matches`, and returns it.
+    pub fn wait_for_line(&self, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(&self.output).unwrap_or_default();
+            if let Some(line) = text.lines().find(|line| matches(line)) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no such line in {}:\n{text}", self.output.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Rsyslogd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
