@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use client::credentials::{ChainOptions, CredentialCache, CredentialChain};
 use client::{ClientConfig, SetupError, SetupOptions, SshSettings, demo, transport_with};
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
@@ -48,6 +49,12 @@ enum Command {
     /// created and, if setup created it, the backup account. The host stays
     /// registered on the server: ask the backup administrator to remove it.
     Uninstall(RootArgs),
+    /// List or remove the credentials cached for servers' realms.
+    ///
+    /// Like `svn auth`: shows each cached realm and its username (never the
+    /// password); with --remove, forgets those whose realm or username
+    /// contains PATTERN.
+    Auth(AuthArgs),
     /// The forced command of the backup server's key: run rsync, nothing else.
     ///
     /// sshd starts it with BackupPC's command in SSH_ORIGINAL_COMMAND. Only
@@ -56,6 +63,13 @@ enum Command {
     /// with a message and a line in the system log. rsync then replaces this
     /// process and talks to the server directly.
     Rsyncsend(ConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AuthArgs {
+    /// Forget the credentials whose realm or username contains PATTERN
+    #[arg(long, value_name = "PATTERN")]
+    remove: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,6 +108,18 @@ struct SetupArgs {
     /// With a file:// server: the address the server sees the request come from
     #[arg(long, value_name = "IP")]
     client_ip: Option<IpAddr>,
+    /// The name to answer the server's password challenge with [default: the --user LOGON]
+    #[arg(long, value_name = "NAME")]
+    username: Option<String>,
+    /// Read the password for the challenge from standard input (only read if the server asks)
+    #[arg(long)]
+    password_stdin: bool,
+    /// Never prompt: fail with a clear message when a password is needed and not given
+    #[arg(long)]
+    non_interactive: bool,
+    /// Do not write credentials to the cache
+    #[arg(long)]
+    no_auth_cache: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -103,6 +129,10 @@ struct DemoArgs {
     /// The folder to build the demo in: new or empty [default: a new temporary folder]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// The demo server's policy: never, password or new-hosts; with password,
+    /// the enrollment shows the challenge alice answers (password alice-demo)
+    #[arg(long, value_name = "POLICY", default_value = "never", value_parser = ["never", "password", "new-hosts"])]
+    auth: String,
 }
 
 /// An error with the exit code it deserves.
@@ -123,6 +153,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => setup(args),
         Command::Demo(args) => run_demo(args),
         Command::Status(args) => status(args),
+        Command::Auth(args) => auth(args),
         Command::Uninstall(args) => uninstall(args),
         Command::Rsyncsend(args) => return rsyncsend(args),
     };
@@ -158,6 +189,9 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     };
     let logon = match args.user {
         Some(user) => user,
+        None if args.non_interactive => {
+            bail_usage("no --user given and --non-interactive forbids asking: give --user LOGON")?
+        }
         None => ask_logon()?,
     };
     let logon = Logon::parse(&logon).with_context(|| format!("--user {logon:?}"))?;
@@ -173,7 +207,17 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     let options =
         SetupOptions { server: server.clone(), logon, os, root, config: config.clone(), program: program(), system };
     let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
-    let enrollment = client::setup(&options, connect).map_err(setup_failure)?;
+    let user_config = client::config::UserConfig::load()?;
+    let mut credentials = CredentialChain::new(ChainOptions {
+        username: args.username,
+        default_username: options.logon.to_string(),
+        password_stdin: args.password_stdin,
+        non_interactive: args.non_interactive,
+        store: !args.no_auth_cache && config.store_auth_creds && user_config.store_auth_creds != Some(false),
+        cache: CredentialCache::default_location(),
+        max_prompts: 3,
+    });
+    let enrollment = client::setup(&options, connect, &mut credentials).map_err(setup_failure)?;
     let host = enrollment.host.as_deref().unwrap_or("this machine");
     eprintln!("bpc-enroll: registered {host} for {}", options.logon);
     for (path, what) in &enrollment.written {
@@ -197,6 +241,33 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
     }
     if reachable == Some(false) {
         return Err(Failure { code: 3, error: anyhow::anyhow!("the server cannot be reached") });
+    }
+    Ok(())
+}
+
+fn auth(args: AuthArgs) -> Result<(), Failure> {
+    let Some(cache) = CredentialCache::default_location() else {
+        bail_usage("no home or XDG_CONFIG_HOME: there is no credential cache")?
+    };
+    let mut out = std::io::stdout().lock();
+    let mut shown = 0;
+    for (path, entry) in cache.list() {
+        let realm = entry.get("svn:realmstring").map_or("?", String::as_str);
+        let username = entry.get("username").map_or("?", String::as_str);
+        if let Some(pattern) = &args.remove {
+            if !realm.contains(pattern.as_str()) && !username.contains(pattern.as_str()) {
+                continue;
+            }
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            writeln!(out, "Removed: {realm} ({username})")?;
+        } else {
+            writeln!(out, "Realm: {realm}\nUsername: {username}\nFile: {}\n", path.display())?;
+        }
+        shown += 1;
+    }
+    if shown == 0 {
+        let what = if args.remove.is_some() { "nothing matched" } else { "no cached credentials" };
+        eprintln!("bpc-enroll: {what} in {}", cache.dir().display());
     }
     Ok(())
 }
@@ -252,7 +323,7 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
 }
 
 fn run_demo(args: DemoArgs) -> Result<(), Failure> {
-    let report = demo::run(args.dir.as_deref(), &program()).map_err(|error| match error {
+    let report = demo::run(args.dir.as_deref(), &program(), &args.auth).map_err(|error| match error {
         demo::DemoError::Setup(error) => setup_failure(error),
         demo::DemoError::NotEmpty(dir) => Failure { code: 2, error: demo::DemoError::NotEmpty(dir).into() },
         other => Failure { code: 1, error: other.into() },
@@ -268,6 +339,9 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         writeln!(out, "Enrollment of pc-alice.example.org for alice (file:// transport, in process):")?;
         writeln!(out, "  SSH_CONNECTION  {}", report.connection)?;
         writeln!(out, "  request         {}", report.enrollment.request)?;
+        for line in &report.challenge {
+            writeln!(out, "  challenge       {line}")?;
+        }
         let mut lines = report.enrollment.answer.lines();
         writeln!(out, "  answer          {}", lines.next().unwrap_or_default())?;
         for line in lines {

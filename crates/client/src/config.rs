@@ -79,6 +79,33 @@ impl ClientConfig {
     }
 }
 
+/// The per-user overrides in `~/.config/bpc-enroll/config.toml` (or under
+/// `$XDG_CONFIG_HOME`): only what a user may decide for themself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UserConfig {
+    /// Whether credentials may be cached for this user.
+    #[serde(default)]
+    pub store_auth_creds: Option<bool>,
+}
+
+impl UserConfig {
+    /// The per-user file, when the user has a config folder.
+    pub fn path() -> Option<PathBuf> {
+        let cache = crate::credentials::CredentialCache::default_location()?;
+        // .../bpc-enroll/auth/svn.simple -> .../bpc-enroll/config.toml
+        Some(cache.dir().parent()?.parent()?.join("config.toml"))
+    }
+
+    /// Reads the per-user file; absent means no overrides.
+    pub fn load() -> Result<UserConfig, files::TomlError> {
+        match UserConfig::path() {
+            Some(path) if path.exists() => files::load_toml(&path),
+            _ => Ok(UserConfig::default()),
+        }
+    }
+}
+
 fn toml_text(config: &ClientConfig) -> String {
     let mut out = String::from("# bpc-enroll client configuration, written by `bpc-enroll setup`.\n");
     if let Some(server) = &config.server {

@@ -1,6 +1,7 @@
 //! `bpc-enroll demo`: a whole server and one enrollment in a folder.
 
 use crate::config::ClientConfig;
+use crate::credentials::{Authenticator, CredentialError};
 use crate::setup::{Enrollment, SetupError, SetupOptions, enroll};
 use crate::transport::FileTransport;
 use protocol::{Logon, OsName};
@@ -10,15 +11,20 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-/// The demo's users file: the two users of the story.
-pub const USERS: &str = "\
-# The demo's user directory: who may register a host.
-[users.alice]
-name = \"Alice Example\"
-
-[users.bob]
-name = \"Bob Example\"
-";
+/// The demo's users: alice (password `alice-demo`) and bob (`bob-demo`),
+/// the passwords stored as argon2id hashes.
+fn users_file() -> Result<String, DemoError> {
+    let hash =
+        |password: &str| server::directory::hash_password(&protocol::Secret::new(password)).map_err(DemoError::Hash);
+    Ok(format!(
+        "# The demo's user directory: who may register a host.\n\
+         # Passwords: alice-demo and bob-demo, stored as argon2id hashes.\n\
+         [users.alice]\nname = \"Alice Example\"\npassword = \"{}\"\n\n\
+         [users.bob]\nname = \"Bob Example\"\npassword = \"{}\"\n",
+        hash("alice-demo")?,
+        hash("bob-demo")?
+    ))
+}
 
 /// The demo's resolver: two hosts inside the domain, one outside it.
 pub const HOSTS_STATIC: &str = "\
@@ -28,8 +34,13 @@ pub const HOSTS_STATIC: &str = "\
 127.0.0.9   evil.example.net
 ";
 
-/// The demo's server configuration; paths are relative to its folder.
-pub const SERVER_TOML: &str = "\
+/// The demo's server configuration for an `auth` policy; paths are
+/// relative to its folder.
+fn server_toml(auth: &str) -> String {
+    SERVER_TOML.replace("auth = \"never\"", &format!("auth = \"{auth}\""))
+}
+
+const SERVER_TOML: &str = "\
 # bpc-register configuration for the bpc-enroll demo.
 domain = \"example.org\"
 os = [\"linux\", \"macos\", \"windows\"]
@@ -78,6 +89,8 @@ pub struct DemoReport {
     pub server_files: Vec<(PathBuf, &'static str)>,
     /// The enrollment of `pc-alice.example.org` for `alice`.
     pub enrollment: Enrollment,
+    /// The challenge, as it went (empty when the policy asked for none).
+    pub challenge: Vec<String>,
 }
 
 /// Why the demo could not run.
@@ -97,6 +110,9 @@ pub enum DemoError {
     /// The demo key could not be made.
     #[error("cannot generate the demo backup key: {0}")]
     Key(#[from] ssh_key::Error),
+    /// A demo password could not be hashed.
+    #[error("cannot hash a demo password: {0}")]
+    Hash(String),
     /// The enrollment itself failed.
     #[error(transparent)]
     Setup(#[from] SetupError),
@@ -104,7 +120,7 @@ pub enum DemoError {
 
 /// Creates the demo in `dir` (a new temporary folder when `None`) and enrolls
 /// `pc-alice.example.org` for `alice` through `file://`; `program` is the `bpc-enroll` the backup key is bound to.
-pub fn run(dir: Option<&Path>, program: &str) -> Result<DemoReport, DemoError> {
+pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, DemoError> {
     let dir = prepare_dir(dir)?;
     let write = |name: &str, body: &[u8], mode: u32| {
         let path = dir.join(name);
@@ -114,8 +130,8 @@ pub fn run(dir: Option<&Path>, program: &str) -> Result<DemoReport, DemoError> {
         let path = dir.join(name);
         DirBuilder::new().recursive(true).mode(mode).create(&path).map_err(|source| DemoError::Write { path, source })
     };
-    write("server.toml", SERVER_TOML.as_bytes(), 0o644)?;
-    write("users.toml", USERS.as_bytes(), 0o644)?;
+    write("server.toml", server_toml(auth).as_bytes(), 0o644)?;
+    write("users.toml", users_file()?.as_bytes(), 0o644)?;
     write("hosts.static", HOSTS_STATIC.as_bytes(), 0o644)?;
     make_dir("backuppc", 0o755)?;
     write("backuppc/hosts", BACKUPPC_HOSTS.as_bytes(), 0o644)?;
@@ -136,7 +152,8 @@ pub fn run(dir: Option<&Path>, program: &str) -> Result<DemoReport, DemoError> {
         program: program.to_owned(),
         system: false,
     };
-    let enrollment = enroll(&options, &transport, None)?;
+    let mut alice = DemoUser { transcript: Vec::new() };
+    let enrollment = enroll(&options, &transport, &mut alice, None)?;
     let host = enrollment.host.clone().unwrap_or_default();
     let server_files = vec![
         (dir.join("backuppc/hosts"), "BackupPC's hosts file, with the new line"),
@@ -150,7 +167,26 @@ pub fn run(dir: Option<&Path>, program: &str) -> Result<DemoReport, DemoError> {
         dir,
         server_files,
         enrollment,
+        challenge: alice.transcript,
     })
+}
+
+/// Alice at the keyboard: answers with her demo password and notes the
+/// exchange (the password itself is never written down).
+struct DemoUser {
+    transcript: Vec<String>,
+}
+
+impl Authenticator for DemoUser {
+    fn credentials(&mut self, realm: &str) -> Result<Option<(String, protocol::Secret)>, CredentialError> {
+        self.transcript.push(format!("S: auth-required PLAIN {realm}"));
+        self.transcript.push("C: PLAIN <base64 of \\0alice\\0(alice's password)>".into());
+        Ok(Some(("alice".into(), protocol::Secret::new("alice-demo"))))
+    }
+    fn rejected(&mut self, _realm: &str) {
+        self.transcript.push("S: auth-failed authentication failed".into());
+    }
+    fn accepted(&mut self, _realm: &str) {}
 }
 
 fn demo_name<T>(name: Result<T, protocol::NameError>) -> Result<T, DemoError> {
@@ -193,11 +229,16 @@ mod tests {
     #[test]
     fn the_demo_enrolls_alice_and_refuses_a_non_empty_folder() {
         let dir = tempfile::tempdir().unwrap();
-        let report = run(Some(dir.path()), "/usr/bin/bpc-enroll").unwrap();
+        let report = run(Some(dir.path()), "/usr/bin/bpc-enroll", "never").unwrap();
         assert_eq!(report.enrollment.host.as_deref(), Some("pc-alice.example.org"));
         let hosts = fs::read_to_string(dir.path().join("backuppc/hosts")).unwrap();
         assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");
         assert!(dir.path().join("backuppc/pc-alice.example.org.pl").exists());
-        assert!(matches!(run(Some(dir.path()), "x"), Err(DemoError::NotEmpty(_))));
+        assert!(report.challenge.is_empty());
+        assert!(matches!(run(Some(dir.path()), "x", "never"), Err(DemoError::NotEmpty(_))));
+        let challenged = tempfile::tempdir().unwrap();
+        let report = run(Some(challenged.path()), "/usr/bin/bpc-enroll", "password").unwrap();
+        assert!(report.challenge[0].starts_with("S: auth-required PLAIN <file://"), "{:?}", report.challenge);
+        assert!(report.enrollment.answer.contains("\nauthor: alice\n"));
     }
 }

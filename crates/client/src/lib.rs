@@ -6,6 +6,7 @@
 //! exchange runs without privileges.
 
 pub mod config;
+pub mod credentials;
 pub mod demo;
 pub mod install;
 pub mod manage;

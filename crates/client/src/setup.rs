@@ -1,6 +1,7 @@
 //! `bpc-enroll setup`: register this machine and install the server's key.
 
 use crate::config::ClientConfig;
+use crate::credentials::Authenticator;
 use crate::install::{
     Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob,
 };
@@ -80,6 +81,7 @@ impl SetupError {
         match self {
             SetupError::Transport(TransportError::Unreachable { .. }) => 3,
             SetupError::Transport(TransportError::HostKeyMismatch { .. }) => 1,
+            SetupError::Transport(TransportError::Credentials(_)) => 2,
             SetupError::Transport(_) => 2,
             SetupError::System(SystemError::BadAccountName(_)) => 2,
             _ => 1,
@@ -94,6 +96,7 @@ impl SetupError {
 pub fn setup(
     options: &SetupOptions,
     connect: impl FnOnce(Option<&Account>) -> Result<Box<dyn Transport>, TransportError>,
+    auth: &mut dyn Authenticator,
 ) -> Result<Enrollment, SetupError> {
     let layout = Layout::new(&options.root, &options.config.account);
     let account = match options.system {
@@ -102,7 +105,7 @@ pub fn setup(
     };
     let result = connect(account.as_ref().map(|(account, _)| account))
         .map_err(SetupError::from)
-        .and_then(|transport| enroll(options, transport.as_ref(), account.as_ref()));
+        .and_then(|transport| enroll(options, transport.as_ref(), auth, account.as_ref()));
     if let (Err(_), Some((account, true))) = (&result, &account) {
         let registered = Manifest::load(&options.root).ok().flatten().is_some();
         if !registered {
@@ -118,10 +121,11 @@ pub fn setup(
 pub fn enroll(
     options: &SetupOptions,
     transport: &dyn Transport,
+    auth: &mut dyn Authenticator,
     account: Option<&(Account, bool)>,
 ) -> Result<Enrollment, SetupError> {
-    let request = Request::new(options.os.clone(), options.logon.clone());
-    let raw = transport.exchange(&request)?;
+    let request = Request { protocol: 2, ..Request::new(options.os.clone(), options.logon.clone()) };
+    let raw = transport.exchange(&request, auth)?;
     let answer_text = String::from_utf8_lossy(&raw).into_owned();
     let success = match parse_answer(&raw) {
         Answer::Success(success) => success,
@@ -269,10 +273,11 @@ pub fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::NoCredentials;
 
     struct Canned(&'static str);
     impl Transport for Canned {
-        fn exchange(&self, _: &Request) -> Result<Vec<u8>, TransportError> {
+        fn exchange(&self, _: &Request, _: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
             Ok(self.0.as_bytes().to_vec())
         }
     }
@@ -294,8 +299,13 @@ mod tests {
     #[test]
     fn a_refusal_is_shown_as_is_and_installs_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let error = enroll(&options(dir.path()), &Canned("1.2.3.4 5 6.7.8.9 22 bad user request\n\x1b[31mred\n"), None)
-            .unwrap_err();
+        let error = enroll(
+            &options(dir.path()),
+            &Canned("1.2.3.4 5 6.7.8.9 22 bad user request\n\x1b[31mred\n"),
+            &mut NoCredentials,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             "the server refused the registration:\n1.2.3.4 5 6.7.8.9 22 bad user request\n?[31mred"
@@ -309,7 +319,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let answer: &'static str =
             Box::leak(format!("success\nflavour: mint\nurl: http://b/?host=pc\nkey: {KEY}\n").into_boxed_str());
-        let enrollment = enroll(&options(dir.path()), &Canned(answer), None).unwrap();
+        let enrollment = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap();
         assert_eq!(enrollment.url, "http://b/?host=pc");
         assert_eq!(enrollment.written.len(), 2);
         let keys = std::fs::read_to_string(dir.path().join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
@@ -327,7 +337,7 @@ mod tests {
     fn a_success_without_a_valid_key_installs_nothing() {
         let dir = tempfile::tempdir().unwrap();
         for answer in ["success\nurl: http://b/\n", "success\nurl: http://b/\nkey: ssh-ed25519 nonsense\n"] {
-            let error = enroll(&options(dir.path()), &Canned(answer), None).unwrap_err();
+            let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
             assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

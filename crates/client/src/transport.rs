@@ -1,15 +1,22 @@
 //! How the request reaches the server, chosen by the server URL's scheme.
 
+use crate::credentials::{Authenticator, CredentialError};
+use protocol::auth::{
+    AuthResponse, MAX_AUTH_LINE, parse_auth_failed, parse_auth_required, render_cancel, render_plain,
+};
 use protocol::{Request, SshConnection};
+use server::challenge::{Challenge, Challenger};
 use server::{Server, ServerConfig};
+use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Carries one request to the server and brings back its answer.
 pub trait Transport {
-    /// Sends `request` and returns the server's answer, unparsed.
-    fn exchange(&self, request: &Request) -> Result<Vec<u8>, TransportError>;
+    /// Sends `request`, answers the server's challenges with `auth`, and
+    /// returns the server's answer, unparsed.
+    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError>;
 
     /// The addresses of the server this transport reached, for `from=` when
     /// the server does not say where BackupPC connects from. Empty when there
@@ -36,6 +43,9 @@ pub enum TransportError {
     /// The client configuration lacks what the transport needs.
     #[error("{0}")]
     Config(String),
+    /// The server asked for a password that could not be given.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
     /// The server's SSH host key is not the pinned one.
     #[error(
         "the server's SSH host key does not match the one pinned in {known_hosts}: refusing to register \
@@ -118,15 +128,102 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
-    fn exchange(&self, request: &Request) -> Result<Vec<u8>, TransportError> {
-        let unreachable = |reason: String| TransportError::Unreachable {
-            server: format!("file://{}", self.config_path.display()),
-            reason,
-        };
+    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+        let origin = format!("file://{}", self.config_path.display());
+        let unreachable = |reason: String| TransportError::Unreachable { server: origin.clone(), reason };
         let config = ServerConfig::load(&self.config_path).map_err(|e| unreachable(e.to_string()))?;
         let server = Server::from_config(config).map_err(|e| unreachable(e.to_string()))?;
-        let response = server.handle(Some(request.render().as_bytes()), &self.connection());
+        let mut bridge = Bridge { auth, realm: None, answered: false, error: None };
+        let response = server.handle_with(Some(request.render().as_bytes()), &self.connection(), &origin, &mut bridge);
+        if let Some(error) = bridge.error {
+            return Err(error.into());
+        }
+        if let (true, Some(realm)) = (bridge.answered, &bridge.realm) {
+            bridge.auth.accepted(realm);
+        }
         Ok(response.text.into_bytes())
+    }
+}
+
+/// The challenge of the in-process server, answered directly by the
+/// client's credential chain: the same steps as on the wire, without the wire.
+struct Bridge<'a> {
+    auth: &'a mut dyn Authenticator,
+    realm: Option<String>,
+    answered: bool,
+    error: Option<CredentialError>,
+}
+
+impl Challenger for Bridge<'_> {
+    fn ask(&mut self, realmstring: &str) -> Challenge {
+        self.realm = Some(realmstring.to_owned());
+        self.answered = false;
+        match self.auth.credentials(realmstring) {
+            Ok(Some((username, password))) => {
+                self.answered = true;
+                Challenge::Answer(Ok(AuthResponse::Plain { username, password }))
+            }
+            Ok(None) => Challenge::Answer(Ok(AuthResponse::Cancel)),
+            Err(error) => {
+                self.error = Some(error);
+                Challenge::Answer(Ok(AuthResponse::Cancel))
+            }
+        }
+    }
+
+    fn failed(&mut self, _reason: &str) {
+        self.answered = false;
+        if let Some(realm) = &self.realm {
+            self.auth.rejected(realm);
+        }
+    }
+}
+
+/// The client's side of the exchange on a byte stream: answers
+/// `auth-required` lines, notes `auth-failed` ones, and returns the answer
+/// that follows. `auth` learns whether its last credentials were accepted.
+pub fn converse(
+    reader: &mut impl BufRead,
+    writer: &mut impl Write,
+    auth: &mut dyn Authenticator,
+) -> Result<Vec<u8>, TransportError> {
+    let lost = |e: std::io::Error| TransportError::Unreachable { server: "the server".into(), reason: e.to_string() };
+    let mut realm: Option<String> = None;
+    let mut answered = false;
+    loop {
+        let mut line = Vec::new();
+        let limit = u64::try_from(MAX_AUTH_LINE + 1).unwrap_or(u64::MAX);
+        reader.take(limit).read_until(b'\n', &mut line).map_err(lost)?;
+        let text = String::from_utf8_lossy(&line).into_owned();
+        if let Some(asked) = parse_auth_required(&text) {
+            realm = Some(asked.to_owned());
+            answered = false;
+            let reply = match auth.credentials(asked) {
+                Ok(Some((username, password))) => {
+                    answered = true;
+                    render_plain(&username, &password)
+                }
+                Ok(None) => render_cancel().to_owned(),
+                Err(error) => {
+                    let _ = writer.write_all(render_cancel().as_bytes()).and_then(|()| writer.flush());
+                    return Err(error.into());
+                }
+            };
+            writer.write_all(reply.as_bytes()).and_then(|()| writer.flush()).map_err(lost)?;
+            continue;
+        }
+        if parse_auth_failed(&text).is_some() {
+            if let (true, Some(realm)) = (answered, &realm) {
+                auth.rejected(realm);
+            }
+            answered = false;
+            continue;
+        }
+        if let (true, Some(realm)) = (answered, &realm) {
+            auth.accepted(realm);
+        }
+        reader.read_to_end(&mut line).map_err(lost)?;
+        return Ok(line);
     }
 }
 
@@ -239,22 +336,45 @@ impl SshTransport {
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
             .args(["-o", &format!("ConnectTimeout={timeout}"), "-o", &format!("ServerAliveInterval={timeout}")])
-            .args(["-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "--", &self.host, &request.render()])
-            .stdin(Stdio::null());
+            .args(["-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "--", &self.host, &request.render()]);
         command
     }
 }
 
 impl Transport for SshTransport {
-    fn exchange(&self, request: &Request) -> Result<Vec<u8>, TransportError> {
+    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
         let (stage, key, known_hosts) = self.stage_files(self.settings.run_as.map(|(_, gid)| gid))?;
-        let output = self.command(request, &key, &known_hosts, stage.path()).output().map_err(|e| {
-            TransportError::Unreachable { server: self.url(), reason: format!("cannot run {SSH}: {e}") }
-        })?;
-        if output.status.code() != Some(255) {
-            return Ok(output.stdout);
+        let cannot_run = |e: std::io::Error| TransportError::Unreachable {
+            server: self.url(),
+            reason: format!("cannot run {SSH}: {e}"),
+        };
+        let mut child = self
+            .command(request, &key, &known_hosts, stage.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(cannot_run)?;
+        let stderr_pipe = child.stderr.take();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = stderr_pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            text
+        });
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(cannot_run(std::io::Error::other("no pipes to ssh")));
+        };
+        let answer = converse(&mut std::io::BufReader::new(stdout), &mut stdin, auth);
+        drop(stdin);
+        let status = child.wait().map_err(cannot_run)?;
+        let stderr = stderr_reader.join().unwrap_or_default();
+        if status.code() != Some(255) {
+            return answer;
         }
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = String::from_utf8_lossy(&stderr);
         if stderr.contains("Host key verification failed") || stderr.contains("IDENTIFICATION HAS CHANGED") {
             return Err(TransportError::HostKeyMismatch { known_hosts: self.settings.known_hosts.clone() });
         }

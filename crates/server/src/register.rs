@@ -223,9 +223,9 @@ impl Server {
                 }
             };
             self.log.log(Level::Notice, &format!("{connection} authentication failed (attempt {attempt}): {reason}"));
-            if attempt < MAX_ATTEMPTS {
-                exchange.challenger.failed(Refusal::AuthenticationFailed.text());
-            }
+            // Said after the last attempt too, so that the client knows its
+            // last credentials were wrong (and drops them from its cache).
+            exchange.challenger.failed(Refusal::AuthenticationFailed.text());
         }
         Err(Failure::refusal(Refusal::AuthenticationFailed, format!("{MAX_ATTEMPTS} failed attempts")))
     }

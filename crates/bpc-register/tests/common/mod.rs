@@ -33,7 +33,7 @@ impl Demo {
     /// Builds the demo in a new temporary folder.
     pub fn new() -> Demo {
         let dir = tempfile::tempdir().unwrap();
-        client::demo::run(Some(dir.path()), "/usr/bin/bpc-enroll").unwrap();
+        client::demo::run(Some(dir.path()), "/usr/bin/bpc-enroll", "never").unwrap();
         Demo { dir }
     }
 
