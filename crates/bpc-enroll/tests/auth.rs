@@ -1,0 +1,277 @@
+//! The Subversion authentication model over real OpenSSH: challenges, the
+//! credential chain, the per-realm cache, the author of record.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+mod system;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+use system::backuppc::give_to_backuppc;
+use system::{Sshd, keygen, run};
+
+const REALM: &str = "Example backups";
+
+fn bpc_register() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_bpc-enroll")).with_file_name("bpc-register");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// A server folder readable by backuppc, with bpc-register's configuration
+/// for `policy` and its own register key; returns (config, register key).
+fn server_config(base: &Path, name: &str, policy: &str, alice_password: &str) -> (PathBuf, PathBuf) {
+    let dir = base.join(name);
+    let conf_dir = dir.join("backuppc");
+    fs::create_dir_all(&conf_dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(conf_dir.join("hosts"), "host dhcp user moreUsers\n").unwrap();
+    give_to_backuppc(&conf_dir);
+    give_to_backuppc(&conf_dir.join("hosts"));
+    keygen(&dir.join("backuppc_key"), "backuppc@test");
+    set_alice_password(&dir, alice_password);
+    fs::write(dir.join("hosts.static"), "127.0.0.1 pc-test.example.org\n").unwrap();
+    fs::write(
+        dir.join("server.toml"),
+        format!(
+            "domain = \"example.org\"\nauth = \"{policy}\"\nrealm = \"{REALM}\"\n\
+             [backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://b/?host={{host}}\"\nkey = \"backuppc_key.pub\"\nreload-command = []\n\
+             [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
+             [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
+             [log]\nkind = \"file\"\npath = \"backuppc/register.log\"\n"
+        ),
+    )
+    .unwrap();
+    for file in ["server.toml", "hosts.static", "backuppc_key.pub"] {
+        fs::set_permissions(dir.join(file), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let register_key = dir.join("register_key");
+    keygen(&register_key, "register@test");
+    (dir.join("server.toml"), register_key)
+}
+
+fn set_alice_password(dir: &Path, password: &str) {
+    let hash = server::directory::hash_password(&protocol::Secret::new(password)).unwrap();
+    fs::write(dir.join("users.toml"), format!("[users.alice]\npassword = \"{hash}\"\n")).unwrap();
+    fs::set_permissions(dir.join("users.toml"), fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+fn client_config(dir: &Path, sshd: &Sshd, register_key: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("known_hosts"), sshd.known_hosts_line()).unwrap();
+    let config = dir.join("client.toml");
+    fs::write(
+        &config,
+        format!(
+            "server = \"ssh://127.0.0.1:{}\"\nregister-key = \"{}\"\nknown-hosts = \"known_hosts\"\ntimeout = 5\n",
+            sshd.port,
+            register_key.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `bpc-enroll setup` under --root with a private XDG_CONFIG_HOME.
+fn setup_command(config: &Path, root: &Path, xdg: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bpc-enroll"));
+    command
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("XDG_CONFIG_HOME", xdg)
+        .args(["setup", "--user", "alice", "--root"])
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .args(extra);
+    command
+}
+
+/// Runs `command` on a new terminal of its own and answers each password
+/// prompt with the next of `answers`; returns the exit code and the screen.
+fn on_terminal(command: Command, answers: &[&str]) -> (Option<i32>, String) {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().unwrap());
+    // setsid -c makes the terminal the command's controlling terminal (/dev/tty).
+    let mut wrapped = Command::new("/usr/bin/setsid");
+    wrapped.arg("-c").arg(command.get_program()).args(command.get_args());
+    wrapped.env_clear();
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            wrapped.env(key, value);
+        }
+    }
+    let mut child =
+        wrapped.stdin(slave(&pty.slave)).stdout(slave(&pty.slave)).stderr(slave(&pty.slave)).spawn().unwrap();
+    // The terminal reports its end only once no one else holds its slave side.
+    drop(wrapped);
+    drop(pty.slave);
+    let mut master = fs::File::from(pty.master);
+    let mut writer = master.try_clone().unwrap();
+    let (sender, receiver) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buffer) {
+            if n == 0 || sender.send(buffer.get(..n).unwrap_or_default().to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let mut answered = 0;
+    loop {
+        match receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("no progress on the terminal:\n{screen}");
+            }
+        }
+        if screen.matches("Password for").count() > answered {
+            let answer = answers.get(answered).unwrap_or_else(|| panic!("one prompt too many:\n{screen}"));
+            writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
+            answered += 1;
+        }
+    }
+    (child.wait().unwrap().code(), screen)
+}
+
+/// Every command line seen in /proc while `running` is set.
+fn watch_command_lines(running: Arc<AtomicBool>) -> std::thread::JoinHandle<BTreeSet<String>> {
+    std::thread::spawn(move || {
+        let mut seen = BTreeSet::new();
+        while running.load(Ordering::Relaxed) {
+            for entry in fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+                if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
+                    seen.insert(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+                }
+            }
+        }
+        seen
+    })
+}
+
+fn realm_of(sshd: &Sshd) -> String {
+    format!("<ssh://127.0.0.1:{}> {REALM}", sshd.port)
+}
+
+fn cache_file(xdg: &Path, realm: &str) -> PathBuf {
+    use md5::{Digest, Md5};
+    let digest: String = Md5::digest(realm.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    xdg.join("bpc-enroll/auth/svn.simple").join(digest)
+}
+
+#[test]
+fn a_password_server_challenges_and_the_client_caches_like_subversion() {
+    require_system!();
+    let base = system::base_dir();
+    let base = base.path();
+    let (password_config, password_key) = server_config(base, "password-server", "password", "alice-demo");
+    let (never_config, never_key) = server_config(base, "never-server", "never", "alice-demo");
+    let line = |key: &Path, config: &Path| {
+        run(Command::new(bpc_register())
+            .args(["authorized-keys", "--key"])
+            .arg(key.with_extension("pub"))
+            .arg("--config")
+            .arg(config))
+    };
+    let keys = base.join("server-sshd/keys");
+    fs::create_dir_all(&keys).unwrap();
+    fs::write(keys.join("backuppc"), line(&password_key, &password_config) + &line(&never_key, &never_config)).unwrap();
+    let sshd = Sshd::start(
+        &base.join("server-sshd"),
+        &format!("UsePAM yes\nAllowUsers backuppc\nAuthorizedKeysFile {}/%u", keys.display()),
+    );
+    let client = client_config(&base.join("client"), &sshd, &password_key);
+    let xdg = base.join("xdg");
+    let realm = realm_of(&sshd);
+    let cache = cache_file(&xdg, &realm);
+
+    // 1. No cache yet: a wrong password, then the right one at the second prompt.
+    let running = Arc::new(AtomicBool::new(true));
+    let watcher = watch_command_lines(running.clone());
+    let (code, screen) =
+        on_terminal(setup_command(&client, &base.join("root1"), &xdg, &[]), &["wrong-password", "alice-demo"]);
+    running.store(false, Ordering::Relaxed);
+    assert_eq!(code, Some(0), "{screen}");
+    assert_eq!(screen.matches(&format!("Password for 'alice' at {realm}:")).count(), 2, "{screen}");
+    let command_lines = watcher.join().unwrap();
+    assert!(command_lines.iter().any(|c| c.contains("bpc-enroll setup")), "the watcher saw nothing");
+    for secret in ["alice-demo", "wrong-password"] {
+        assert!(!command_lines.iter().any(|c| c.contains(secret)), "{secret} was on a command line");
+    }
+    assert_eq!(
+        fs::read_to_string(&cache).unwrap(),
+        format!(
+            "K 8\npasstype\nV 6\nsimple\nK 8\npassword\nV 10\nalice-demo\nK 15\nsvn:realmstring\nV {}\n{realm}\nK 8\nusername\nV 5\nalice\nEND\n",
+            realm.len()
+        )
+    );
+    assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(cache.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+
+    // 2. From the cache: no prompt is even possible.
+    let output = setup_command(&client, &base.join("root2"), &xdg, &["--non-interactive"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // 3. The password changed on the server: the cache is refused, the prompt takes over, the cache is replaced.
+    set_alice_password(password_config.parent().unwrap(), "alice-new");
+    let (code, screen) = on_terminal(setup_command(&client, &base.join("root3"), &xdg, &[]), &["alice-new"]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(fs::read_to_string(&cache).unwrap().contains("V 9\nalice-new\n"));
+
+    // 4. --password-stdin with --no-auth-cache: accepted, nothing written.
+    let fresh_xdg = base.join("xdg-fresh");
+    let mut command = setup_command(
+        &client,
+        &base.join("root4"),
+        &fresh_xdg,
+        &["--password-stdin", "--no-auth-cache", "--non-interactive"],
+    );
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"alice-new\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!fresh_xdg.exists(), "--no-auth-cache wrote {}", fresh_xdg.display());
+
+    // 5. Without a terminal or a cached password, the failure says which option to use.
+    let output = setup_command(&client, &base.join("root5"), &base.join("xdg-empty"), &[])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--password-stdin"));
+
+    // The author of record, and no secret in the server's files.
+    let conf_dir = password_config.parent().unwrap().join("backuppc");
+    let journal = fs::read_to_string(conf_dir.join("bpc-enroll-journal.jsonl")).unwrap();
+    assert!(journal.lines().all(|l| l.contains("\"author\":\"alice\"")), "{journal}");
+    for file in [conf_dir.join("bpc-enroll-journal.jsonl"), conf_dir.join("register.log"), sshd.log.clone()] {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        for secret in ["alice-demo", "alice-new", "wrong-password"] {
+            assert!(!text.contains(secret), "{secret} is in {}", file.display());
+        }
+    }
+    assert!(fs::read_to_string(conf_dir.join("register.log")).unwrap().contains("notice"));
+
+    // 6. A `never` server never challenges; the registration has no author.
+    let never_client = client_config(&base.join("never-client"), &sshd, &never_key);
+    let output = setup_command(&never_client, &base.join("root6"), &base.join("xdg-never"), &["--non-interactive"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let journal = fs::read_to_string(never_config.parent().unwrap().join("backuppc/bpc-enroll-journal.jsonl")).unwrap();
+    assert!(journal.contains("\"author\":\"\""), "{journal}");
+    assert!(!base.join("xdg-never").exists());
+}
