@@ -214,7 +214,7 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         password_stdin: args.password_stdin,
         non_interactive: args.non_interactive,
         store: !args.no_auth_cache && config.store_auth_creds && user_config.store_auth_creds != Some(false),
-        cache: CredentialCache::default_location(),
+        cache: credential_cache(),
         max_prompts: 3,
     });
     let enrollment = client::setup(&options, connect, &mut credentials).map_err(setup_failure)?;
@@ -245,8 +245,18 @@ fn status(args: StatusArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The user's credential cache, its passwords in the OS credential store
+/// when one answers here.
+fn credential_cache() -> Option<CredentialCache> {
+    let cache = CredentialCache::default_location()?;
+    Some(match client::credentials::KeyringStore::detect() {
+        Some(store) => cache.with_os_store(std::sync::Arc::new(store)),
+        None => cache,
+    })
+}
+
 fn auth(args: AuthArgs) -> Result<(), Failure> {
-    let Some(cache) = CredentialCache::default_location() else {
+    let Some(cache) = credential_cache() else {
         bail_usage("no home or XDG_CONFIG_HOME: there is no credential cache")?
     };
     let mut out = std::io::stdout().lock();
@@ -258,7 +268,7 @@ fn auth(args: AuthArgs) -> Result<(), Failure> {
             if !realm.contains(pattern.as_str()) && !username.contains(pattern.as_str()) {
                 continue;
             }
-            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            cache.remove(realm).with_context(|| format!("cannot remove {}", path.display()))?;
             writeln!(out, "Removed: {realm} ({username})")?;
         } else {
             writeln!(out, "Realm: {realm}\nUsername: {username}\nFile: {}\n", path.display())?;

@@ -164,3 +164,28 @@ fn help_is_complete_for_every_command() {
     }
     bpc_enroll().arg("--version").assert().success().stdout(predicate::str::starts_with("bpc-enroll "));
 }
+
+#[test]
+fn auth_lists_cached_realms_without_passwords_and_removes_them() {
+    let xdg = tempfile::tempdir().unwrap();
+    let cache = client::credentials::CredentialCache::new(xdg.path().join("bpc-enroll/auth/svn.simple"));
+    cache
+        .store("<ssh://backup.example.org:22> Example backups", "alice", &protocol::Secret::new("alice-demo"))
+        .unwrap();
+    cache.store("<ssh://other.example.org:22> Other", "bob", &protocol::Secret::new("bob-demo")).unwrap();
+    let auth = |args: &[&str]| {
+        let output = bpc_enroll().env("XDG_CONFIG_HOME", xdg.path()).arg("auth").args(args).output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listing = auth(&[]);
+    assert!(listing.contains("Realm: <ssh://backup.example.org:22> Example backups\nUsername: alice\n"), "{listing}");
+    assert!(listing.contains("Username: bob"));
+    assert!(!listing.contains("alice-demo") && !listing.contains("bob-demo"));
+    assert_eq!(
+        auth(&["--remove", "backup.example.org"]),
+        "Removed: <ssh://backup.example.org:22> Example backups (alice)\n"
+    );
+    let listing = auth(&[]);
+    assert!(!listing.contains("alice") && listing.contains("bob"), "{listing}");
+}

@@ -51,20 +51,95 @@ impl Authenticator for NoCredentials {
     fn accepted(&mut self, _realm: &str) {}
 }
 
+/// An OS credential store (Secret Service, Keychain, Credential Manager):
+/// where passwords go when there is one, instead of the cache file.
+pub trait PasswordStore {
+    /// Stores `password` for `username` in `realm`.
+    fn set(&self, realm: &str, username: &str, password: &Secret) -> Result<(), String>;
+    /// The password for `username` in `realm`, if stored.
+    fn get(&self, realm: &str, username: &str) -> Option<Secret>;
+    /// Forgets it.
+    fn delete(&self, realm: &str, username: &str);
+}
+
+/// The `passtype` of cache files whose password is in the OS store.
+pub const OS_STORE_PASSTYPE: &str = "bpc-enroll-keyring";
+
+/// The OS store through keyring-core's default store: one entry per realm
+/// and user, under the service `bpc-enroll`.
+#[derive(Debug, Default)]
+pub struct KeyringStore;
+
+impl KeyringStore {
+    /// The system's store, when one answers here; `None` otherwise (no
+    /// session bus, no Secret Service: the file keeps the password then).
+    pub fn detect() -> Option<KeyringStore> {
+        #[cfg(target_os = "linux")]
+        {
+            std::env::var_os("DBUS_SESSION_BUS_ADDRESS")?;
+            let store = zbus_secret_service_keyring_store::Store::new().ok()?;
+            keyring_core::set_default_store(store);
+        }
+        let probe = keyring_core::Entry::new("bpc-enroll", "probe").ok()?;
+        match probe.get_password() {
+            Ok(_) | Err(keyring_core::Error::NoEntry) => Some(KeyringStore),
+            Err(_) => {
+                keyring_core::unset_default_store();
+                None
+            }
+        }
+    }
+
+    fn entry(realm: &str, username: &str) -> Option<keyring_core::Entry> {
+        keyring_core::Entry::new(&format!("bpc-enroll {realm}"), username).ok()
+    }
+}
+
+impl PasswordStore for KeyringStore {
+    fn set(&self, realm: &str, username: &str, password: &Secret) -> Result<(), String> {
+        let entry = KeyringStore::entry(realm, username).ok_or("no credential store")?;
+        entry.set_password(password.expose()).map_err(|e| e.to_string())
+    }
+
+    fn get(&self, realm: &str, username: &str) -> Option<Secret> {
+        KeyringStore::entry(realm, username)?.get_password().ok().map(Secret::new)
+    }
+
+    fn delete(&self, realm: &str, username: &str) {
+        if let Some(entry) = KeyringStore::entry(realm, username) {
+            let _ = entry.delete_credential();
+        }
+    }
+}
+
 /// Subversion's on-disk cache of simple credentials: one file per realm,
-/// named by the MD5 of the realmstring, in hash-dump format.
-#[derive(Debug, Clone)]
+/// named by the MD5 of the realmstring, in hash-dump format. With an OS
+/// store, the file keeps the name and the realm and the store the password.
+#[derive(Clone)]
 pub struct CredentialCache {
     dir: PathBuf,
+    os_store: Option<std::sync::Arc<dyn PasswordStore>>,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache").field("dir", &self.dir).field("os_store", &self.os_store.is_some()).finish()
+    }
 }
 
 /// One cached entry, as its keys say.
 pub type CacheEntry = BTreeMap<String, String>;
 
 impl CredentialCache {
-    /// The cache in `dir` (the `svn.simple` folder).
+    /// The cache in `dir` (the `svn.simple` folder), passwords in the file.
     pub fn new(dir: impl Into<PathBuf>) -> CredentialCache {
-        CredentialCache { dir: dir.into() }
+        CredentialCache { dir: dir.into(), os_store: None }
+    }
+
+    /// The same cache with passwords in `store`.
+    pub fn with_os_store(mut self, store: std::sync::Arc<dyn PasswordStore>) -> CredentialCache {
+        self.os_store = Some(store);
+        self
     }
 
     /// `$XDG_CONFIG_HOME/bpc-enroll/auth/svn.simple`, or under `~/.config`
@@ -91,11 +166,20 @@ impl CredentialCache {
         self.dir.join(digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
     }
 
-    /// The entry for `realm`, if there is one that reads.
+    /// The entry for `realm`, if there is one that reads, with its password
+    /// fetched from the OS store when the file does not hold it.
     pub fn load(&self, realm: &str) -> Option<CacheEntry> {
         let bytes = fs::read(self.path_for(realm)).ok()?;
-        let entry = parse_hash_dump(&bytes)?;
-        (entry.get("svn:realmstring").map(String::as_str) == Some(realm)).then_some(entry)
+        let mut entry = parse_hash_dump(&bytes)?;
+        if entry.get("svn:realmstring").map(String::as_str) != Some(realm) {
+            return None;
+        }
+        if !entry.contains_key("password") && entry.get("passtype").map(String::as_str) == Some(OS_STORE_PASSTYPE) {
+            let username = entry.get("username")?.clone();
+            let password = self.os_store.as_ref()?.get(realm, &username)?;
+            entry.insert("password".into(), password.expose().to_owned());
+        }
+        Some(entry)
     }
 
     /// Stores a name and password for `realm`: folders 0700 and the file
@@ -103,8 +187,13 @@ impl CredentialCache {
     pub fn store(&self, realm: &str, username: &str, password: &Secret) -> io::Result<PathBuf> {
         create_dirs(&self.dir, 0o700, None)?;
         let mut entry = CacheEntry::new();
-        entry.insert("passtype".into(), "simple".into());
-        entry.insert("password".into(), password.expose().to_owned());
+        let in_os_store = self.os_store.as_ref().is_some_and(|store| store.set(realm, username, password).is_ok());
+        if in_os_store {
+            entry.insert("passtype".into(), OS_STORE_PASSTYPE.into());
+        } else {
+            entry.insert("passtype".into(), "simple".into());
+            entry.insert("password".into(), password.expose().to_owned());
+        }
         entry.insert("svn:realmstring".into(), realm.to_owned());
         entry.insert("username".into(), username.to_owned());
         let path = self.path_for(realm);
@@ -112,8 +201,13 @@ impl CredentialCache {
         Ok(path)
     }
 
-    /// Forgets `realm`.
+    /// Forgets `realm`, in the file and in the OS store.
     pub fn remove(&self, realm: &str) -> io::Result<()> {
+        if let (Some(store), Some(entry)) = (&self.os_store, self.load(realm))
+            && let Some(username) = entry.get("username")
+        {
+            store.delete(realm, username);
+        }
         match fs::remove_file(self.path_for(realm)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
             _ => Ok(()),
@@ -360,6 +454,24 @@ mod tests {
         {
             assert!(parse_hash_dump(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn with_an_os_store_the_file_holds_no_password() {
+        let mock = keyring_core::mock::Store::new().unwrap();
+        keyring_core::set_default_store(mock);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CredentialCache::new(dir.path()).with_os_store(std::sync::Arc::new(KeyringStore));
+        let realm = "<ssh://backup.example.org:22> Example backups";
+        let path = cache.store(realm, "alice", &Secret::new("alice-demo")).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("alice-demo"), "{text}");
+        assert!(text.contains(OS_STORE_PASSTYPE));
+        assert_eq!(cache.load(realm).unwrap()["password"], "alice-demo");
+        cache.remove(realm).unwrap();
+        assert!(KeyringStore.get(realm, "alice").is_none());
+        assert!(!path.exists());
+        keyring_core::unset_default_store();
     }
 
     proptest! {
