@@ -189,3 +189,78 @@ fn auth_lists_cached_realms_without_passwords_and_removes_them() {
     let listing = auth(&[]);
     assert!(!listing.contains("alice") && listing.contains("bob"), "{listing}");
 }
+
+#[test]
+fn a_challenged_setup_caches_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let setup = |xdg: &Path, extra: &[&str]| {
+        bpc_enroll()
+            .env("XDG_CONFIG_HOME", xdg)
+            .args([
+                "setup",
+                "--server",
+                &url,
+                "--user",
+                "bob",
+                "--client-ip",
+                "127.0.0.3",
+                "--password-stdin",
+                "--root",
+            ])
+            .arg(dir.path().join("root"))
+            .args(extra)
+            .write_stdin("bob-demo\n")
+            .assert()
+    };
+    let cached = dir.path().join("xdg-cached");
+    setup(&cached, &[]).success();
+    let files = files_under(&cached.join("bpc-enroll/auth/svn.simple"));
+    assert_eq!(files.len(), 1);
+    assert!(
+        fs::read_to_string(&files[0])
+            .unwrap()
+            .contains(&format!("<file://{}> Example backups", demo_dir.join("server.toml").display()))
+    );
+
+    let flag = dir.path().join("xdg-flag");
+    setup(&flag, &["--no-auth-cache"]).success();
+    assert!(!flag.exists());
+
+    let user_config = dir.path().join("xdg-user");
+    fs::create_dir_all(user_config.join("bpc-enroll")).unwrap();
+    fs::write(user_config.join("bpc-enroll/config.toml"), "store-auth-creds = false\n").unwrap();
+    setup(&user_config, &[]).success();
+    assert!(!user_config.join("bpc-enroll/auth").exists());
+
+    let system_config = dir.path().join("client.toml");
+    fs::write(&system_config, "store-auth-creds = false\n").unwrap();
+    let system_xdg = dir.path().join("xdg-system");
+    setup(&system_xdg, &["--config", system_config.to_str().unwrap()]).success();
+    assert!(!system_xdg.exists());
+
+    // A wrong password on stdin moves on to the cache, whose password is right.
+    let wrong_then_cached = |xdg: &Path| {
+        bpc_enroll()
+            .env("XDG_CONFIG_HOME", xdg)
+            .args([
+                "setup",
+                "--server",
+                &url,
+                "--user",
+                "bob",
+                "--client-ip",
+                "127.0.0.3",
+                "--password-stdin",
+                "--root",
+            ])
+            .arg(dir.path().join("root"))
+            .write_stdin("not-bobs\n")
+            .assert()
+    };
+    wrong_then_cached(&cached).success();
+    // With nothing after it (no cache, no terminal), the failure names the options.
+    wrong_then_cached(&dir.path().join("xdg-empty")).code(2).stderr(predicate::str::contains("--password-stdin"));
+}
