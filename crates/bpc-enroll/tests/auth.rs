@@ -256,7 +256,7 @@ fn a_password_server_challenges_and_the_client_caches_like_subversion() {
     let conf_dir = password_config.parent().unwrap().join("backuppc");
     let journal = fs::read_to_string(conf_dir.join("bpc-enroll-journal.jsonl")).unwrap();
     assert!(journal.lines().all(|l| l.contains("\"author\":\"alice\"")), "{journal}");
-    for file in [conf_dir.join("bpc-enroll-journal.jsonl"), conf_dir.join("register.log"), sshd.log.clone()] {
+    for file in [conf_dir.join("bpc-enroll-journal.jsonl"), conf_dir.join("register.log"), sshd.log_path().to_owned()] {
         let text = fs::read_to_string(&file).unwrap_or_default();
         for secret in ["alice-demo", "alice-new", "wrong-password"] {
             assert!(!text.contains(secret), "{secret} is in {}", file.display());

@@ -8,7 +8,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = "/usr/share/backuppc/bin";
@@ -36,7 +36,7 @@ if ( defined($conf_dir) && $conf_dir ne "" ) {
 pub struct BackupPc {
     /// The folder (`conf`, `top`, `log`, `run`, `perl`, `ssh`).
     pub dir: PathBuf,
-    daemon: Option<Child>,
+    daemon: Option<testkit::Daemon>,
 }
 
 /// The `backuppc` account's ids.
@@ -128,16 +128,16 @@ impl BackupPc {
     /// for its pid file, which it writes once its socket listens.
     pub fn start_daemon(&mut self) {
         let child = self.as_backuppc(&format!("{BIN}/BackupPC")).stdout(Stdio::null()).spawn().unwrap();
-        self.daemon = Some(child);
+        let daemon = testkit::Daemon::from_child(child, self.dir.join("log/LOG"));
         let pid_file = self.dir.join("run/BackupPC.pid");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !fs::read_to_string(&pid_file).is_ok_and(|pid| !pid.trim().is_empty()) {
-            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().unwrap()) {
-                panic!("the BackupPC daemon exited ({status}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "the BackupPC daemon did not start:\n{}", self.log());
+            let alive =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(daemon.pid()).unwrap()), None).is_ok();
+            assert!(alive && Instant::now() < deadline, "the BackupPC daemon did not start:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.daemon = Some(daemon);
     }
 
     /// The daemon's log.
@@ -208,16 +208,6 @@ impl BackupPc {
                 String::from_utf8_lossy(&self.tool("BackupPC_zcat", &[&log.display().to_string()]).stdout).into_owned()
             }
             None => String::from("(no transfer log)"),
-        }
-    }
-}
-
-impl Drop for BackupPc {
-    fn drop(&mut self) {
-        if let Some(mut daemon) = self.daemon.take() {
-            let pid = nix::unistd::Pid::from_raw(daemon.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = daemon.wait();
         }
     }
 }

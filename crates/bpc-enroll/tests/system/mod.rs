@@ -6,18 +6,15 @@
 pub mod backuppc;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
 
-/// Returns `Err(reason)` when the end-to-end tests cannot run here. In CI
-/// (`CI` set) that is a failure: CI installs everything they need.
+pub use testkit::{free_port, run};
+
+/// Whether the end-to-end tests can run here: as root, with these programs.
 pub fn requirements() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the end-to-end tests create a system account and start sshd: run them as root".into());
-    }
-    let needed = [
+    testkit::require_root_and(&[
         "/usr/sbin/sshd",
         "/usr/bin/ssh",
         "/usr/bin/ssh-keygen",
@@ -25,52 +22,25 @@ pub fn requirements() -> Result<(), String> {
         "/usr/bin/sudo",
         "/usr/sbin/visudo",
         "/usr/bin/setpriv",
+        "/usr/bin/setsid",
         "/usr/sbin/useradd",
         "/usr/share/backuppc/bin/BackupPC",
-    ];
-    let missing: Vec<&str> = needed.into_iter().filter(|p| !Path::new(p).exists()).collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("missing {}: run `bash scripts/test`, which installs them", missing.join(", ")))
-    }
+    ])
 }
 
 /// Skips the test loudly outside CI, fails it in CI.
 #[macro_export]
 macro_rules! require_system {
     () => {
-        if let Err(reason) = system::requirements() {
-            if std::env::var_os("CI").is_some() {
-                panic!("end-to-end test cannot run in CI: {reason}");
-            }
-            eprintln!("\n*** SKIPPED {}: {reason} ***\n", module_path!());
+        if testkit::skip(module_path!(), system::requirements()) {
             return;
         }
     };
 }
 
-/// A folder for one test, under a root-owned 0755 parent: sshd refuses key
-/// files below a world-writable folder such as /tmp.
+/// A folder for one test that sshd accepts key files in.
 pub fn base_dir() -> tempfile::TempDir {
-    let parent = Path::new("/var/lib/bpc-enroll-tests");
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).unwrap();
-    let dir = tempfile::Builder::new().prefix("run-").tempdir_in(parent).unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// Runs a command and panics with its output when it fails.
-pub fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    testkit::base_dir("run-")
 }
 
 /// A new ed25519 key pair at `path` and `path.pub`.
@@ -79,20 +49,13 @@ pub fn keygen(path: &Path, comment: &str) -> String {
     fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_owned()
 }
 
-/// A free TCP port on 127.0.0.1 (the listener is closed before sshd binds it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// An sshd on 127.0.0.1 with its own host key and configuration.
 pub struct Sshd {
-    child: Child,
+    daemon: testkit::Daemon,
     /// Its port.
     pub port: u16,
     /// Its host public key, as `known_hosts` wants it after the host pattern.
     pub host_key: String,
-    /// Where it logs (it runs with -e).
-    pub log: PathBuf,
 }
 
 impl Sshd {
@@ -120,36 +83,11 @@ impl Sshd {
         )
         .unwrap();
         fs::create_dir_all("/run/sshd").unwrap();
-        let log = dir.join("sshd.log");
-        let mut child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("Server listening on") => break,
-                Some(Ok(line)) => seen.push(line),
-                _ => panic!("sshd did not start:\n{}", seen.join("\n")),
-            }
-        }
-        // Keep draining sshd's log into a file, so that it never blocks on a full pipe.
-        let log_path = log.clone();
-        std::thread::spawn(move || {
-            let mut file = fs::File::create(log_path).unwrap();
-            for line in lines.map_while(Result::ok) {
-                use std::io::Write;
-                let _ = writeln!(file, "{line}");
-            }
-        });
+        let mut command = Command::new("/usr/sbin/sshd");
+        command.args(["-D", "-e", "-f"]).arg(&config);
+        let daemon = testkit::Daemon::start(command, "Server listening on", dir.join("sshd.log"));
         let host_key = host_key.rsplit_once(' ').map_or(host_key.clone(), |(key, _)| key.to_owned());
-        Sshd { child, port, host_key, log }
+        Sshd { daemon, port, host_key }
     }
 
     /// The `known_hosts` line that pins this sshd.
@@ -159,14 +97,12 @@ impl Sshd {
 
     /// What sshd logged so far.
     pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.daemon.log_text()
     }
-}
 
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Where sshd logs.
+    pub fn log_path(&self) -> &Path {
+        &self.daemon.log
     }
 }
 

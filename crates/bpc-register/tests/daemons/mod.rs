@@ -5,106 +5,43 @@
 #![allow(dead_code, reason = "each test uses its own part of the harness")]
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Returns `Err(reason)` when these tests cannot run here. In CI (`CI` set)
-/// that is a failure: CI installs everything they need.
+use testkit::Daemon;
+pub use testkit::{free_port, run};
+
+/// Whether these tests can run here: as root, with the daemons installed.
 pub fn requirements() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the backend tests start slapd, dnsmasq and rsyslogd as root".into());
-    }
-    let needed = [
+    testkit::require_root_and(&[
         "/usr/sbin/slapd",
         "/usr/sbin/slapadd",
         "/usr/sbin/slappasswd",
         "/usr/sbin/dnsmasq",
         "/usr/sbin/rsyslogd",
         "/usr/bin/openssl",
-    ];
-    let missing: Vec<&str> = needed.into_iter().filter(|p| !Path::new(p).exists()).collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("missing {}: run `bash scripts/test`, which installs them", missing.join(", ")))
-    }
+    ])
 }
 
 /// Skips the test loudly outside CI, fails it in CI.
 #[macro_export]
 macro_rules! require_daemons {
     () => {
-        if let Err(reason) = daemons::requirements() {
-            if std::env::var_os("CI").is_some() {
-                panic!("backend test cannot run in CI: {reason}");
-            }
-            eprintln!("\n*** SKIPPED {}: {reason} ***\n", module_path!());
+        if testkit::skip(module_path!(), daemons::requirements()) {
             return;
         }
     };
 }
 
-/// A folder for one test under a root-owned 0755 parent.
+/// A folder for one test.
 pub fn base_dir() -> tempfile::TempDir {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let parent = Path::new("/var/lib/bpc-enroll-tests");
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).unwrap();
-    let dir = tempfile::Builder::new().prefix("backends-").tempdir_in(parent).unwrap();
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// A free port on 127.0.0.1, for TCP and UDP alike.
-pub fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Starts `command` and reads its standard error until a line contains
-/// `ready`; the rest is drained into `log` so that the daemon never blocks.
-fn spawn_until(mut command: Command, ready: &str, log: PathBuf) -> Child {
-    let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains(ready) => break,
-            Some(Ok(line)) => seen.push(line),
-            _ => panic!("{command:?} did not start:\n{}", seen.join("\n")),
-        }
-    }
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut file = fs::File::create(log).unwrap();
-        for line in lines.map_while(Result::ok) {
-            let _ = writeln!(file, "{line}");
-        }
-    });
-    child
-}
-
-fn stop(child: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let _ = child.wait();
+    testkit::base_dir("backends-")
 }
 
 /// OpenLDAP with a seeded tree, StartTLS and LDAPS under a test CA.
 pub struct Slapd {
-    child: Child,
+    _daemon: Daemon,
     /// `ldap://127.0.0.1:PORT` (StartTLS available).
     pub url: String,
     /// `ldaps://127.0.0.1:PORT`.
@@ -242,7 +179,7 @@ impl Slapd {
             .arg("-h")
             .arg(format!("{url}/ {ldaps_url}/"))
             .args(["-d", "none"]);
-        let child = spawn_until(command, "slapd starting", dir.join("slapd.log"));
+        let daemon = Daemon::start(command, "slapd starting", dir.join("slapd.log"));
         // slapd prints its start line just before its listeners call listen().
         for port in [port, ldaps_port] {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -253,19 +190,13 @@ impl Slapd {
         }
         let reader_secret = dir.join("reader.secret");
         fs::write(&reader_secret, "reader-secret\n").unwrap();
-        Slapd { child, url, ldaps_url, ca: dir.join("ca.crt"), reader_secret }
-    }
-}
-
-impl Drop for Slapd {
-    fn drop(&mut self) {
-        stop(&mut self.child);
+        Slapd { _daemon: daemon, url, ldaps_url, ca: dir.join("ca.crt"), reader_secret }
     }
 }
 
 /// dnsmasq answering the test's records, and nothing else.
 pub struct Dnsmasq {
-    child: Child,
+    _daemon: Daemon,
     /// `127.0.0.1:PORT`.
     pub address: String,
 }
@@ -312,21 +243,15 @@ impl Dnsmasq {
         .unwrap();
         let mut command = Command::new("/usr/sbin/dnsmasq");
         command.arg(format!("--conf-file={}", dir.join("dnsmasq.conf").display())).arg("--keep-in-foreground");
-        let child = spawn_until(command, "started, version", dir.join("dnsmasq.log"));
-        Dnsmasq { child, address: format!("127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        stop(&mut self.child);
+        let daemon = Daemon::start(command, "started, version", dir.join("dnsmasq.log"));
+        Dnsmasq { _daemon: daemon, address: format!("127.0.0.1:{port}") }
     }
 }
 
 /// rsyslogd listening on its own socket and writing
 /// `facility.severity program: message` lines to a file.
 pub struct Rsyslogd {
-    child: Child,
+    _daemon: Daemon,
     /// The datagram socket to log to.
     pub socket: PathBuf,
     /// Where the lines land.
@@ -364,7 +289,7 @@ impl Rsyslogd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let rsyslogd = Rsyslogd { child, socket, output };
+        let rsyslogd = Rsyslogd { _daemon: Daemon::from_child(child, dir.join("rsyslogd.stderr")), socket, output };
         rsyslogd.wait_for_line(|line| line.starts_with("syslog.info rsyslogd:") && line.ends_with("start"));
         rsyslogd
     }
@@ -380,11 +305,5 @@ impl Rsyslogd {
             assert!(Instant::now() < deadline, "no such line in {}:\n{text}", self.output.display());
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-impl Drop for Rsyslogd {
-    fn drop(&mut self) {
-        stop(&mut self.child);
     }
 }
