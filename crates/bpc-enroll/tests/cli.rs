@@ -196,25 +196,18 @@ fn a_challenged_setup_caches_unless_told_not_to() {
     let demo_dir = dir.path().join("demo");
     bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
     let url = format!("file://{}", demo_dir.join("server.toml").display());
-    let setup = |xdg: &Path, extra: &[&str]| {
+    let setup_with = |xdg: &Path, extra: &[&str], password: &str| {
+        let args =
+            ["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin", "--root"];
         bpc_enroll()
             .env("XDG_CONFIG_HOME", xdg)
-            .args([
-                "setup",
-                "--server",
-                &url,
-                "--user",
-                "bob",
-                "--client-ip",
-                "127.0.0.3",
-                "--password-stdin",
-                "--root",
-            ])
+            .args(args)
             .arg(dir.path().join("root"))
             .args(extra)
-            .write_stdin("bob-demo\n")
+            .write_stdin(format!("{password}\n"))
             .assert()
     };
+    let setup = |xdg: &Path, extra: &[&str]| setup_with(xdg, extra, "bob-demo");
     let cached = dir.path().join("xdg-cached");
     setup(&cached, &[]).success();
     let files = files_under(&cached.join("bpc-enroll/auth/svn.simple"));
@@ -242,24 +235,7 @@ fn a_challenged_setup_caches_unless_told_not_to() {
     assert!(!system_xdg.exists());
 
     // A wrong password on stdin moves on to the cache, whose password is right.
-    let wrong_then_cached = |xdg: &Path| {
-        bpc_enroll()
-            .env("XDG_CONFIG_HOME", xdg)
-            .args([
-                "setup",
-                "--server",
-                &url,
-                "--user",
-                "bob",
-                "--client-ip",
-                "127.0.0.3",
-                "--password-stdin",
-                "--root",
-            ])
-            .arg(dir.path().join("root"))
-            .write_stdin("not-bobs\n")
-            .assert()
-    };
+    let wrong_then_cached = |xdg: &Path| setup_with(xdg, &[], "not-bobs");
     wrong_then_cached(&cached).success();
     // With nothing after it (no cache, no terminal), the failure names the options.
     wrong_then_cached(&dir.path().join("xdg-empty")).code(2).stderr(predicate::str::contains("--password-stdin"));
