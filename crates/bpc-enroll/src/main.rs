@@ -367,17 +367,18 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         }
         writeln!(out, "\nThe host's BackupPC page: {}\n", report.enrollment.url)?;
         writeln!(out, "Try next:")?;
+        let (enroll, register) = sibling_programs();
         writeln!(
             out,
-            "  SSH_ORIGINAL_COMMAND=linux:bob SSH_CONNECTION='127.0.0.3 50000 127.0.0.1 22' bpc-register --config {dir}/server.toml"
+            "  SSH_ORIGINAL_COMMAND=linux:bob SSH_CONNECTION='127.0.0.3 50000 127.0.0.1 22' {register} --config {dir}/server.toml"
         )?;
         writeln!(
             out,
-            "  SSH_ORIGINAL_COMMAND=linux:bob SSH_CONNECTION='127.0.0.2 50000 127.0.0.1 22' bpc-register --config {dir}/server.toml   # refused: alice's host"
+            "  SSH_ORIGINAL_COMMAND=linux:bob SSH_CONNECTION='127.0.0.2 50000 127.0.0.1 22' {register} --config {dir}/server.toml   # refused: alice's host"
         )?;
         writeln!(
             out,
-            "  bpc-enroll setup --server file://{dir}/server.toml --client-ip 127.0.0.9 --user alice --root {dir}/client-evil   # refused: outside example.org"
+            "  {enroll} setup --server file://{dir}/server.toml --client-ip 127.0.0.9 --user alice --root {dir}/client-evil   # refused: outside example.org"
         )
     };
     print().context("cannot print the demo's report")?;
@@ -402,6 +403,25 @@ fn ask_logon() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().to_owned())
+}
+
+/// How to run the two programs in the demo's hints: by name when they are
+/// installed on the PATH, else by the path of this build (bpc-register
+/// beside it when it was built, else through cargo).
+fn sibling_programs() -> (String, String) {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    };
+    if on_path("bpc-enroll") && on_path("bpc-register") {
+        return ("bpc-enroll".into(), "bpc-register".into());
+    }
+    let exe = program();
+    let register = Path::new(&exe).with_file_name("bpc-register");
+    let register = match register.is_file() {
+        true => register.display().to_string(),
+        false => "cargo run -q -p bpc-register --".into(),
+    };
+    (exe, register)
 }
 
 /// The program the backup server's key is bound to: this very one, when its
