@@ -317,13 +317,14 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
         Err(error) => return refuse(format!("cannot read the client configuration: {error}")),
     };
     let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
-    let invocation = match check_command(command.as_ref().map(|c| c.as_bytes()), config.allow_restore) {
-        Ok(invocation) => invocation,
-        Err(refusal) => {
-            let shown = command.map(|c| c.as_bytes().escape_ascii().to_string()).unwrap_or_default();
-            return refuse(format!("{refusal}: {}", shown.chars().take(200).collect::<String>()));
-        }
-    };
+    let invocation =
+        match check_command(command.as_ref().map(|c| c.as_bytes()), config.allow_restore, &config.allowed_paths) {
+            Ok(invocation) => invocation,
+            Err(refusal) => {
+                let shown = command.map(|c| c.as_bytes().escape_ascii().to_string()).unwrap_or_default();
+                return refuse(format!("{refusal}: {}", shown.chars().take(200).collect::<String>()));
+            }
+        };
     log_event(false, &format!("{connection} {} ({})", invocation.mode, invocation.flags));
     let argv = invocation.argv(nix::unistd::geteuid().is_root());
     let Some((program, rest)) = argv.split_first() else { return refuse("empty command".into()) };

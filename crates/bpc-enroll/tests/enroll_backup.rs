@@ -26,8 +26,18 @@ const HOST: &str = "pc-test.example.org";
 const MANIFEST: &str = "/var/lib/bpc-enroll/installed.toml";
 const INSTALLED_CONFIG: &str = "/etc/bpc-enroll/client.toml";
 
+/// bpc-enroll installed as an administrator would: a copy in a root-owned
+/// folder (setup refuses to bind the backup key to a program others could
+/// replace, and the build folder's parents are not ours to vouch for). Set
+/// while a `SystemGuard` lives.
+static PROGRAM: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn installed_program() -> PathBuf {
+    PROGRAM.lock().unwrap_or_else(|p| p.into_inner()).clone().expect("only inside a SystemGuard")
+}
+
 fn bpc_enroll() -> TestCommand {
-    let mut command = TestCommand::cargo_bin("bpc-enroll").unwrap();
+    let mut command = TestCommand::new(installed_program());
     command.env_clear().env("PATH", "/usr/bin:/bin").write_stdin("");
     command
 }
@@ -49,17 +59,27 @@ impl SystemGuard {
         assert!(!Path::new(MANIFEST).exists(), "{MANIFEST} exists: bpc-enroll is installed here; not touching it");
         let existing = nix::unistd::User::from_name(ACCOUNT).unwrap();
         assert!(existing.is_none(), "account {ACCOUNT} exists: a previous run did not clean up");
+        let dir = Path::new("/var/lib/bpc-enroll-tests/bin");
+        fs::create_dir_all(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let program = dir.join("bpc-enroll");
+        fs::copy(env!("CARGO_BIN_EXE_bpc-enroll"), &program).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        *PROGRAM.lock().unwrap_or_else(|p| p.into_inner()) = Some(program);
         SystemGuard
     }
 }
 
 impl Drop for SystemGuard {
     fn drop(&mut self) {
-        let _ = Command::new(env!("CARGO_BIN_EXE_bpc-enroll")).arg("uninstall").output();
+        let _ = Command::new(installed_program()).arg("uninstall").output();
         if nix::unistd::User::from_name(ACCOUNT).ok().flatten().is_some() {
             let _ = Command::new("/usr/sbin/userdel").arg(ACCOUNT).output();
         }
         let _ = fs::remove_file(format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}"));
+        if let Some(program) = PROGRAM.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = fs::remove_file(program);
+        }
     }
 }
 
@@ -218,7 +238,7 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     assert!(
         keys.starts_with(&format!(
             "from=\"127.0.0.1\",restrict,command=\"{} rsyncsend --config {INSTALLED_CONFIG}\" ssh-ed25519 ",
-            fs::canonicalize(env!("CARGO_BIN_EXE_bpc-enroll")).unwrap().display()
+            installed_program().display()
         )),
         "{keys}"
     );

@@ -35,21 +35,24 @@ fn hostile_commands_are_refused_and_run_nothing() {
     let corpus = [
         format!("touch {m}"),
         format!("/bin/sh -c 'touch {m}'"),
-        format!("rsync --server --sender -a . ; touch {m}"),
-        format!("rsync --server --sender -a . && touch {m}"),
-        format!("rsync --server --sender -a . | touch {m}"),
-        format!("rsync --server --sender -a$(touch {m}) ."),
-        format!("rsync --server --sender -a`touch {m}` ."),
-        format!("rsync --server --sender -e 'sh -c touch\\ {m}' ."),
-        format!("rsync --server --sender --rsh=touch\\ {m} -a ."),
-        format!("rsync --server --sender -a --log-file={m} ."),
-        format!("rsync --server --sender -a --write-batch={m} ."),
-        "rsync --server --sender -a --remove-source-files .".to_owned(),
-        "rsync --server -slHogDtprRe.iLsfxC .".to_owned(),
+        format!("rsync --server --sender -a . / ; touch {m}"),
+        format!("rsync --server --sender -a . / && touch {m}"),
+        format!("rsync --server --sender -a . / | touch {m}"),
+        format!("rsync --server --sender -a$(touch {m}) . /"),
+        format!("rsync --server --sender -a`touch {m}` . /"),
+        format!("rsync --server --sender -e 'sh -c touch\\ {m}' . /"),
+        format!("rsync --server --sender --rsh=touch\\ {m} -a . /"),
+        format!("rsync --server --sender -a --log-file={m} . /"),
+        format!("rsync --server --sender -a --write-batch={m} . /"),
+        "rsync --server --sender -a --remove-source-files . /".to_owned(),
+        // --protect-args would let the options above travel inside the connection.
+        "/usr/bin/rsync --server --sender -slHogDtprcxe.iLsfxC".to_owned(),
+        "/usr/bin/rsync --server -lHogDtprRe.iLsfxC --numeric-ids . /tmp".to_owned(),
         "rsync --daemon --server .".to_owned(),
-        format!("rsync --server --sender -a . {m}"),
+        format!("rsync --server --sender -a . / {m}"),
+        "rsync --server --sender -a . /etc/../root".to_owned(),
         format!("perl -e 'open F, \">{m}\"'"),
-        format!("rsync --server --sender -a .\ntouch {m}"),
+        format!("rsync --server --sender -a . /\ntouch {m}"),
         String::new(),
     ];
     for command in &corpus {
@@ -65,7 +68,7 @@ fn hostile_commands_are_refused_and_run_nothing() {
 #[test]
 fn restores_are_accepted_only_when_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let restore = "/usr/bin/rsync --server -slHogDtprRe.iLsfxC .";
+    let restore = "/usr/bin/rsync --server -lHogDtprRe.iLsfxC --numeric-ids . /nonexistent-restore-target";
     let refused = rsyncsend(&config(dir.path(), false), restore);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("restores are turned off"));
     let allowed = rsyncsend(&config(dir.path(), true), restore);
@@ -73,9 +76,19 @@ fn restores_are_accepted_only_when_allowed() {
 }
 
 #[test]
+fn paths_outside_the_allowed_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("client.toml");
+    fs::write(&config, "allowed-paths = [\"/home\"]\n").unwrap();
+    let output = rsyncsend(&config, "/usr/bin/rsync --server --sender -lHogDtprxe.iLsfxC --numeric-ids . /etc/");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("path `/etc/` is not inside the allowed paths"));
+}
+
+#[test]
 fn a_missing_configuration_refuses_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let output = rsyncsend(&dir.path().join("absent.toml"), "/usr/bin/rsync --server --sender -slHogDtprxe.iLsfxC .");
+    let output = rsyncsend(&dir.path().join("absent.toml"), "/usr/bin/rsync --server --sender -lHogDtprxe.iLsfxC . /");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the client configuration"));
 }

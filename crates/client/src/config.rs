@@ -27,6 +27,9 @@ pub struct ClientConfig {
     /// Whether rsyncsend accepts restores.
     #[serde(default = "yes")]
     pub allow_restore: bool,
+    /// The folders BackupPC may back up and restore into (absolute paths).
+    #[serde(default = "everything", deserialize_with = "absolute_paths")]
+    pub allowed_paths: Vec<String>,
     /// Whether credentials may be cached.
     #[serde(default = "yes")]
     pub store_auth_creds: bool,
@@ -44,6 +47,7 @@ impl Default for ClientConfig {
             known_hosts: None,
             account: default_account(),
             allow_restore: true,
+            allowed_paths: everything(),
             store_auth_creds: true,
             timeout: default_timeout(),
         }
@@ -119,6 +123,8 @@ fn toml_text(config: &ClientConfig) -> String {
     }
     out.push_str(&format!("account = {}\n", quote(&config.account)));
     out.push_str(&format!("allow-restore = {}\n", config.allow_restore));
+    let paths: Vec<String> = config.allowed_paths.iter().map(|p| quote(p)).collect();
+    out.push_str(&format!("allowed-paths = [{}]\n", paths.join(", ")));
     out.push_str(&format!("store-auth-creds = {}\n", config.store_auth_creds));
     out.push_str(&format!("timeout = {}\n", config.timeout));
     out
@@ -141,6 +147,18 @@ fn quote(text: &str) -> String {
 
 fn default_account() -> String {
     "bckpciuem".to_owned()
+}
+
+fn everything() -> Vec<String> {
+    vec!["/".to_owned()]
+}
+
+fn absolute_paths<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let paths = Vec::<String>::deserialize(deserializer)?;
+    match paths.iter().find(|p| !crate::rsyncsend::path_allowed(p, &everything())) {
+        Some(bad) => Err(serde::de::Error::custom(format!("`{bad}` is not a plain absolute path"))),
+        None => Ok(paths),
+    }
 }
 
 fn default_timeout() -> u32 {

@@ -45,7 +45,10 @@ pub struct NoCredentials;
 
 impl Authenticator for NoCredentials {
     fn credentials(&mut self, realm: &str) -> Result<Option<(String, Secret)>, CredentialError> {
-        Err(CredentialError::CannotAsk { realm: realm.to_owned(), why: "this command cannot ask for one" })
+        Err(CredentialError::CannotAsk {
+            realm: crate::setup::printable(realm),
+            why: "this command cannot ask for one",
+        })
     }
     fn rejected(&mut self, _realm: &str) {}
     fn accepted(&mut self, _realm: &str) {}
@@ -352,7 +355,7 @@ impl CredentialChain {
         if self.prompts >= self.options.max_prompts {
             return Ok(None);
         }
-        let cannot = |why| CredentialError::CannotAsk { realm: realm.to_owned(), why };
+        let cannot = |why| CredentialError::CannotAsk { realm: crate::setup::printable(realm), why };
         if self.options.non_interactive {
             return Err(cannot("--non-interactive forbids a prompt"));
         }
@@ -361,7 +364,8 @@ impl CredentialChain {
         }
         self.prompts += 1;
         let username = self.username();
-        let password = rpassword::prompt_password(format!("Password for '{username}' at {realm}: "))
+        let shown = crate::setup::printable(realm);
+        let password = rpassword::prompt_password(format!("Password for '{username}' at {shown}: "))
             .map_err(CredentialError::Read)?;
         Ok(Some((username, Secret::new(password))))
     }

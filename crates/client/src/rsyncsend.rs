@@ -6,6 +6,12 @@
 //! restore: `--server`, when allowed), rebuilds the argument vector itself
 //! from the checked parts, and replaces itself with rsync, so the connection
 //! goes straight to rsync with no copy in between and no shell anywhere.
+//!
+//! rsync's `--protect-args` (`-s`) is refused: with it, the server reads
+//! further options from the connection itself, where no forced command can
+//! see them (`--remove-source-files`, `--log-file=/etc/...`). bpc-register's
+//! host config therefore has BackupPC send its options on the command line,
+//! where every one of them is checked here, together with the share's path.
 
 use std::fmt;
 
@@ -39,11 +45,30 @@ impl fmt::Display for RsyncMode {
 pub struct RsyncInvocation {
     /// Backup or restore.
     pub mode: RsyncMode,
-    /// The bundle of short options, e.g. `-slHogDtprcxe.iLsfxC`.
+    /// The bundle of short options, e.g. `-lHogDtprcxe.iLsfxC`.
     pub flags: String,
-    /// The trailing arguments: only `.` is accepted (paths travel inside
-    /// the rsync protocol with `--protect-args`).
-    pub dots: usize,
+    /// The long options, each one of [`LONG_OPTIONS`].
+    pub options: Vec<String>,
+    /// The share being backed up, or the folder restored into.
+    pub path: String,
+}
+
+/// The long options BackupPC's rsync passes to the server side, and the only
+/// ones accepted: none of them runs a program, names a file to write, or
+/// removes sources.
+pub const LONG_OPTIONS: &[&str] =
+    &["--numeric-ids", "--super", "--delete", "--partial", "--stats", "--log-format=%i", "--delete-excluded"];
+
+/// Long options accepted with a number as their value.
+pub const NUMBER_OPTIONS: &[&str] = &["--timeout=", "--checksum-seed=", "--block-size="];
+
+fn option_allowed(option: &str) -> bool {
+    LONG_OPTIONS.contains(&option)
+        || NUMBER_OPTIONS.iter().any(|prefix| {
+            option
+                .strip_prefix(prefix)
+                .is_some_and(|n| !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// Why a command was refused.
@@ -70,19 +95,32 @@ pub enum RsyncRefusal {
     /// Any other option or argument.
     #[error("rsync argument `{0}` is not allowed with this key")]
     Forbidden(String),
+    /// `--protect-args`, which would hide options from this check.
+    #[error("rsync's --protect-args (-s) is refused: it hides options from this check")]
+    ProtectArgs,
+    /// The path is not a plain absolute path inside the allowed ones.
+    #[error("path `{0}` is not inside the allowed paths")]
+    PathNotAllowed(String),
 }
 
 /// Checks `command` (the text of `SSH_ORIGINAL_COMMAND`) against the shapes
 /// BackupPC 4 sends:
 ///
 /// ```text
-/// RSYNC --server --sender -FLAGS [.]...   backup (full or incremental)
-/// RSYNC --server -FLAGS [.]...            restore, only when allowed
+/// RSYNC --server --sender -FLAGS [OPTION]... . PATH   backup (full or incremental)
+/// RSYNC --server -FLAGS [OPTION]... . PATH            restore, only when allowed
 /// ```
 ///
-/// where RSYNC is `rsync` or an absolute path ending in `/rsync`, and FLAGS
-/// is one bundle of letters (and, after `e`, the `.iLsfxC` capability string).
-pub fn check_command(command: Option<&[u8]>, allow_restore: bool) -> Result<RsyncInvocation, RsyncRefusal> {
+/// where RSYNC is `rsync` or an absolute path ending in `/rsync`, FLAGS is one
+/// bundle of letters without `s` (and, after `e`, the `.iLsfxC` capability
+/// string), each OPTION is one of [`LONG_OPTIONS`] or [`NUMBER_OPTIONS`] with
+/// digits, and PATH is an absolute
+/// path inside one of `allowed_paths`.
+pub fn check_command(
+    command: Option<&[u8]>,
+    allow_restore: bool,
+    allowed_paths: &[String],
+) -> Result<RsyncInvocation, RsyncRefusal> {
     let command = command.ok_or(RsyncRefusal::NoCommand)?;
     if command.is_empty() {
         return Err(RsyncRefusal::NoCommand);
@@ -116,14 +154,39 @@ pub fn check_command(command: Option<&[u8]>, allow_restore: bool) -> Result<Rsyn
             false => RsyncRefusal::BadFlags,
         });
     }
-    let mut dots = 0;
-    for word in words {
-        if word != "." {
-            return Err(RsyncRefusal::Forbidden(word.to_owned()));
-        }
-        dots += 1;
+    if flags.split('e').next().is_some_and(|letters| letters.contains('s')) {
+        return Err(RsyncRefusal::ProtectArgs);
     }
-    Ok(RsyncInvocation { mode, flags: flags.to_owned(), dots })
+    let mut options = Vec::new();
+    loop {
+        match words.next() {
+            Some(option) if option_allowed(option) => options.push(option.to_owned()),
+            Some(".") => break,
+            Some(other) => return Err(RsyncRefusal::Forbidden(other.to_owned())),
+            None => return Err(RsyncRefusal::Forbidden("(no path)".into())),
+        }
+    }
+    let path = words.next().ok_or_else(|| RsyncRefusal::Forbidden("(no path)".into()))?;
+    if let Some(extra) = words.next() {
+        return Err(RsyncRefusal::Forbidden(extra.to_owned()));
+    }
+    if !path_allowed(path, allowed_paths) {
+        return Err(RsyncRefusal::PathNotAllowed(path.to_owned()));
+    }
+    Ok(RsyncInvocation { mode, flags: flags.to_owned(), options, path: path.to_owned() })
+}
+
+/// Whether `path` is absolute, plain (no `.` or `..` component, no
+/// backslash, quote or `~`) and at or below one of `allowed`.
+pub fn path_allowed(path: &str, allowed: &[String]) -> bool {
+    let plain = path.starts_with('/')
+        && !path.contains(['\\', '\'', '"', '~', '*', '?', '['])
+        && !path.split('/').any(|component| component == "." || component == "..");
+    let inside = |root: &String| {
+        let root = root.trim_end_matches('/');
+        root.is_empty() || path == root || path.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
+    };
+    plain && allowed.iter().any(inside)
 }
 
 /// `-` then letters; an `e` may be followed by rsync's capability string
@@ -154,7 +217,9 @@ impl RsyncInvocation {
             argv.push("--sender".to_owned());
         }
         argv.push(self.flags.clone());
-        argv.extend(std::iter::repeat_n(".".to_owned(), self.dots));
+        argv.extend(self.options.iter().cloned());
+        argv.push(".".to_owned());
+        argv.push(self.path.clone());
         argv
     }
 }
@@ -179,31 +244,50 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const FULL: &str = "/usr/bin/rsync --server --sender -slHogDtprcxe.iLsfxC";
-    const INCREMENTAL: &str = "/usr/bin/rsync --server --sender -slHogDtprxe.iLsfxC";
-    const RESTORE: &str = "/usr/bin/rsync --server -slHogDtprRe.iLsfxC";
+    const FULL: &str = "/usr/bin/rsync --server --sender -lHogDtprcxe.iLsfxCIvu --numeric-ids . /";
+    const INCREMENTAL: &str = "/usr/bin/rsync --server --sender -lHogDtprxe.iLsfxCIvu --numeric-ids . /home/";
+    const RESTORE: &str = "/usr/bin/rsync --server -lHogDtpre.iLsfxCIvu --log-format=%i --delete --super --stats --partial --numeric-ids . /tmp/restore/";
+
+    fn everywhere() -> Vec<String> {
+        vec!["/".to_owned()]
+    }
 
     fn check(command: &str, allow_restore: bool) -> Result<RsyncInvocation, RsyncRefusal> {
-        check_command(Some(command.as_bytes()), allow_restore)
+        check_command(Some(command.as_bytes()), allow_restore, &everywhere())
     }
 
     #[test]
     fn accepts_what_backuppc_sends() {
         assert_eq!(check(FULL, false).unwrap().mode, RsyncMode::Backup);
-        assert_eq!(check(INCREMENTAL, false).unwrap().mode, RsyncMode::Backup);
+        assert_eq!(check(INCREMENTAL, false).unwrap().path, "/home/");
         assert_eq!(check(RESTORE, true).unwrap().mode, RsyncMode::Restore);
-        assert_eq!(check(&format!("{FULL} . ."), false).unwrap().dots, 2);
-        assert_eq!(check("rsync --server --sender -vlogDtpre.iLsfxC .", false).unwrap().dots, 1);
+        assert_eq!(check("rsync --server --sender -vlogDtpre.iLsfxC . /srv", false).unwrap().options.len(), 0);
+        let with_timeout = "/usr/bin/rsync --server --sender -lHogDtprcxe.iLsfxC --timeout=72000 --numeric-ids . /srv/";
+        assert_eq!(check(with_timeout, false).unwrap().options, ["--timeout=72000", "--numeric-ids"]);
     }
 
     #[test]
     fn rebuilds_the_command_from_checked_parts() {
-        let invocation = check("/opt/evil/rsync --server --sender -slHogDtprcxe.iLsfxC .", false).unwrap();
+        let invocation =
+            check("/opt/evil/rsync --server --sender -lHogDtprcxe.iLsfxC --numeric-ids . /", false).unwrap();
         assert_eq!(
             invocation.argv(false),
-            ["/usr/bin/sudo", "-n", "/usr/bin/rsync", "--server", "--sender", "-slHogDtprcxe.iLsfxC", "."]
+            [
+                "/usr/bin/sudo",
+                "-n",
+                "/usr/bin/rsync",
+                "--server",
+                "--sender",
+                "-lHogDtprcxe.iLsfxC",
+                "--numeric-ids",
+                ".",
+                "/"
+            ]
         );
-        assert_eq!(check(RESTORE, true).unwrap().argv(true), ["/usr/bin/rsync", "--server", "-slHogDtprRe.iLsfxC"]);
+        assert_eq!(
+            check(RESTORE, true).unwrap().argv(true)[..3],
+            ["/usr/bin/rsync", "--server", "-lHogDtpre.iLsfxCIvu"]
+        );
     }
 
     #[test]
@@ -212,47 +296,83 @@ mod tests {
             ("", RsyncRefusal::NoCommand),
             ("/bin/sh", RsyncRefusal::NotRsync),
             ("sh -c id", RsyncRefusal::NotRsync),
-            ("rsync-evil --server --sender -a", RsyncRefusal::NotRsync),
-            ("/tmp/rsync2 --server --sender -a", RsyncRefusal::NotRsync),
-            ("rsync --sender -a .", RsyncRefusal::NotServer),
+            ("rsync-evil --server --sender -a . /", RsyncRefusal::NotRsync),
+            ("/tmp/rsync2 --server --sender -a . /", RsyncRefusal::NotRsync),
+            ("rsync --sender -a . /", RsyncRefusal::NotServer),
             ("rsync --daemon --server", RsyncRefusal::NotServer),
-            (RESTORE, RsyncRefusal::RestoreDisabled),
-            ("rsync --server --sender -e sh .", RsyncRefusal::Forbidden("sh".into())),
-            ("rsync --server --sender --rsh=sh -a .", RsyncRefusal::Forbidden("--rsh=sh".into())),
+            ("rsync --server -lHogDtpre.iLsfxC . /", RsyncRefusal::RestoreDisabled),
+            ("rsync --server --sender -slHogDtprcxe.iLsfxC", RsyncRefusal::ProtectArgs),
+            ("rsync --server --sender -lse.iLsfxC . /", RsyncRefusal::ProtectArgs),
+            ("rsync --server --sender -e sh . /", RsyncRefusal::Forbidden("sh".into())),
+            ("rsync --server --sender --rsh=sh -a . /", RsyncRefusal::Forbidden("--rsh=sh".into())),
             (
-                "rsync --server --sender --remove-source-files -a .",
+                "rsync --server --sender -a --remove-source-files . /",
                 RsyncRefusal::Forbidden("--remove-source-files".into()),
             ),
             (
-                "rsync --server --sender -a --remove-source-files .",
-                RsyncRefusal::Forbidden("--remove-source-files".into()),
+                "rsync --server --sender -a --log-file=/etc/crontab . /",
+                RsyncRefusal::Forbidden("--log-file=/etc/crontab".into()),
             ),
-            ("rsync --server --sender -a . /etc/shadow", RsyncRefusal::Forbidden("/etc/shadow".into())),
-            ("rsync --server --sender -a --log-file=/tmp/x .", RsyncRefusal::Forbidden("--log-file=/tmp/x".into())),
-            ("rsync --server --sender -a;id", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -a$(id)", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -B1024 .", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -a\t.", RsyncRefusal::BadCharacters),
-            ("rsync --server --sender -a\n.", RsyncRefusal::BadCharacters),
-            ("rsync --server --sender -a  .", RsyncRefusal::Forbidden("".into())),
-            ("rsync --server --sender", RsyncRefusal::BadFlags),
-            ("rsync --server --sender - .", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -e.iLs/x .", RsyncRefusal::BadFlags),
+            (
+                "rsync --server --sender -a --write-batch=/tmp/x . /",
+                RsyncRefusal::Forbidden("--write-batch=/tmp/x".into()),
+            ),
+            ("rsync --server --sender -a --daemon . /", RsyncRefusal::Forbidden("--daemon".into())),
+            ("rsync --server --sender -a . / /etc/shadow", RsyncRefusal::Forbidden("/etc/shadow".into())),
+            ("rsync --server --sender -a .", RsyncRefusal::Forbidden("(no path)".into())),
+            ("rsync --server --sender -a", RsyncRefusal::Forbidden("(no path)".into())),
+            ("rsync --server --sender -a . relative/path", RsyncRefusal::PathNotAllowed("relative/path".into())),
+            ("rsync --server --sender -a . /home/../etc", RsyncRefusal::PathNotAllowed("/home/../etc".into())),
+            ("rsync --server --sender -a . /home/some\\ share", RsyncRefusal::Forbidden("share".into())),
+            (
+                "rsync --server --sender -a . /home/some\\share",
+                RsyncRefusal::PathNotAllowed("/home/some\\share".into()),
+            ),
+            ("rsync --server --sender -a . ~root", RsyncRefusal::PathNotAllowed("~root".into())),
+            ("rsync --server --sender -a;id . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -a$(id) . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -B1024 . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -a --timeout=1;id . /", RsyncRefusal::Forbidden("--timeout=1;id".into())),
+            ("rsync --server --sender -a --timeout=x . /", RsyncRefusal::Forbidden("--timeout=x".into())),
+            ("rsync --server --sender -a\t. /", RsyncRefusal::BadCharacters),
+            ("rsync --server --sender -a\n. /", RsyncRefusal::BadCharacters),
+            ("rsync --server --sender -a  . /", RsyncRefusal::Forbidden("".into())),
+            ("rsync --server --sender - . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -e.iLs/x . /", RsyncRefusal::BadFlags),
         ];
         for (command, refusal) in cases {
             assert_eq!(check(command, false).as_ref(), Err(refusal), "{command:?}");
         }
-        assert_eq!(check_command(None, true), Err(RsyncRefusal::NoCommand));
-        assert_eq!(check_command(Some(b"rsync --server -a\xff"), true), Err(RsyncRefusal::BadCharacters));
-        assert_eq!(check(&format!("{FULL}{}", " .".repeat(300)), true), Err(RsyncRefusal::BadCharacters));
+        assert_eq!(check_command(None, true, &everywhere()), Err(RsyncRefusal::NoCommand));
+        assert_eq!(
+            check_command(Some(b"rsync --server -a . /\xff"), true, &everywhere()),
+            Err(RsyncRefusal::BadCharacters)
+        );
+        assert_eq!(check(&format!("{FULL}{}", "/x".repeat(300)), true), Err(RsyncRefusal::BadCharacters));
+    }
+
+    #[test]
+    fn paths_stay_inside_the_allowed_ones() {
+        let allowed = vec!["/home".to_owned(), "/srv/data/".to_owned()];
+        for path in ["/home", "/home/", "/home/alice/docs", "/srv/data", "/srv/data/x"] {
+            assert!(path_allowed(path, &allowed), "{path}");
+        }
+        for path in ["/", "/homeless", "/etc", "/srv", "/home/../etc", "/home/./x", "home"] {
+            assert!(!path_allowed(path, &allowed), "{path}");
+        }
+        let command = "rsync --server --sender -lHogDtprxe.iLsfxC . /etc/";
+        assert_eq!(
+            check_command(Some(command.as_bytes()), false, &allowed),
+            Err(RsyncRefusal::PathNotAllowed("/etc/".into()))
+        );
     }
 
     proptest! {
         #[test]
         fn checker_never_panics_and_never_passes_a_shell_character(input in any::<Vec<u8>>(), restore in any::<bool>()) {
-            if let Ok(invocation) = check_command(Some(&input), restore) {
+            if let Ok(invocation) = check_command(Some(&input), restore, &everywhere()) {
                 for word in invocation.argv(false) {
-                    prop_assert!(!word.contains([';', '|', '&', '$', '`', '<', '>', ' ', '\'', '"', '\\', '=']));
+                    prop_assert!(!word.contains([';', '|', '&', '$', '`', '<', '>', ' ', '\'', '"', '\\']));
                 }
             }
         }

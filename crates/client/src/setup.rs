@@ -62,6 +62,10 @@ pub enum SetupError {
     /// The backup account or its sudo rule could not be set up.
     #[error(transparent)]
     System(#[from] SystemError),
+    /// The machine lacks what a real installation needs, or the program is
+    /// not safe to bind the backup key to.
+    #[error("{0}")]
+    NotReady(String),
     /// Something could not be installed on this machine.
     #[error("{path}: cannot install {what}: {source}")]
     Install {
@@ -83,7 +87,7 @@ impl SetupError {
             SetupError::Transport(TransportError::HostKeyMismatch { .. }) => 1,
             SetupError::Transport(TransportError::Credentials(_)) => 2,
             SetupError::Transport(_) => 2,
-            SetupError::System(SystemError::BadAccountName(_)) => 2,
+            SetupError::System(SystemError::BadAccountName(_)) | SetupError::NotReady(_) => 2,
             _ => 1,
         }
     }
@@ -99,6 +103,9 @@ pub fn setup(
     auth: &mut dyn Authenticator,
 ) -> Result<Enrollment, SetupError> {
     let layout = Layout::new(&options.root, &options.config.account);
+    if options.system {
+        preflight(&options.program)?;
+    }
     let account = match options.system {
         true => Some(system::ensure_account(&options.config.account, &layout.home())?),
         false => None,
@@ -113,6 +120,40 @@ pub fn setup(
         }
     }
     result
+}
+
+/// What a real installation needs, checked before anything changes: the
+/// system tools it runs, and a program that only root can replace, since the
+/// backup key (and through sudo, root) will run it.
+fn preflight(program: &str) -> Result<(), SetupError> {
+    use std::os::unix::fs::MetadataExt;
+    for tool in [
+        "/usr/sbin/useradd",
+        "/usr/sbin/usermod",
+        "/usr/sbin/visudo",
+        "/usr/bin/sudo",
+        "/usr/bin/setpriv",
+        crate::transport::SSH,
+    ] {
+        if !std::path::Path::new(tool).is_file() {
+            return Err(SetupError::NotReady(format!("{tool} is missing: install it first (nothing was changed)")));
+        }
+    }
+    let program = std::path::Path::new(program);
+    for path in program.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        let meta = std::fs::metadata(path).map_err(|e| SetupError::NotReady(format!("{}: {e}", path.display())))?;
+        // A sticky folder such as /tmp lets no one else rename what root owns in it.
+        let others_can_write = meta.mode() & 0o022 != 0 && !(meta.is_dir() && meta.mode() & 0o1000 != 0);
+        if meta.uid() != 0 || others_can_write {
+            return Err(SetupError::NotReady(format!(
+                "{} can be changed by someone other than root, and the backup key would run {}: \
+                 install bpc-enroll in a root-owned folder such as /usr/local/bin first (nothing was changed)",
+                path.display(),
+                program.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Registers the machine through `transport` and installs the backup key;
@@ -136,7 +177,9 @@ pub fn enroll(
     let key = ssh_key::PublicKey::from_openssh(key_text)
         .map_err(|error| SetupError::BadAnswer(format!("key: is not an OpenSSH public key ({error})")))?;
     let url = success.get("url").ok_or_else(|| SetupError::BadAnswer("it has no url: line".into()))?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.contains(char::is_whitespace) {
+    if !(url.starts_with("http://") || url.starts_with("https://"))
+        || url.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
     let from = match success.get("from") {
@@ -161,7 +204,8 @@ pub fn enroll(
     manifest.account_created |= account.is_some_and(|(_, created)| *created);
     let written = installed.install(&mut manifest, &key, from.as_deref())?;
     manifest.server = options.server.clone();
-    manifest.host = success.get("host").map(str::to_owned);
+    // `host:` is shown to the person: only a valid host name is kept.
+    manifest.host = success.get("host").and_then(|host| protocol::HostName::parse(host).ok()).map(|h| h.to_string());
     manifest.url = url.to_owned();
     installed.write_manifest(&mut manifest)?;
     Ok(Enrollment {

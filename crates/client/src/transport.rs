@@ -2,8 +2,13 @@
 
 use crate::credentials::{Authenticator, CredentialError};
 use protocol::auth::{
-    AuthResponse, MAX_AUTH_LINE, parse_auth_failed, parse_auth_required, render_cancel, render_plain,
+    AuthResponse, MAX_AUTH_LINE, client_realmstring, parse_auth_failed, parse_auth_required, render_cancel,
+    render_plain,
 };
+use server::Status;
+
+/// The longest answer read from a server; real ones are under 1 KiB.
+const MAX_ANSWER: u64 = 64 * 1024;
 use protocol::{Request, SshConnection};
 use server::challenge::{Challenge, Challenger};
 use server::{Server, ServerConfig};
@@ -133,12 +138,14 @@ impl Transport for FileTransport {
         let unreachable = |reason: String| TransportError::Unreachable { server: origin.clone(), reason };
         let config = ServerConfig::load(&self.config_path).map_err(|e| unreachable(e.to_string()))?;
         let server = Server::from_config(config).map_err(|e| unreachable(e.to_string()))?;
-        let mut bridge = Bridge { auth, realm: None, answered: false, error: None };
+        let mut bridge = Bridge { auth, origin: origin.clone(), realm: None, answered: false, error: None };
         let response = server.handle_with(Some(request.render().as_bytes()), &self.connection(), &origin, &mut bridge);
         if let Some(error) = bridge.error {
             return Err(error.into());
         }
-        if let (true, Some(realm)) = (bridge.answered, &bridge.realm) {
+        // Only a registration made proves the password: a server fault after
+        // the challenge says nothing about it.
+        if let (true, Some(realm), Status::Success) = (bridge.answered, &bridge.realm, response.status) {
             bridge.auth.accepted(realm);
         }
         Ok(response.text.into_bytes())
@@ -149,6 +156,7 @@ impl Transport for FileTransport {
 /// client's credential chain: the same steps as on the wire, without the wire.
 struct Bridge<'a> {
     auth: &'a mut dyn Authenticator,
+    origin: String,
     realm: Option<String>,
     answered: bool,
     error: Option<CredentialError>,
@@ -156,9 +164,11 @@ struct Bridge<'a> {
 
 impl Challenger for Bridge<'_> {
     fn ask(&mut self, realmstring: &str) -> Challenge {
-        self.realm = Some(realmstring.to_owned());
+        let realm = client_realmstring(&self.origin, realmstring);
         self.answered = false;
-        match self.auth.credentials(realmstring) {
+        let answer = self.auth.credentials(&realm);
+        self.realm = Some(realm);
+        match answer {
             Ok(Some((username, password))) => {
                 self.answered = true;
                 Challenge::Answer(Ok(AuthResponse::Plain { username, password }))
@@ -185,6 +195,7 @@ impl Challenger for Bridge<'_> {
 pub fn converse(
     reader: &mut impl BufRead,
     writer: &mut impl Write,
+    origin: &str,
     auth: &mut dyn Authenticator,
 ) -> Result<Vec<u8>, TransportError> {
     let lost = |e: std::io::Error| TransportError::Unreachable { server: "the server".into(), reason: e.to_string() };
@@ -196,9 +207,9 @@ pub fn converse(
         reader.take(limit).read_until(b'\n', &mut line).map_err(lost)?;
         let text = String::from_utf8_lossy(&line).into_owned();
         if let Some(asked) = parse_auth_required(&text) {
-            realm = Some(asked.to_owned());
+            let key = client_realmstring(origin, asked);
             answered = false;
-            let reply = match auth.credentials(asked) {
+            let reply = match auth.credentials(&key) {
                 Ok(Some((username, password))) => {
                     answered = true;
                     render_plain(&username, &password)
@@ -209,6 +220,7 @@ pub fn converse(
                     return Err(error.into());
                 }
             };
+            realm = Some(key);
             writer.write_all(reply.as_bytes()).and_then(|()| writer.flush()).map_err(lost)?;
             continue;
         }
@@ -219,10 +231,12 @@ pub fn converse(
             answered = false;
             continue;
         }
-        if let (true, Some(realm)) = (answered, &realm) {
+        // Only a registration made proves the password: a server fault after
+        // the challenge says nothing about it.
+        if let (true, Some(realm), true) = (answered, &realm, line.starts_with(b"success")) {
             auth.accepted(realm);
         }
-        reader.read_to_end(&mut line).map_err(lost)?;
+        reader.take(MAX_ANSWER).read_to_end(&mut line).map_err(lost)?;
         return Ok(line);
     }
 }
@@ -367,7 +381,8 @@ impl Transport for SshTransport {
             let _ = child.kill();
             return Err(cannot_run(std::io::Error::other("no pipes to ssh")));
         };
-        let answer = converse(&mut std::io::BufReader::new(stdout), &mut stdin, auth);
+        let origin = format!("ssh://{}", server::register::socket_text_host(&self.host, self.port));
+        let answer = converse(&mut std::io::BufReader::new(stdout), &mut stdin, &origin, auth);
         drop(stdin);
         let status = child.wait().map_err(cannot_run)?;
         let stderr = stderr_reader.join().unwrap_or_default();

@@ -116,6 +116,17 @@ pub fn realmstring(url: &str, realm: &str) -> String {
     format!("<{url}> {}", one_line(realm))
 }
 
+/// The realmstring a client keys its cache with: the server's realm text
+/// after the client's own `<URL>`. The server chooses the realm's name, never
+/// which server it is, so no server can ask for another one's cached password.
+pub fn client_realmstring(client_url: &str, server_realmstring: &str) -> String {
+    let text = match server_realmstring.strip_prefix('<').and_then(|rest| rest.split_once("> ")) {
+        Some((_, text)) => text,
+        None => server_realmstring,
+    };
+    realmstring(client_url, text)
+}
+
 fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
@@ -140,6 +151,16 @@ mod tests {
             Ok(AuthResponse::Plain { username: "alice".into(), password: Secret::new("alice-demo") })
         );
         assert_eq!(parse_auth_response(b"cancel\n"), Ok(AuthResponse::Cancel));
+    }
+
+    #[test]
+    fn the_client_names_the_server_in_its_realmstring() {
+        assert_eq!(
+            client_realmstring("ssh://backup.example.org:22", "<ssh://10.0.0.1:22> Example backups"),
+            "<ssh://backup.example.org:22> Example backups"
+        );
+        assert_eq!(client_realmstring("ssh://b:22", "Plain realm"), "<ssh://b:22> Plain realm");
+        assert_eq!(client_realmstring("ssh://b:22", "<x> a\x1b[2Jb"), "<ssh://b:22> a [2Jb");
     }
 
     #[test]

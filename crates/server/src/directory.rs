@@ -111,6 +111,10 @@ impl FileDirectory {
     }
 }
 
+/// An argon2id hash of a password no user has, checked for unknown users.
+const TIMING_GUARD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$qyNA4FgBT6uUVzXBFOPAFQ$ZkVH4SB/sZDiNCqiYIVcRhBtywAnxO8mWcmxK3x6sBY";
+
 /// Hashes `password` for a users file (argon2id, random salt).
 pub fn hash_password(password: &Secret) -> Result<String, String> {
     use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
@@ -131,9 +135,12 @@ impl Directory for FileDirectory {
         if password.is_empty() {
             return Ok(false);
         }
-        let Some(hash) = self.users.get(logon).and_then(|user| user.password.as_deref()) else { return Ok(false) };
-        let Ok(hash) = PasswordHash::new(hash) else { return Ok(false) };
-        Ok(argon2::Argon2::default().verify_password(password.expose().as_bytes(), &hash).is_ok())
+        // Unknown users cost the same hash as known ones, so that the time of
+        // the answer does not tell which logons exist.
+        let stored = self.users.get(logon).and_then(|user| user.password.as_deref());
+        let Ok(hash) = PasswordHash::new(stored.unwrap_or(TIMING_GUARD_HASH)) else { return Ok(false) };
+        let matches = argon2::Argon2::default().verify_password(password.expose().as_bytes(), &hash).is_ok();
+        Ok(matches && stored.is_some())
     }
 
     fn is_admin(&self, _logon: &Logon) -> Result<bool, DirectoryError> {

@@ -43,12 +43,20 @@ impl HostConfig<'_> {
              $Conf{{ClientNameAlias}}         = {alias};\n\
              $Conf{{RsyncShareName}}          = ['/'];\n\
              $Conf{{RsyncClientPath}}         = '/usr/bin/rsync';\n\
+             # No --protect-args: with it, rsync on the client would read further\n\
+             # options from the connection, out of sight of the client's rsyncsend,\n\
+             # which checks every option and path on the command line instead.\n\
+             # (Share names therefore cannot hold spaces.)\n\
+             $Conf{{RsyncArgs}} = [{backup_args}];\n\
+             $Conf{{RsyncRestoreArgs}} = [{restore_args}];\n\
              # BackupPC splits this on white space and runs it without a shell.\n\
              $Conf{{RsyncSshArgs}}            = ['-e', {ssh_args}];\n\
              # The owner must not change the commands BackupPC runs as itself.\n\
              $Conf{{CgiUserConfigEditEnable}} = 0;\n",
             host_plain = self.host,
             owner = self.owner,
+            backup_args = perl_list(BACKUP_ARGS),
+            restore_args = perl_list(RESTORE_ARGS),
         )
     }
 }
@@ -71,6 +79,48 @@ impl HostConfig<'_> {
         }
         command
     }
+}
+
+/// BackupPC 4's default `RsyncArgs`, less `--protect-args`.
+const BACKUP_ARGS: &[&str] = &[
+    "--super",
+    "--recursive",
+    "--numeric-ids",
+    "--perms",
+    "--owner",
+    "--group",
+    "-D",
+    "--times",
+    "--links",
+    "--hard-links",
+    "--delete",
+    "--delete-excluded",
+    "--one-file-system",
+    "--partial",
+    "--log-format=log: %o %i %B %8U,%8G %9l %f%L",
+    "--stats",
+];
+
+/// BackupPC 4's default `RsyncRestoreArgs`, less `--protect-args`.
+const RESTORE_ARGS: &[&str] = &[
+    "--recursive",
+    "--super",
+    "--numeric-ids",
+    "--perms",
+    "--owner",
+    "--group",
+    "-D",
+    "--times",
+    "--links",
+    "--hard-links",
+    "--delete",
+    "--partial",
+    "--log-format=log: %o %i %B %8U,%8G %9l %f%L",
+    "--stats",
+];
+
+fn perl_list(items: &[&str]) -> String {
+    items.iter().map(|item| perl_quote(item)).collect::<Vec<_>>().join(", ")
 }
 
 /// A single-quoted Perl string: only `\` and `'` are special inside one.

@@ -96,13 +96,19 @@ impl Directory for LdapDirectory {
         if password.is_empty() {
             return Ok(false);
         }
-        let Some(dn) = self.user_dn(logon.as_str())? else { return Ok(false) };
+        // An unknown user still costs a connection and a bind, so that the
+        // time of the answer does not tell which logons exist.
+        let found = self.user_dn(logon.as_str())?;
+        let dn = found.clone().unwrap_or_else(|| format!("cn=bpc-enroll-no-such-user,{}", self.config.base));
         let mut ldap = self.connect()?;
         let bound = ldap
             .with_timeout(self.timeout())
             .simple_bind(&dn, password.expose())
             .map_err(|e| self.unavailable(format!("bind as {dn} failed: {e}")))?;
         let _ = ldap.unbind();
+        if found.is_none() {
+            return Ok(false);
+        }
         match bound.rc {
             0 => Ok(true),
             // invalidCredentials, and inappropriateAuthentication for a DN without a password.

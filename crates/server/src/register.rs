@@ -380,6 +380,15 @@ pub fn socket_text(ip: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
 }
 
+/// `host:port` for a host name or an address, with brackets around an IPv6
+/// address, as in a URL.
+pub fn socket_text_host(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => socket_text(ip, port),
+        Err(_) => format!("{host}:{port}"),
+    }
+}
+
 fn registry_failure(error: &crate::registry::RegistryError) -> Failure {
     let level = if error.refusal().is_server_fault() { Level::Err } else { Level::Notice };
     Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level }
