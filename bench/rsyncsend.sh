@@ -70,13 +70,14 @@ for ((i = 0; i < 100; i++)); do grep -q "Server listening" "$work/sshd.log" && b
 grep -q "Server listening" "$work/sshd.log" || { cat "$work/sshd.log" >&2; exit 1; }
 printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
 
-# BackupPC 4's options for a full backup (see its XferLOG): the remote side
-# gets `rsync --server --sender -slHogDtprcxe.iLsfxC`.
+# The options bpc-register's host config gives BackupPC for a full backup
+# (its defaults less --protect-args, which rsyncsend refuses): the remote
+# side gets `rsync --server --sender -lHogDtprcxe.iLsfxC --numeric-ids . TREE`.
 backup() { # key rsync-path
     rm -rf "$work/dest"
     local start end
     start=$(date +%s.%N)
-    rsync --protect-args --recursive --links --hard-links --perms --owner --group -D --times \
+    rsync --recursive --links --hard-links --perms --owner --group -D --times \
         --numeric-ids --one-file-system --checksum --super --rsync-path="$2" \
         -e "ssh -F /dev/null -i $work/$1 -p $port -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=$work/known_hosts" \
         "$account@127.0.0.1:$work/tree/" "$work/dest/"
