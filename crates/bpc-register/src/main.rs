@@ -80,8 +80,7 @@ fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: O
             !text.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`;&|<>(){}*?!#~".contains(c))
         };
         let (exe, config) = (exe.display().to_string(), config.display().to_string());
-        let pattern = |text: &str| text.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!,_".contains(c));
-        if !plain(&exe) || !plain(&config) || from.is_some_and(|f| f.is_empty() || !pattern(f)) {
+        if !plain(&exe) || !plain(&config) || from.is_some_and(|f| !protocol::is_address_list(f)) {
             return Err(
                 "the program's path, the configuration's path or --from holds a space or a shell character".into()
             );

@@ -183,7 +183,7 @@ pub fn enroll(
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
     let from = match success.get("from") {
-        Some(from) if is_address_list(from) => Some(from.to_owned()),
+        Some(from) if protocol::is_address_list(from) => Some(from.to_owned()),
         Some(from) => {
             return Err(SetupError::BadAnswer(format!("from: is not a list of addresses: {}", printable(from))));
         }
@@ -215,11 +215,6 @@ pub fn enroll(
         host: manifest.host.clone(),
         written,
     })
-}
-
-/// Addresses or patterns as sshd's `from=` takes them.
-fn is_address_list(text: &str) -> bool {
-    !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_,".contains(c))
 }
 
 /// One installation in progress.

@@ -16,7 +16,7 @@ mod secret;
 
 pub use answer::{Answer, SuccessAnswer, parse_answer, render_error, render_success};
 pub use connection::{ConnectionError, SshConnection};
-pub use names::{Domain, HostName, Logon, NameError, OsName};
+pub use names::{Domain, HostName, Logon, NameError, OsName, is_address_list};
 pub use refusal::Refusal;
 pub use request::{MAX_REQUEST_LEN, Request, RequestError, parse_request};
 pub use secret::Secret;

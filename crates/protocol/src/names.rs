@@ -145,6 +145,14 @@ impl Domain {
     }
 }
 
+/// Whether `text` is a comma-separated list of addresses, host names or
+/// patterns as sshd's `from=` takes them (letters, digits and `.:-/*?!_`),
+/// with nothing that could end the option or start another.
+pub fn is_address_list(text: &str) -> bool {
+    text.split(',')
+        .all(|item| !item.is_empty() && item.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_".contains(c)))
+}
+
 macro_rules! display_as_str {
     ($($name:ty),*) => {$(
         impl fmt::Display for $name {
@@ -246,6 +254,14 @@ mod tests {
         assert!(!within("evil-univ-brest.fr"));
         assert!(!within("univ-brest.fr.evil.net"));
         assert!(!within("brest.fr"));
+    }
+
+    #[test]
+    fn address_lists_are_plain() {
+        assert!(is_address_list("192.0.2.10,2001:db8::/32,*.example.org,!10.0.0.1"));
+        for bad in ["", "a,,b", "1.2.3.4 ", "1.2.3.4\",command=\"x", "a\nb"] {
+            assert!(!is_address_list(bad), "{bad:?}");
+        }
     }
 
     #[test]

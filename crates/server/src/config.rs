@@ -382,8 +382,7 @@ fn account<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Erro
 /// Addresses or patterns as sshd's `from=` option takes them, comma-separated.
 fn from_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    let pattern_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_".contains(c));
-    if text.split(',').all(pattern_ok) {
+    if protocol::is_address_list(&text) {
         Ok(Some(text))
     } else {
         Err(serde::de::Error::custom("must be comma-separated addresses, names or patterns, without spaces or quotes"))

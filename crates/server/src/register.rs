@@ -114,11 +114,6 @@ impl Server {
         Server { config, directory, resolver, registry, log, backup_key }
     }
 
-    /// The server's event log.
-    pub fn log(&self) -> &EventLog {
-        &self.log
-    }
-
     /// Answers one request that cannot be challenged (see [`Server::handle_with`]).
     pub fn handle(&self, command: Option<&[u8]>, connection: &SshConnection) -> Response {
         let origin = format!("ssh://{}", socket_text(connection.server_ip, connection.server_port));

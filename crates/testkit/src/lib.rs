@@ -108,11 +108,6 @@ impl Daemon {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
-
-    /// What it logged after starting.
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 impl Drop for Daemon {

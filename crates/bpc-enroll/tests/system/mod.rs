@@ -6,7 +6,6 @@
 pub mod backuppc;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -95,20 +94,8 @@ impl Sshd {
         format!("[127.0.0.1]:{} {}\n", self.port, self.host_key)
     }
 
-    /// What sshd logged so far.
-    pub fn log_text(&self) -> String {
-        self.daemon.log_text()
-    }
-
     /// Where sshd logs.
     pub fn log_path(&self) -> &Path {
         &self.daemon.log
     }
-}
-
-/// Makes `path` and its files readable by everyone (for daemons running as
-/// other accounts), writable by root only.
-pub fn world_readable(path: &Path) {
-    let mode = if path.is_dir() { 0o755 } else { 0o644 };
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
