@@ -213,36 +213,39 @@ impl BackupPcRegistry {
         Ok(file)
     }
 
-    fn read_hosts(&self) -> Result<String, RegistryError> {
+    fn read_hosts(&self) -> Result<Vec<u8>, RegistryError> {
         let path = self.hosts_path();
         match fs::read(&path) {
-            Ok(bytes) => String::from_utf8(bytes).map_err(|_| RegistryError::Hosts {
-                path,
-                action: "read it as text",
-                source: io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8"),
-            }),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Ok(bytes) => Ok(bytes),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(source) => Err(RegistryError::Hosts { path, action: "read", source }),
         }
     }
 
-    fn add(&self, registration: &Registration, hosts: &str, has_header: bool) -> Result<(), RegistryError> {
+    /// Appends the host's line to `hosts` (given with a usable header, see
+    /// [`with_usable_header`]) and writes its config and journal record.
+    fn add(&self, registration: &Registration, hosts: &[u8], header: &[String]) -> Result<(), RegistryError> {
         // Everything is prepared first; then the journal, the config and
         // `hosts` change together, and any failure undoes the ones before.
         let hosts_path = self.hosts_path();
         let config_path = self.host_config_path(&registration.host);
-        let mut body = hosts.to_owned();
-        if !body.is_empty() && !body.ends_with('\n') {
-            body.push('\n');
+        let line = host_line(header, &registration.host, &registration.owner).ok_or_else(|| RegistryError::Hosts {
+            path: hosts_path.clone(),
+            action: "add a line under its header",
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the header `{}` does not start with host, dhcp, user", header.join(" ")),
+            ),
+        })?;
+        let mut body = hosts.to_vec();
+        if !body.is_empty() && !body.ends_with(b"\n") {
+            body.push(b'\n');
         }
-        if !has_header {
-            body.push_str(HOSTS_HEADER);
-        }
-        body.push_str(&format!("{}\t0\t{}\n", registration.host, registration.owner));
+        body.extend_from_slice(line.as_bytes());
 
         let hosts_error = |source| RegistryError::Hosts { path: hosts_path.clone(), action: "write", source };
         let config_error = |source| RegistryError::HostConfig { path: config_path.clone(), source };
-        let new_hosts = AtomicWrite::prepare(&hosts_path, body.as_bytes(), 0o644).map_err(hosts_error)?;
+        let new_hosts = AtomicWrite::prepare(&hosts_path, &body, 0o644).map_err(hosts_error)?;
         let new_config =
             AtomicWrite::prepare(&config_path, registration.host_config.as_bytes(), 0o644).map_err(config_error)?;
         let previous_config = fs::read(&config_path).ok();
@@ -268,11 +271,11 @@ impl BackupPcRegistry {
 impl Registry for BackupPcRegistry {
     fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
         let _lock = self.lock()?;
-        let hosts = self.read_hosts()?;
-        let (has_header, lines) = parse_hosts(&hosts);
-        match lines.iter().find(|line| line.host == registration.host.as_str()) {
-            Some(line) if line.user != registration.owner.as_str() => {
-                Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: line.user.clone() })
+        let hosts = with_usable_header(self.read_hosts()?);
+        let parsed = parse_hosts(&hosts);
+        match parsed.owner_of(registration.host.as_str()) {
+            Some(owner) if owner != registration.owner.as_str() => {
+                Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: owner.to_owned() })
             }
             Some(_) => {
                 let journal = self.append_journal(registration, "confirmed")?;
@@ -285,13 +288,16 @@ impl Registry for BackupPcRegistry {
                 }
                 Ok(Outcome::AlreadyRegistered)
             }
-            None => self.add(registration, &hosts, has_header).map(|()| Outcome::Added),
+            None => {
+                let header = parsed.header.unwrap_or_default();
+                self.add(registration, &hosts, &header).map(|()| Outcome::Added)
+            }
         }
     }
 
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
-        let (_, lines) = parse_hosts(&self.read_hosts()?);
-        Ok(lines.into_iter().find(|line| line.host == host.as_str()).map(|line| line.user))
+        let hosts = with_usable_header(self.read_hosts()?);
+        Ok(parse_hosts(&hosts).owner_of(host.as_str()).map(str::to_owned))
     }
 }
 
@@ -326,25 +332,146 @@ fn newer_than(path: &std::path::Path, previous: Option<SystemTime>) -> io::Resul
     File::options().write(true).open(path)?.set_modified(bumped)
 }
 
-/// Reads a `hosts` file as BackupPC does: `#` starts a comment, blank lines
-/// are skipped, the first remaining line is the header, fields are separated
-/// by white space and host names compare lowercased. Returns whether a header
-/// was found, and the host lines.
-pub fn parse_hosts(text: &str) -> (bool, Vec<HostLine>) {
-    let mut has_header = false;
-    let mut lines = Vec::new();
-    for line in text.lines() {
-        let content = line.split('#').next().unwrap_or_default();
-        let fields: Vec<&str> = content.split_whitespace().collect();
-        let Some(host) = fields.first() else { continue };
-        if !has_header {
-            has_header = true;
+/// `hosts` as BackupPC's `HostInfoRead` sees it: the header (the first line
+/// it accepts) and the host lines after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostsFile {
+    /// The header's field names, when the file has an accepted line at all.
+    pub header: Option<Vec<String>>,
+    /// The host lines, in file order.
+    pub hosts: Vec<HostLine>,
+}
+
+impl HostsFile {
+    /// The owner BackupPC sees for `host`: of duplicate lines, it keeps the last.
+    pub fn owner_of(&self, host: &str) -> Option<&str> {
+        self.hosts.iter().rev().find(|line| line.host == host).map(|line| line.user.as_str())
+    }
+
+    /// Whether the header names the `host` and `user` columns, so that BackupPC
+    /// reads an owner from the lines below it (a file whose first line is a
+    /// host line has that line taken as its header, and no owner at all).
+    pub fn has_usable_header(&self) -> bool {
+        self.header.as_ref().is_some_and(|header| {
+            header.first().is_some_and(|first| first == "host") && header.iter().any(|field| field == "user")
+        })
+    }
+}
+
+/// Reads a `hosts` file as BackupPC 4's `HostInfoRead` does, byte for byte:
+/// the first run of CR/LF goes, `#` starts a comment, trailing white space
+/// goes, and only lines that start with a name (`[\w.\\-]+`) followed by white
+/// space count, so an indented line does not. Fields are split on white space
+/// not preceded by a backslash, then `\ ` becomes a space. The first counted
+/// line is the header, and each later line's fields are named by it; host
+/// names compare lowercased. Bytes that are not UTF-8 (in a comment, say) are
+/// no reason to stop: BackupPC reads bytes too.
+pub fn parse_hosts(bytes: &[u8]) -> HostsFile {
+    let mut file = HostsFile::default();
+    for raw in bytes.split(|b| *b == b'\n') {
+        let Some(fields) = host_fields(raw) else { continue };
+        match &file.header {
+            None => file.header = Some(fields),
+            Some(header) => {
+                let host = fields.first().map(|h| h.to_ascii_lowercase()).unwrap_or_default();
+                let user = header
+                    .iter()
+                    .position(|name| name == "user")
+                    .and_then(|index| fields.get(index))
+                    .cloned()
+                    .unwrap_or_default();
+                file.hosts.push(HostLine { host, user });
+            }
+        }
+    }
+    file
+}
+
+/// The fields of one line, or `None` when BackupPC skips it.
+fn host_fields(raw: &[u8]) -> Option<Vec<String>> {
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let mut line = raw.to_vec();
+    // `s/[\n\r]+//`: the first run of CR or LF, wherever it is.
+    if let Some(start) = line.iter().position(|b| *b == b'\r' || *b == b'\n') {
+        let len = line.iter().skip(start).take_while(|b| **b == b'\r' || **b == b'\n').count();
+        line.drain(start..start + len);
+    }
+    if let Some(comment) = line.iter().position(|b| *b == b'#') {
+        line.truncate(comment);
+    }
+    while line.last().is_some_and(|b| is_space(*b)) {
+        line.pop();
+    }
+    let name_len =
+        line.iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'\\' | b'-')).count();
+    if name_len == 0 || !line.get(name_len).is_some_and(|b| is_space(*b)) {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut field = Vec::new();
+    let mut index = 0;
+    while let Some(&byte) = line.get(index) {
+        let escaped = index > 0 && line.get(index - 1) == Some(&b'\\');
+        if is_space(byte) && !escaped {
+            fields.push(unescape(&field));
+            field.clear();
+            while line.get(index).is_some_and(|b| is_space(*b)) {
+                index += 1;
+            }
             continue;
         }
-        let user = fields.get(2).copied().unwrap_or_default();
-        lines.push(HostLine { host: host.to_lowercase(), user: user.to_owned() });
+        field.push(byte);
+        index += 1;
     }
-    (has_header, lines)
+    fields.push(unescape(&field));
+    Some(fields)
+}
+
+/// `s{\\(\s)}{$1}g`, then the bytes as text (BackupPC's names are ASCII;
+/// anything else can match no checked name).
+fn unescape(field: &[u8]) -> String {
+    let mut out = Vec::with_capacity(field.len());
+    let mut index = 0;
+    while let Some(&byte) = field.get(index) {
+        let next_is_space = field.get(index + 1).is_some_and(|b| matches!(b, b' ' | b'\t' | 0x0b | 0x0c));
+        if byte == b'\\' && next_is_space {
+            index += 1;
+            continue;
+        }
+        out.push(byte);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `hosts` with BackupPC's standard header in front when the file has none
+/// that names the `user` column: without one, BackupPC takes the first host
+/// line for the header and sees no owner at all, so the line this
+/// registration adds would give the host to nobody.
+fn with_usable_header(hosts: Vec<u8>) -> Vec<u8> {
+    if parse_hosts(&hosts).has_usable_header() {
+        return hosts;
+    }
+    let mut fixed = HOSTS_HEADER.as_bytes().to_vec();
+    fixed.extend_from_slice(&hosts);
+    fixed
+}
+
+/// The line to append for `host` and `owner` under `header`, its fields in the
+/// header's order; `None` when a column before `user` is not one this line
+/// can fill (BackupPC's fields cannot be left empty in the middle).
+fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Option<String> {
+    let user_index = header.iter().position(|name| name == "user")?;
+    let mut fields = Vec::new();
+    for name in header.iter().take(user_index + 1) {
+        fields.push(match name.as_str() {
+            "host" => host.to_string(),
+            "dhcp" => "0".to_owned(),
+            "user" => owner.to_string(),
+            _ => return None,
+        });
+    }
+    (fields.first().map(String::as_str) == Some(host.as_str())).then(|| fields.join("\t") + "\n")
 }
 
 #[cfg(test)]
@@ -469,9 +596,71 @@ mod tests {
 
     #[test]
     fn hosts_parsing_follows_backuppc() {
-        let (header, lines) = parse_hosts(DEBIAN_HOSTS);
-        assert!(header);
-        assert_eq!(lines, [HostLine { host: "localhost".into(), user: "backuppc".into() }]);
-        assert_eq!(parse_hosts("# only comments\n\n"), (false, vec![]));
+        let file = parse_hosts(DEBIAN_HOSTS.as_bytes());
+        assert!(file.has_usable_header());
+        assert_eq!(file.hosts, [HostLine { host: "localhost".into(), user: "backuppc".into() }]);
+        assert_eq!(parse_hosts(b"# only comments\n\n"), HostsFile::default());
+        let odd = parse_hosts(b"host dhcp user\n  indented 0 x\nA\\ b 0 bob\\ smith\nlonely\n");
+        assert_eq!(odd.hosts, [HostLine { host: "a b".into(), user: "bob smith".into() }]);
+    }
+
+    #[test]
+    fn a_comment_that_is_not_utf8_does_not_stop_registrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = b"# r\xe9serv\xe9 \xff\nhost dhcp user moreUsers\nold 0 carol # caf\xe9\n";
+        fs::write(dir.path().join("hosts"), hosts).unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        assert_eq!(registry.register(&registration("pc.example.org", "alice")).unwrap(), Outcome::Added);
+        let mut expected = hosts.to_vec();
+        expected.extend_from_slice(b"pc.example.org\t0\talice\n");
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), expected, "the other bytes are kept as they were");
+        assert_eq!(registry.owner_of(&HostName::parse("old").unwrap()).unwrap().as_deref(), Some("carol"));
+    }
+
+    #[test]
+    fn a_hosts_without_its_header_gets_one_so_the_owner_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), "old.example.org 0 carol\n").unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let error = registry.register(&registration("old.example.org", "bob")).unwrap_err();
+        assert_eq!(
+            error.refusal(),
+            Refusal::ReRegisterRefused,
+            "the line BackupPC took for a header still has an owner"
+        );
+        registry.register(&registration("pc.example.org", "alice")).unwrap();
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert_eq!(hosts, format!("{HOSTS_HEADER}old.example.org 0 carol\npc.example.org\t0\talice\n"));
+        let file = parse_hosts(hosts.as_bytes());
+        assert_eq!(file.owner_of("pc.example.org"), Some("alice"));
+    }
+
+    #[test]
+    fn the_owner_column_is_found_by_its_header_name() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), "host dhcp user\npc.example.org 0 carol\n").unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        assert_eq!(registry.register(&registration("pc.example.org", "carol")).unwrap(), Outcome::AlreadyRegistered);
+        fs::write(dir.path().join("hosts"), "host user dhcp\npc.example.org carol 0\n").unwrap();
+        assert_eq!(registry.register(&registration("pc.example.org", "carol")).unwrap(), Outcome::AlreadyRegistered);
+        registry.register(&registration("new.example.org", "alice")).unwrap();
+        let hosts = fs::read(dir.path().join("hosts")).unwrap();
+        assert_eq!(parse_hosts(&hosts).owner_of("new.example.org"), Some("alice"));
+        fs::write(dir.path().join("hosts"), "host moreUsers user\n").unwrap();
+        let error = registry.register(&registration("third.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+    }
+
+    #[test]
+    fn of_duplicate_lines_the_last_one_wins_as_in_backuppc() {
+        let file = parse_hosts(b"host dhcp user\npc 0 alice\nPC 0 mallory\n");
+        assert_eq!(file.owner_of("pc"), Some("mallory"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hosts_parsing_never_panics(input in proptest::prelude::any::<Vec<u8>>()) {
+            let _ = parse_hosts(&input);
+        }
     }
 }

@@ -16,6 +16,12 @@ pub fn require_root_and(programs: &[&str]) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("these tests start daemons and change accounts: run them as root".into());
     }
+    require_programs(programs)
+}
+
+/// Checks that `programs` (or any files a test reads) exist; the error says
+/// what is missing and how to get it.
+pub fn require_programs(programs: &[&str]) -> Result<(), String> {
     let missing: Vec<&str> = programs.iter().copied().filter(|p| !Path::new(p).exists()).collect();
     if missing.is_empty() {
         Ok(())

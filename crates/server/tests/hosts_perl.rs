@@ -1,0 +1,80 @@
+//! `hosts` is read by BackupPC's own `HostInfoRead`: the owner bpc-register
+//! sees for each host must be the one BackupPC sees, on the files people
+//! really have (comments in Latin-1, indented lines, escaped spaces, no header).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+use server::registry::parse_hosts;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// Reads `CONFDIR/hosts` with BackupPC's storage module and prints
+/// `host<TAB>user` for each host it keeps, sorted.
+const HOST_INFO_READ: &str = r#"
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Storage::Text;
+my $s = BackupPC::Storage::Text->new({}, { ConfDir => shift });
+my $hosts = $s->HostInfoRead();
+foreach my $host (sort keys %$hosts) {
+    my $user = $hosts->{$host}{user};
+    print $host, "\t", (defined $user ? $user : "(none)"), "\n";
+}
+"#;
+
+fn backuppc_sees(hosts: &[u8]) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts"), hosts).unwrap();
+    let output =
+        Command::new("/usr/bin/perl").env_clear().arg("-e").arg(HOST_INFO_READ).arg(dir.path()).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    text.lines()
+        .map(|line| {
+            let (host, user) = line.split_once('\t').unwrap();
+            (host.to_owned(), user.to_owned())
+        })
+        .collect()
+}
+
+fn we_see(hosts: &[u8]) -> BTreeMap<String, String> {
+    let file = parse_hosts(hosts);
+    let mut seen = BTreeMap::new();
+    let user_column = file.header.as_ref().and_then(|h| h.iter().position(|f| f == "user"));
+    for line in &file.hosts {
+        // A missing field is undefined in Perl, an empty string here.
+        let user = match user_column {
+            Some(_) if !line.user.is_empty() => line.user.clone(),
+            _ => "(none)".to_owned(),
+        };
+        seen.insert(line.host.clone(), user);
+    }
+    seen
+}
+
+#[test]
+fn owners_are_the_ones_backuppc_sees() {
+    if testkit::skip(
+        "owners_are_the_ones_backuppc_sees",
+        testkit::require_programs(&["/usr/bin/perl", "/usr/share/backuppc/lib/BackupPC/Storage/Text.pm"]),
+    ) {
+        return;
+    }
+    let cases: &[&[u8]] = &[
+        b"host dhcp user moreUsers\npc1 0 alice\n",
+        b"# caf\xe9 au lait\nhost dhcp user moreUsers # \xff\xfe\npc1 0 alice # r\xe9serv\xe9\n",
+        b"host dhcp user moreUsers\n  indented 0 mallory\npc1\t0\talice\n",
+        b"host dhcp user moreUsers\npc\\ one 0 alice\npc2 0 bob\\ smith carol\n",
+        b"host dhcp user moreUsers\r\npc1 0 alice\r\nPC2 0 Bob\r\n",
+        b"host dhcp user moreUsers\npc1 0 alice\npc1 0 mallory\n",
+        b"pc1 0 alice\npc2 0 bob\n",
+        b"host user dhcp\npc1 alice 0\n",
+        b"host dhcp user\npc1\npc2 0\npc3 0 carol\n",
+        b"#only\n\n   \n# comments\n",
+        b"host dhcp user moreUsers\npc1 0 alice\\\n#pc2 0 bob\n",
+        b"host dhcp user moreUsers\npc/1 0 alice\npc;2 0 bob\npc.3 0 carol\n",
+        b"host dhcp user moreUsers\npc1  0   alice\\  x\n",
+    ];
+    for hosts in cases {
+        assert_eq!(we_see(hosts), backuppc_sees(hosts), "{}", String::from_utf8_lossy(hosts));
+    }
+}
