@@ -4,9 +4,11 @@ use clap::Parser;
 use protocol::SshConnection;
 use server::{EventLog, Level, Server, ServerConfig, Status};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Registers a machine with BackupPC, as the forced command of the register key.
 ///
@@ -115,8 +117,11 @@ fn forced_command(config_path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match ServerConfig::load(config_path).map_err(server::ServerError::from).and_then(Server::from_config)
-    {
+    let mut challenge_timeout = Duration::ZERO;
+    let server = match ServerConfig::load(config_path).map_err(server::ServerError::from).and_then(|config| {
+        challenge_timeout = Duration::from_secs(config.challenge_timeout);
+        Server::from_config(config)
+    }) {
         Ok(server) => server,
         Err(error) => {
             EventLog::Stderr.log(Level::Err, &format!("{connection} {error}"));
@@ -126,7 +131,22 @@ fn forced_command(config_path: &std::path::Path) -> ExitCode {
     };
     let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
     let origin = format!("ssh://{}", server::register::socket_text(connection.server_ip, connection.server_port));
-    let mut challenger = server::challenge::LineChallenger::new(std::io::stdin().lock(), std::io::stdout());
+    // The answers to a challenge are waited for `challenge-timeout` seconds in
+    // all: a client that never answers must not pin this process.
+    // Without a standard input, a challenge finds the client gone.
+    let stdin = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(_) => match std::fs::File::open("/dev/null") {
+            Ok(null) => null,
+            Err(error) => {
+                EventLog::Stderr.log(Level::Err, &format!("{connection} cannot open /dev/null: {error}"));
+                answer(&protocol::render_error(&connection, MISCONFIGURED));
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let stdin = std::io::BufReader::new(files::DeadlineReader::new(stdin, challenge_timeout));
+    let mut challenger = server::challenge::LineChallenger::new(stdin, std::io::stdout());
     let response = server.handle_with(command.as_ref().map(|c| c.as_bytes()), &connection, &origin, &mut challenger);
     answer(&response.text);
     match response.status {

@@ -139,3 +139,39 @@ fn new_hosts_challenges_only_hosts_not_yet_registered_to_the_logon() {
     assert!(out.starts_with(&format!("auth-required PLAIN {REALM}\n")), "{out}");
     assert!(out.ends_with(&format!("{FROM_ALICE} refusing to re-register client host with username\n")), "{out}");
 }
+
+#[test]
+fn a_client_that_never_answers_the_challenge_is_let_go() {
+    let dir = server("password");
+    let config = fs::read_to_string(dir.path().join("server.toml")).unwrap();
+    fs::write(dir.path().join("server.toml"), config.replace("realm = ", "challenge-timeout = 1\nrealm = ")).unwrap();
+    let hosts = fs::read(dir.path().join("backuppc/hosts")).unwrap();
+    // Standard input stays open and silent, as with a client that hangs.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bpc-register"))
+        .env_clear()
+        .env("SSH_ORIGINAL_COMMAND", "linux:bob proto=2")
+        .env("SSH_CONNECTION", FROM_BOB)
+        .arg("--config")
+        .arg(dir.path().join("server.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        output
+    });
+    // A safety net for the test itself, far above the 1 s the server is given.
+    if finished.recv_timeout(std::time::Duration::from_secs(120)).is_err() {
+        panic!("bpc-register still waits for an answer that never comes");
+    }
+    drop(stdin);
+    let output = waiter.join().unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.starts_with(&format!("auth-required PLAIN {REALM}\n{FROM_BOB} ")), "{out}");
+    assert_eq!(fs::read(dir.path().join("backuppc/hosts")).unwrap(), hosts);
+}

@@ -9,6 +9,12 @@ use server::Status;
 
 /// The longest answer read from a server; real ones are under 1 KiB.
 const MAX_ANSWER: u64 = 64 * 1024;
+/// The most of ssh's standard error kept (the rest is read and dropped, so
+/// that ssh never blocks on it).
+const MAX_STDERR: u64 = 16 * 1024;
+/// How many times one exchange may ask for credentials: the server's own
+/// limit, so a server that asks again and again is cut off.
+const MAX_CHALLENGES: usize = protocol::auth::MAX_ATTEMPTS;
 use protocol::{Request, SshConnection};
 use server::challenge::{Challenge, Challenger};
 use server::{Server, ServerConfig};
@@ -198,15 +204,32 @@ pub fn converse(
     origin: &str,
     auth: &mut dyn Authenticator,
 ) -> Result<Vec<u8>, TransportError> {
-    let lost = |e: std::io::Error| TransportError::Unreachable { server: "the server".into(), reason: e.to_string() };
+    let lost = |e: std::io::Error| TransportError::Unreachable {
+        server: origin.to_owned(),
+        reason: match e.kind() {
+            std::io::ErrorKind::TimedOut => {
+                "the server did not finish its answer in time (timeout in client.toml)".into()
+            }
+            _ => e.to_string(),
+        },
+    };
     let mut realm: Option<String> = None;
     let mut answered = false;
+    let mut challenges = 0;
     loop {
         let mut line = Vec::new();
         let limit = u64::try_from(MAX_AUTH_LINE + 1).unwrap_or(u64::MAX);
         reader.take(limit).read_until(b'\n', &mut line).map_err(lost)?;
         let text = String::from_utf8_lossy(&line).into_owned();
         if let Some(asked) = parse_auth_required(&text) {
+            challenges += 1;
+            if challenges > MAX_CHALLENGES {
+                let _ = writer.write_all(render_cancel().as_bytes()).and_then(|()| writer.flush());
+                return Err(TransportError::Unreachable {
+                    server: origin.to_owned(),
+                    reason: format!("the server asked for credentials more than {MAX_CHALLENGES} times; giving up"),
+                });
+            }
             let key = client_realmstring(origin, asked);
             answered = false;
             let reply = match auth.credentials(&key) {
@@ -373,17 +396,28 @@ impl Transport for SshTransport {
         let stderr_reader = std::thread::spawn(move || {
             let mut text = Vec::new();
             if let Some(mut pipe) = stderr_pipe {
-                let _ = pipe.read_to_end(&mut text);
+                let _ = (&mut pipe).take(MAX_STDERR).read_to_end(&mut text);
+                let _ = std::io::copy(&mut pipe, &mut std::io::sink());
             }
             text
         });
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
+            let _ = child.wait();
             return Err(cannot_run(std::io::Error::other("no pipes to ssh")));
         };
         let origin = format!("ssh://{}", server::register::socket_text_host(&self.host, self.port));
-        let answer = converse(&mut std::io::BufReader::new(stdout), &mut stdin, &origin, auth);
+        // The whole time spent waiting for the server, connection included,
+        // is bounded by `timeout`; time at a password prompt does not count.
+        let budget = std::time::Duration::from_secs(u64::from(self.settings.timeout.max(1)));
+        let mut reader = std::io::BufReader::new(files::DeadlineReader::new(stdout, budget));
+        let answer = converse(&mut reader, &mut stdin, &origin, auth);
         drop(stdin);
+        drop(reader);
+        if answer.is_err() {
+            // A server that stopped answering, or asked too often, is cut off here.
+            let _ = child.kill();
+        }
         let status = child.wait().map_err(cannot_run)?;
         let stderr = stderr_reader.join().unwrap_or_default();
         if status.code() != Some(255) {
@@ -425,5 +459,49 @@ mod tests {
         assert!(transport_with("ssh://backup.example.org/path", None, ssh()).is_err());
         assert!(transport_with("ssh://a;b@backup.example.org", None, ssh()).is_err());
         assert!(matches!(transport_for("not a url", ip), Err(TransportError::BadUrl { .. })));
+    }
+
+    /// Always has the same answer, and counts what it was told.
+    #[derive(Default)]
+    struct Always {
+        asked: usize,
+        accepted: usize,
+    }
+
+    impl Authenticator for Always {
+        fn credentials(&mut self, _realm: &str) -> Result<Option<(String, protocol::Secret)>, CredentialError> {
+            self.asked += 1;
+            Ok(Some(("alice".into(), protocol::Secret::new("pw"))))
+        }
+        fn rejected(&mut self, _realm: &str) {}
+        fn accepted(&mut self, _realm: &str) {
+            self.accepted += 1;
+        }
+    }
+
+    #[test]
+    fn a_server_that_asks_again_and_again_is_cut_off() {
+        let server = "auth-required PLAIN Example\n".repeat(10) + "success\nkey: x\n";
+        let mut reader = std::io::Cursor::new(server.into_bytes());
+        let mut sent = Vec::new();
+        let mut auth = Always::default();
+        let error = converse(&mut reader, &mut sent, "ssh://b:22", &mut auth).unwrap_err();
+        assert!(error.to_string().contains("more than 3 times"), "{error}");
+        assert_eq!(auth.asked, MAX_CHALLENGES);
+        let sent = String::from_utf8(sent).unwrap();
+        assert_eq!(sent.lines().filter(|l| l.starts_with("PLAIN ")).count(), MAX_CHALLENGES);
+        assert_eq!(sent.lines().last(), Some(render_cancel().trim_end()));
+        assert_eq!(auth.accepted, 0);
+    }
+
+    #[test]
+    fn a_server_within_the_limit_gets_its_answers() {
+        let server = "auth-required PLAIN Example\nauth-failed no\n".repeat(2)
+            + "auth-required PLAIN Example\nsuccess\nkey: x\n";
+        let mut reader = std::io::Cursor::new(server.into_bytes());
+        let mut auth = Always::default();
+        let answer = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut auth).unwrap();
+        assert_eq!(answer, b"success\nkey: x\n");
+        assert_eq!((auth.asked, auth.accepted), (3, 1));
     }
 }

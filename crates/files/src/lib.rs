@@ -1,9 +1,12 @@
 //! File handling that both sides need and must get right the same way:
-//! atomic replacement with the final mode set at creation, and TOML files
-//! whose errors name the file, the line and the key.
+//! atomic replacement with the final mode set at creation, TOML files whose
+//! errors name the file, the line and the key, and reads from a peer that
+//! are bounded in time.
 
 mod atomic;
+pub mod deadline;
 mod tomlfile;
 
 pub use atomic::{AtomicWrite, write_atomic};
+pub use deadline::DeadlineReader;
 pub use tomlfile::{TomlError, load_toml, parse_toml};

@@ -29,6 +29,10 @@ pub struct ServerConfig {
     /// administrators group).
     #[serde(default, deserialize_with = "logon_list")]
     pub admins: Vec<protocol::Logon>,
+    /// Seconds bpc-register waits, in all, for the answers to its challenges
+    /// (a person may be typing a password on the other end).
+    #[serde(default = "default_challenge_timeout")]
+    pub challenge_timeout: u64,
     /// The journal of registrations (JSON lines); beside `hosts` by default.
     #[serde(default)]
     pub journal: Option<PathBuf>,
@@ -260,6 +264,10 @@ fn default_os() -> Vec<OsName> {
 
 fn default_realm() -> String {
     "BackupPC enrollment".to_owned()
+}
+
+fn default_challenge_timeout() -> u64 {
+    300
 }
 
 fn logon_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<protocol::Logon>, D::Error> {

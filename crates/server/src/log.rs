@@ -78,6 +78,9 @@ impl EventLog {
                 .append(true)
                 .create(true)
                 .mode(0o640)
+                // A link planted in place of the log must not send the
+                // lines (and the write) to a file of someone else's choosing.
+                .custom_flags(nix::libc::O_NOFOLLOW)
                 .open(path)
                 .and_then(|mut file| file.write_all(line.as_bytes()));
             match written {
@@ -138,5 +141,16 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("notice ") && lines[0].ends_with(": one"), "{text}");
         assert!(lines[1].starts_with("err ") && lines[1].ends_with(": two"), "{text}");
+    }
+
+    #[test]
+    fn a_log_replaced_by_a_link_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("authorized_keys");
+        std::fs::write(&victim, "ssh-ed25519 AAAA owner\n").unwrap();
+        let path = dir.path().join("register.log");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        EventLog::File(path).log(Level::Notice, "ssh-ed25519 AAAA attacker");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "ssh-ed25519 AAAA owner\n");
     }
 }

@@ -174,7 +174,14 @@ impl BackupPcRegistry {
         let error = |source| RegistryError::Journal { path: self.journal.clone(), source };
         let mut line = serde_json::to_string(&record).map_err(|e| error(io::Error::other(e)))?;
         line.push('\n');
-        let mut file = OpenOptions::new().append(true).create(true).mode(0o640).open(&self.journal).map_err(error)?;
+        // Never through a link planted in place of the journal.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&self.journal)
+            .map_err(error)?;
         let previous_len = file.metadata().map_err(error)?.len();
         let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
         let mark = JournalMark { file, previous_len };
@@ -590,6 +597,20 @@ mod tests {
         let registry = BackupPcRegistry::new(dir.path()).with_journal(dir.path().join("no/such/dir/journal"));
         let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err();
         assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
+        assert!(!dir.path().join("pc.example.org.pl").exists());
+    }
+
+    #[test]
+    fn a_journal_replaced_by_a_link_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), DEBIAN_HOSTS).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(JOURNAL_NAME)).unwrap();
+        let error = BackupPcRegistry::new(dir.path()).register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
         assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
         assert!(!dir.path().join("pc.example.org.pl").exists());
     }
