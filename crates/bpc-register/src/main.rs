@@ -130,7 +130,7 @@ fn forced_command(config_path: &std::path::Path) -> ExitCode {
         }
     };
     let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
-    let origin = format!("ssh://{}", server::register::socket_text(connection.server_ip, connection.server_port));
+    let origin = protocol::auth::realm_origin("ssh", &connection.server_ip.to_string(), connection.server_port);
     // The answers to a challenge are waited for `challenge-timeout` seconds in
     // all: a client that never answers must not pin this process.
     // Without a standard input, a challenge finds the client gone.

@@ -406,7 +406,7 @@ impl Transport for SshTransport {
             let _ = child.wait();
             return Err(cannot_run(std::io::Error::other("no pipes to ssh")));
         };
-        let origin = format!("ssh://{}", server::register::socket_text_host(&self.host, self.port));
+        let origin = protocol::auth::realm_origin("ssh", &self.host, self.port);
         // The whole time spent waiting for the server, connection included,
         // is bounded by `timeout`; time at a password prompt does not count.
         let budget = std::time::Duration::from_secs(u64::from(self.settings.timeout.max(1)));

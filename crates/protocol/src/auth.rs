@@ -111,6 +111,17 @@ pub fn parse_auth_response(line: &[u8]) -> Result<AuthResponse, AuthError> {
     Ok(AuthResponse::Plain { username, password: Secret::new(password) })
 }
 
+/// The URL a realmstring starts with, as Subversion writes it for a network
+/// server: `scheme://host:port`, an IPv6 address in brackets. Both sides
+/// format it here, so that a realm reads the same whichever end wrote it.
+pub fn realm_origin(scheme: &str, host: &str, port: u16) -> String {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => format!("{scheme}://{}", std::net::SocketAddr::new(ip, port)),
+        Err(_) => format!("{scheme}://{bare}:{port}"),
+    }
+}
+
 /// The realmstring as Subversion writes it: `<URL> REALM`.
 pub fn realmstring(url: &str, realm: &str) -> String {
     format!("<{url}> {}", one_line(realm))
@@ -160,6 +171,10 @@ mod tests {
             "<ssh://backup.example.org:22> Example backups"
         );
         assert_eq!(client_realmstring("ssh://b:22", "Plain realm"), "<ssh://b:22> Plain realm");
+        assert_eq!(realm_origin("ssh", "backup.example.org", 22), "ssh://backup.example.org:22");
+        assert_eq!(realm_origin("ssh", "2001:db8::1", 2222), "ssh://[2001:db8::1]:2222");
+        assert_eq!(realm_origin("ssh", "[2001:db8::1]", 22), "ssh://[2001:db8::1]:22");
+        assert_eq!(realm_origin("https", "192.0.2.1", 443), "https://192.0.2.1:443");
         assert_eq!(client_realmstring("ssh://b:22", "<x> a\x1b[2Jb"), "<ssh://b:22> a [2Jb");
     }
 

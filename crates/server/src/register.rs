@@ -116,7 +116,7 @@ impl Server {
 
     /// Answers one request that cannot be challenged (see [`Server::handle_with`]).
     pub fn handle(&self, command: Option<&[u8]>, connection: &SshConnection) -> Response {
-        let origin = format!("ssh://{}", socket_text(connection.server_ip, connection.server_port));
+        let origin = protocol::auth::realm_origin("ssh", &connection.server_ip.to_string(), connection.server_port);
         self.handle_with(command, connection, &origin, &mut NoChallenger)
     }
 
@@ -368,20 +368,6 @@ struct Exchange<'a> {
     connection: &'a SshConnection,
     origin: &'a str,
     challenger: &'a mut dyn Challenger,
-}
-
-/// `ip:port`, with brackets around an IPv6 address, as in a URL.
-pub fn socket_text(ip: IpAddr, port: u16) -> String {
-    std::net::SocketAddr::new(ip, port).to_string()
-}
-
-/// `host:port` for a host name or an address, with brackets around an IPv6
-/// address, as in a URL.
-pub fn socket_text_host(host: &str, port: u16) -> String {
-    match host.parse::<IpAddr>() {
-        Ok(ip) => socket_text(ip, port),
-        Err(_) => format!("{host}:{port}"),
-    }
 }
 
 fn registry_failure(error: &crate::registry::RegistryError) -> Failure {
