@@ -216,10 +216,6 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         SetupOptions { server: server.clone(), logon, os, root, config: config.clone(), program: program(), system };
     let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
     let user_config = client::config::UserConfig::load()?;
-    let cache = credential_cache();
-    if let Some(note) = cache.as_ref().and_then(CredentialCache::note) {
-        eprintln!("bpc-enroll: {note}");
-    }
     let mut credentials = CredentialChain::new(ChainOptions {
         username: args.username,
         default_username: options.logon.to_string(),
@@ -227,7 +223,7 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         non_interactive: args.non_interactive,
         store: !args.no_auth_cache && config.store_auth_creds && user_config.store_auth_creds != Some(false),
         plaintext: user_config.store_plaintext_passwords.unwrap_or(config.store_plaintext_passwords),
-        cache,
+        cache: credential_cache(),
         max_prompts: 3,
     });
     let result = client::setup(&options, connect, &mut credentials);

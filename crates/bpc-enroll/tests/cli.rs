@@ -382,19 +382,36 @@ fn as_root_the_cache_is_not_kept_in_a_folder_another_user_owns() {
     nix::unistd::chown(&users_config, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
     let roots_home = dir.path().join("root-home");
     fs::create_dir(&roots_home).unwrap();
-    let output = bpc_enroll_without_terminal()
-        .env("XDG_CONFIG_HOME", &users_config)
-        .env("HOME", &roots_home)
-        .args(["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin", "--root"])
-        .arg(dir.path().join("root"))
-        .arg("--config")
-        .arg(&config)
-        .write_stdin("bob-demo\n")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(output.status.success(), "{stderr}");
+    let setup = |root: &str| {
+        let output = bpc_enroll_without_terminal()
+            .env("XDG_CONFIG_HOME", &users_config)
+            .env("HOME", &roots_home)
+            .args(["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin"])
+            .arg("--root")
+            .arg(dir.path().join(root))
+            .arg("--config")
+            .arg(&config)
+            .write_stdin("bob-demo\n")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = setup("root1");
     assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
     assert_eq!(fs::read_dir(&users_config).unwrap().count(), 0, "root wrote into the user's folder");
-    assert_eq!(cache_files(&roots_home.join(".config")).len(), 1, "{stderr}");
+    let cached = files_under(&roots_home.join(".config/bpc-enroll/auth/svn.simple"));
+    assert_eq!(cached.len(), 1, "{stderr}");
+
+    // A cache file that belongs to someone else is neither trusted nor replaced.
+    nix::unistd::chown(&cached[0], Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let before = fs::read(&cached[0]).unwrap();
+    let stderr = setup("root2");
+    assert!(stderr.contains("the credentials were not cached") && stderr.contains("belongs to uid 65534"), "{stderr}");
+    assert_eq!(fs::read(&cached[0]).unwrap(), before);
+    let auth =
+        bpc_enroll().env("XDG_CONFIG_HOME", &users_config).env("HOME", &roots_home).arg("auth").output().unwrap();
+    assert!(String::from_utf8_lossy(&auth.stderr).contains("belongs to uid 65534"));
+    assert!(auth.stdout.is_empty());
 }

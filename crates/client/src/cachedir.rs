@@ -5,7 +5,8 @@
 //! the user named it; every level below it (`bpc-enroll`, `auth`,
 //! `svn.simple`) and every file is opened relative to the level above with
 //! `O_NOFOLLOW`, and checked on the opened descriptor: owned by the user
-//! running, not writable by anyone else. A symbolic link, or a file or folder
+//! running, not writable by anyone else (the configuration folder itself
+//! only has to belong to the user, or to root). A symbolic link, or a file or folder
 //! of someone else, is refused with the reason, never read, written or
 //! removed through. Files are written as a temp file created 0600 in the
 //! same folder and renamed over the old one.
@@ -72,6 +73,9 @@ impl PrivateDir {
             Err(Errno::ENOENT) => return Ok(None),
             Err(errno) => return Err(io(base)(errno)),
         };
+        // The configuration folder may be shared (a group-writable ~/.config,
+        // even /tmp): what is planted in it is caught one level down. Only its
+        // owner matters, for root under sudo with another user's folder.
         check_owner(&fstat(&fd).map_err(io(base))?, base, true, true)?;
         let mut path = base.to_owned();
         let mut closed = false;
@@ -95,6 +99,7 @@ impl PrivateDir {
             };
             let stat = fstat(&next).map_err(io(&path))?;
             check_owner(&stat, &path, false, true)?;
+            check_unchangeable(&stat, &path)?;
             closed |= stat.st_mode & 0o077 == 0;
             fd = next;
         }
@@ -210,6 +215,7 @@ impl PrivateDir {
             return Err(untrusted(path, "it is not a regular file".into()));
         }
         check_owner(stat, path, false, false)?;
+        check_unchangeable(stat, path)?;
         if stat.st_mode & 0o077 != 0 && !self.closed {
             return Err(untrusted(
                 path,
@@ -221,7 +227,7 @@ impl PrivateDir {
 }
 
 /// Owned by the user running (or, for the configuration folder itself, by
-/// root), and writable by no one else.
+/// root).
 fn check_owner(stat: &FileStat, path: &Path, root_may_own: bool, folder: bool) -> Result<(), CacheError> {
     let me = nix::unistd::geteuid().as_raw();
     if stat.st_uid != me && !(root_may_own && stat.st_uid == 0) {
@@ -231,6 +237,11 @@ fn check_owner(stat: &FileStat, path: &Path, root_may_own: bool, folder: bool) -
             format!("the {what} belongs to uid {}, not to the user running (uid {me})", stat.st_uid),
         ));
     }
+    Ok(())
+}
+
+/// Writable by no one but its owner.
+fn check_unchangeable(stat: &FileStat, path: &Path) -> Result<(), CacheError> {
     if stat.st_mode & 0o022 != 0 {
         return Err(untrusted(path, format!("others may change it (mode {:04o})", stat.st_mode & 0o7777)));
     }

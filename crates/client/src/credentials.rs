@@ -724,6 +724,9 @@ impl Authenticator for CredentialChain {
             },
         };
         let shown = crate::setup::printable(realm);
+        if let Some(note) = cache.note() {
+            self.notices.push(note.to_owned());
+        }
         match cache.store(realm, &username, &password, decide) {
             Ok((path, place)) => {
                 self.events.push(format!("cached in {}", path.display()));
@@ -909,6 +912,10 @@ mod tests {
         assert!(cache.load(REALM).unwrap().is_some());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o622)).unwrap();
         assert!(cache.load(REALM).unwrap_err().to_string().contains("others may change it"));
+        // The configuration folder above the cache may be shared: what is planted there is caught below.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(dir.path().join("config"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(cache.load(REALM).unwrap().is_some());
         fs::set_permissions(dir.path().join("config/auth/svn.simple"), fs::Permissions::from_mode(0o777)).unwrap();
         assert!(
             cache
