@@ -2,7 +2,8 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use client::credentials::{ChainOptions, CredentialCache, CredentialChain};
+use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matches_all};
+use client::setup::printable;
 use client::{ClientConfig, SetupError, SetupOptions, SshSettings, demo, transport_with};
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
@@ -51,9 +52,13 @@ enum Command {
     Uninstall(RootArgs),
     /// List or remove the credentials cached for servers' realms.
     ///
-    /// Like `svn auth`: shows each cached realm and its username (never the
-    /// password); with --remove, forgets those whose realm or username
-    /// contains PATTERN.
+    /// Like `svn auth`: shows each cached realm, its username and its file
+    /// (never the password). With PATTERNs, only the credentials that match
+    /// every one of them; with --remove, forgets those (their files and any
+    /// password in the system's credential store). A pattern is a
+    /// case-sensitive glob (`*`, `?`, `[...]`) matched as `*PATTERN*`
+    /// against the credential kind (svn.simple), the realm and the username.
+    /// Exit status 1 when PATTERNs match nothing.
     Auth(AuthArgs),
     /// The forced command of the backup server's key: run rsync, nothing else.
     ///
@@ -67,9 +72,12 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct AuthArgs {
-    /// Forget the credentials whose realm or username contains PATTERN
-    #[arg(long, value_name = "PATTERN")]
-    remove: Option<String>,
+    /// Forget the credentials that match the PATTERNs (at least one)
+    #[arg(long, requires = "patterns")]
+    remove: bool,
+    /// Only the credentials whose kind, realm or username matches each pattern (globs: * ? [...])
+    #[arg(value_name = "PATTERN")]
+    patterns: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,10 +222,15 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         password_stdin: args.password_stdin,
         non_interactive: args.non_interactive,
         store: !args.no_auth_cache && config.store_auth_creds && user_config.store_auth_creds != Some(false),
+        plaintext: user_config.store_plaintext_passwords.unwrap_or(config.store_plaintext_passwords),
         cache: credential_cache(),
         max_prompts: 3,
     });
-    let enrollment = client::setup(&options, connect, &mut credentials).map_err(setup_failure)?;
+    let result = client::setup(&options, connect, &mut credentials);
+    for notice in &credentials.notices {
+        eprintln!("bpc-enroll: {notice}");
+    }
+    let enrollment = result.map_err(setup_failure)?;
     let host = enrollment.host.as_deref().unwrap_or("this machine");
     eprintln!("bpc-enroll: registered {host} for {}", options.logon);
     for (path, what) in &enrollment.written {
@@ -259,25 +272,36 @@ fn auth(args: AuthArgs) -> Result<(), Failure> {
     let Some(cache) = credential_cache() else {
         bail_usage("no home or XDG_CONFIG_HOME: there is no credential cache")?
     };
+    if let Some(note) = cache.note() {
+        eprintln!("bpc-enroll: {note}");
+    }
+    let listing = cache.list().map_err(|error| Failure { code: 1, error: error.into() })?;
+    for ignored in &listing.ignored {
+        eprintln!("bpc-enroll: {ignored}");
+    }
     let mut out = std::io::stdout().lock();
     let mut shown = 0;
-    for (path, entry) in cache.list() {
-        let realm = entry.get("svn:realmstring").map_or("?", String::as_str);
-        let username = entry.get("username").map_or("?", String::as_str);
-        if let Some(pattern) = &args.remove {
-            if !realm.contains(pattern.as_str()) && !username.contains(pattern.as_str()) {
-                continue;
-            }
-            cache.remove(realm).with_context(|| format!("cannot remove {}", path.display()))?;
+    for listed in listing.entries.iter().filter(|listed| matches_all(&listed.entry, &args.patterns)) {
+        let realm = printable(listed.realm());
+        let username = printable(listed.username().unwrap_or("?"));
+        if args.remove {
+            cache.remove_listed(listed).map_err(|error| Failure { code: 1, error: error.into() })?;
             writeln!(out, "Removed: {realm} ({username})")?;
         } else {
-            writeln!(out, "Realm: {realm}\nUsername: {username}\nFile: {}\n", path.display())?;
+            writeln!(out, "Realm: {realm}\nUsername: {username}\nFile: {}\n", listed.path.display())?;
         }
         shown += 1;
     }
-    if shown == 0 {
-        let what = if args.remove.is_some() { "nothing matched" } else { "no cached credentials" };
-        eprintln!("bpc-enroll: {what} in {}", cache.dir().display());
+    let dir = cache.dir();
+    match (shown, args.patterns.is_empty()) {
+        (0, true) => eprintln!("bpc-enroll: no cached credentials in {}", dir.display()),
+        (0, false) => {
+            return Err(Failure {
+                code: 1,
+                error: anyhow::anyhow!("no cached credentials in {} match the patterns", dir.display()),
+            });
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -93,8 +93,13 @@ fn setup_command(config: &Path, root: &Path, xdg: &Path, extra: &[&str]) -> Comm
     command
 }
 
-/// Runs `command` on a new terminal of its own and answers each password
-/// prompt with the next of `answers`; returns the exit code and the screen.
+/// The prompts the client writes on the terminal: the password, and
+/// Subversion's question about storing it unencrypted (and its repeat).
+const PROMPTS: [&str; 3] = ["Password for", "Store password unencrypted (yes/no)? ", "Please type 'yes' or 'no': "];
+
+/// Runs `command` on a new terminal of its own and answers each prompt
+/// (see [`PROMPTS`]) with the next of `answers`; returns the exit code and
+/// the screen.
 fn on_terminal(command: Command, answers: &[&str]) -> (Option<i32>, String) {
     let pty = nix::pty::openpty(None, None).unwrap();
     let slave = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().unwrap());
@@ -134,7 +139,7 @@ fn on_terminal(command: Command, answers: &[&str]) -> (Option<i32>, String) {
                 panic!("no progress on the terminal:\n{screen}");
             }
         }
-        if screen.matches("Password for").count() > answered {
+        if PROMPTS.iter().map(|prompt| screen.matches(prompt).count()).sum::<usize>() > answered {
             let answer = answers.get(answered).unwrap_or_else(|| panic!("one prompt too many:\n{screen}"));
             writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
             answered += 1;
@@ -198,7 +203,7 @@ fn a_password_server_challenges_and_the_client_caches_like_subversion() {
     let running = Arc::new(AtomicBool::new(true));
     let watcher = watch_command_lines(running.clone());
     let (code, screen) =
-        on_terminal(setup_command(&client, &base.join("root1"), &xdg, &[]), &["wrong-password", "alice-demo"]);
+        on_terminal(setup_command(&client, &base.join("root1"), &xdg, &[]), &["wrong-password", "alice-demo", "yes"]);
     running.store(false, Ordering::Relaxed);
     assert_eq!(code, Some(0), "{screen}");
     assert_eq!(screen.matches(&format!("Password for 'alice' at {realm}:")).count(), 2, "{screen}");
@@ -226,7 +231,7 @@ fn a_password_server_challenges_and_the_client_caches_like_subversion() {
 
     // 3. The password changed on the server: the cache is refused, the prompt takes over, the cache is replaced.
     set_alice_password(password_config.parent().unwrap(), "alice-new");
-    let (code, screen) = on_terminal(setup_command(&client, &base.join("root3"), &xdg, &[]), &["alice-new"]);
+    let (code, screen) = on_terminal(setup_command(&client, &base.join("root3"), &xdg, &[]), &["alice-new", "yes"]);
     assert_eq!(code, Some(0), "{screen}");
     assert!(fs::read_to_string(&cache).unwrap().contains("V 9\nalice-new\n"));
 
@@ -274,4 +279,45 @@ fn a_password_server_challenges_and_the_client_caches_like_subversion() {
     let journal = fs::read_to_string(never_config.parent().unwrap().join("backuppc/bpc-enroll-journal.jsonl")).unwrap();
     assert!(journal.contains("\"author\":\"\""), "{journal}");
     assert!(!base.join("xdg-never").exists());
+}
+
+#[test]
+fn on_a_terminal_the_client_asks_before_storing_a_password_unencrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let demo = Command::new(env!("CARGO_BIN_EXE_bpc-enroll"))
+        .args(["demo", "--auth", "password", "--dir"])
+        .arg(&demo_dir)
+        .output()
+        .unwrap();
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let realm = format!("<{url}> Example backups");
+    let empty_config = dir.path().join("client.toml");
+    fs::write(&empty_config, "").unwrap();
+    let setup = |name: &str, answers: &[&str]| {
+        let xdg = dir.path().join(format!("xdg-{name}"));
+        let command = setup_command(
+            &empty_config,
+            &dir.path().join(format!("root-{name}")),
+            &xdg,
+            &["--server", &url, "--client-ip", "127.0.0.2"],
+        );
+        let (code, screen) = on_terminal(command, answers);
+        assert_eq!(code, Some(0), "{screen}");
+        (fs::read_to_string(cache_file(&xdg, &realm)).unwrap(), screen)
+    };
+
+    let (file, screen) = setup("yes", &["alice-demo", "maybe", "yes"]);
+    assert!(
+        screen.contains(&format!("ATTENTION!  Your password for authentication realm:\r\n\r\n   {realm}")),
+        "{screen}"
+    );
+    assert!(screen.contains("Please type 'yes' or 'no': "), "{screen}");
+    assert!(file.contains("K 8\npassword\nV 10\nalice-demo\n"), "{file}");
+    assert!(screen.contains("is stored unencrypted in"), "{screen}");
+
+    let (file, screen) = setup("no", &["alice-demo", "no"]);
+    assert_eq!(file, format!("K 15\nsvn:realmstring\nV {}\n{realm}\nK 8\nusername\nV 5\nalice\nEND\n", realm.len()));
+    assert!(screen.contains("the password was not stored because you answered no"), "{screen}");
 }

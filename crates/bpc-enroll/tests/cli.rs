@@ -12,6 +12,20 @@ fn bpc_enroll() -> Command {
     command
 }
 
+/// `bpc-enroll` in a session of its own, so that it has no terminal to ask
+/// on even when the tests run from one.
+fn bpc_enroll_without_terminal() -> Command {
+    let mut command = Command::new("/usr/bin/setsid");
+    command.arg("-w").arg(assert_cmd::cargo::cargo_bin("bpc-enroll"));
+    command.env_remove("BPC_ENROLL_CONFIG").env("HOME", "/nonexistent");
+    command
+}
+
+/// The contents of every cache file under `xdg`.
+fn cache_files(xdg: &Path) -> Vec<String> {
+    files_under(&xdg.join("bpc-enroll/auth/svn.simple")).iter().map(|f| fs::read_to_string(f).unwrap()).collect()
+}
+
 /// A demo server in a fresh folder; returns the folder and its server URL.
 fn demo() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -170,9 +184,9 @@ fn auth_lists_cached_realms_without_passwords_and_removes_them() {
     let xdg = tempfile::tempdir().unwrap();
     let cache = client::credentials::CredentialCache::new(xdg.path().join("bpc-enroll/auth/svn.simple"));
     cache
-        .store("<ssh://backup.example.org:22> Example backups", "alice", &protocol::Secret::new("alice-demo"))
+        .store("<ssh://backup.example.org:22> Example backups", "alice", &protocol::Secret::new("alice-demo"), || true)
         .unwrap();
-    cache.store("<ssh://other.example.org:22> Other", "bob", &protocol::Secret::new("bob-demo")).unwrap();
+    cache.store("<ssh://other.example.org:22> Other", "bob", &protocol::Secret::new("bob-demo"), || true).unwrap();
     let auth = |args: &[&str]| {
         let output = bpc_enroll().env("XDG_CONFIG_HOME", xdg.path()).arg("auth").args(args).output().unwrap();
         assert!(output.status.success());
@@ -196,10 +210,12 @@ fn a_challenged_setup_caches_unless_told_not_to() {
     let demo_dir = dir.path().join("demo");
     bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
     let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let plaintext_yes = dir.path().join("plaintext-yes.toml");
+    fs::write(&plaintext_yes, "store-plaintext-passwords = \"yes\"\n").unwrap();
     let setup_with = |xdg: &Path, extra: &[&str], password: &str| {
         let args =
             ["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin", "--root"];
-        bpc_enroll()
+        bpc_enroll_without_terminal()
             .env("XDG_CONFIG_HOME", xdg)
             .args(args)
             .arg(dir.path().join("root"))
@@ -209,7 +225,7 @@ fn a_challenged_setup_caches_unless_told_not_to() {
     };
     let setup = |xdg: &Path, extra: &[&str]| setup_with(xdg, extra, "bob-demo");
     let cached = dir.path().join("xdg-cached");
-    setup(&cached, &[]).success();
+    setup(&cached, &["--config", plaintext_yes.to_str().unwrap()]).success();
     let files = files_under(&cached.join("bpc-enroll/auth/svn.simple"));
     assert_eq!(files.len(), 1);
     assert!(
@@ -235,8 +251,167 @@ fn a_challenged_setup_caches_unless_told_not_to() {
     assert!(!system_xdg.exists());
 
     // A wrong password on stdin moves on to the cache, whose password is right.
-    let wrong_then_cached = |xdg: &Path| setup_with(xdg, &[], "not-bobs");
+    let wrong_then_cached = |xdg: &Path| setup_with(xdg, &["--config", plaintext_yes.to_str().unwrap()], "not-bobs");
     wrong_then_cached(&cached).success();
     // With nothing after it (no cache, no terminal), the failure names the options.
     wrong_then_cached(&dir.path().join("xdg-empty")).code(2).stderr(predicate::str::contains("--password-stdin"));
+}
+
+#[test]
+fn a_password_is_cached_unencrypted_only_as_store_plaintext_passwords_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let realm = format!("<{url}> Example backups");
+    let setup = |name: &str, client_toml: &str, user_toml: Option<&str>| {
+        let xdg = dir.path().join(format!("xdg-{name}"));
+        if let Some(text) = user_toml {
+            fs::create_dir_all(xdg.join("bpc-enroll")).unwrap();
+            fs::write(xdg.join("bpc-enroll/config.toml"), text).unwrap();
+        }
+        let config = dir.path().join(format!("{name}.toml"));
+        fs::write(&config, client_toml).unwrap();
+        let output = bpc_enroll_without_terminal()
+            .env("XDG_CONFIG_HOME", &xdg)
+            .args(["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin"])
+            .arg("--root")
+            .arg(dir.path().join(format!("root-{name}")))
+            .arg("--config")
+            .arg(&config)
+            .write_stdin("bob-demo\n")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{name}: {stderr}");
+        let files = cache_files(&xdg);
+        assert_eq!(files.len(), 1, "{name}: {files:?}");
+        (files.into_iter().next().unwrap(), stderr)
+    };
+    let username_only = format!("K 15\nsvn:realmstring\nV {}\n{realm}\nK 8\nusername\nV 3\nbob\nEND\n", realm.len());
+
+    // The default is to ask; with no terminal to ask on, only the username is kept, and setup says why.
+    let (file, stderr) = setup("default", "", None);
+    assert_eq!(file, username_only);
+    assert!(stderr.contains("the password was not stored because there was no terminal to ask"), "{stderr}");
+
+    let (file, stderr) = setup("yes", "store-plaintext-passwords = \"yes\"\n", None);
+    assert!(file.contains("K 8\npassword\nV 8\nbob-demo\n"), "{file}");
+    assert!(stderr.contains("is stored unencrypted in"), "{stderr}");
+
+    let (file, stderr) = setup("no", "store-plaintext-passwords = \"no\"\n", None);
+    assert_eq!(file, username_only);
+    assert!(stderr.contains("store-plaintext-passwords is \"no\""), "{stderr}");
+
+    // The user's own choice wins over client.toml's, as Subversion's per-user servers file does.
+    let (file, _) =
+        setup("user-no", "store-plaintext-passwords = \"yes\"\n", Some("store-plaintext-passwords = \"no\"\n"));
+    assert_eq!(file, username_only);
+    let (file, _) = setup("user-yes", "", Some("store-plaintext-passwords = \"yes\"\n"));
+    assert!(file.contains("bob-demo"), "{file}");
+}
+
+#[test]
+fn setup_does_not_write_the_password_through_a_link_planted_in_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let config = dir.path().join("client.toml");
+    fs::write(&config, "store-plaintext-passwords = \"yes\"\n").unwrap();
+    let xdg = dir.path().join("xdg");
+    let setup = |root: &str| {
+        bpc_enroll_without_terminal()
+            .env("XDG_CONFIG_HOME", &xdg)
+            .args(["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin"])
+            .arg("--root")
+            .arg(dir.path().join(root))
+            .arg("--config")
+            .arg(&config)
+            .write_stdin("bob-demo\n")
+            .output()
+            .unwrap()
+    };
+    assert!(setup("root1").status.success());
+    let cached = files_under(&xdg.join("bpc-enroll/auth/svn.simple")).pop().unwrap();
+
+    // Someone swaps the cache file for a link to a file of theirs.
+    let outside = dir.path().join("outside");
+    fs::write(&outside, "theirs\n").unwrap();
+    fs::remove_file(&cached).unwrap();
+    std::os::unix::fs::symlink(&outside, &cached).unwrap();
+    let output = setup("root2");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("the credentials were not cached") && stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(fs::read_to_string(&outside).unwrap(), "theirs\n");
+    assert!(fs::symlink_metadata(&cached).unwrap().file_type().is_symlink());
+
+    // Or the folder itself.
+    let svn_simple = xdg.join("bpc-enroll/auth/svn.simple");
+    fs::remove_dir_all(&svn_simple).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &svn_simple).unwrap();
+    let output = setup("root3");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("svn.simple is not used: it is a symbolic link"), "{stderr}");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // auth lists nothing through it either, and says why.
+    let output = bpc_enroll().env("XDG_CONFIG_HOME", &xdg).arg("auth").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("symbolic link"));
+}
+
+#[test]
+fn as_root_the_cache_is_not_kept_in_a_folder_another_user_owns() {
+    if testkit::skip(module_path!(), if nix::unistd::geteuid().is_root() { Ok(()) } else { Err("needs root".into()) }) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let config = dir.path().join("client.toml");
+    fs::write(&config, "store-plaintext-passwords = \"yes\"\n").unwrap();
+    // sudo -E keeps the user's XDG_CONFIG_HOME: a folder that user owns.
+    let users_config = dir.path().join("users-config");
+    fs::create_dir(&users_config).unwrap();
+    nix::unistd::chown(&users_config, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let roots_home = dir.path().join("root-home");
+    fs::create_dir(&roots_home).unwrap();
+    let setup = |root: &str| {
+        let output = bpc_enroll_without_terminal()
+            .env("XDG_CONFIG_HOME", &users_config)
+            .env("HOME", &roots_home)
+            .args(["setup", "--server", &url, "--user", "bob", "--client-ip", "127.0.0.3", "--password-stdin"])
+            .arg("--root")
+            .arg(dir.path().join(root))
+            .arg("--config")
+            .arg(&config)
+            .write_stdin("bob-demo\n")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = setup("root1");
+    assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
+    assert_eq!(fs::read_dir(&users_config).unwrap().count(), 0, "root wrote into the user's folder");
+    let cached = files_under(&roots_home.join(".config/bpc-enroll/auth/svn.simple"));
+    assert_eq!(cached.len(), 1, "{stderr}");
+
+    // A cache file that belongs to someone else is neither trusted nor replaced.
+    nix::unistd::chown(&cached[0], Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let before = fs::read(&cached[0]).unwrap();
+    let stderr = setup("root2");
+    assert!(stderr.contains("the credentials were not cached") && stderr.contains("belongs to uid 65534"), "{stderr}");
+    assert_eq!(fs::read(&cached[0]).unwrap(), before);
+    let auth =
+        bpc_enroll().env("XDG_CONFIG_HOME", &users_config).env("HOME", &roots_home).arg("auth").output().unwrap();
+    assert!(String::from_utf8_lossy(&auth.stderr).contains("belongs to uid 65534"));
+    assert!(auth.stdout.is_empty());
 }

@@ -33,6 +33,10 @@ pub struct ClientConfig {
     /// Whether credentials may be cached.
     #[serde(default = "yes")]
     pub store_auth_creds: bool,
+    /// Whether a password may be cached unencrypted when no OS credential
+    /// store takes it (Subversion's option of the same name).
+    #[serde(default)]
+    pub store_plaintext_passwords: PlaintextPolicy,
     /// Seconds to wait for the server to answer the connection, and for a
     /// silent server, before giving up.
     #[serde(default = "default_timeout")]
@@ -49,6 +53,7 @@ impl Default for ClientConfig {
             allow_restore: true,
             allowed_paths: everything(),
             store_auth_creds: true,
+            store_plaintext_passwords: PlaintextPolicy::Ask,
             timeout: default_timeout(),
         }
     }
@@ -91,6 +96,35 @@ pub struct UserConfig {
     /// Whether credentials may be cached for this user.
     #[serde(default)]
     pub store_auth_creds: Option<bool>,
+    /// This user's choice about unencrypted passwords; it takes precedence
+    /// over `client.toml`'s, as Subversion's per-user `servers` file does.
+    #[serde(default)]
+    pub store_plaintext_passwords: Option<PlaintextPolicy>,
+}
+
+/// `store-plaintext-passwords`: what to do when a password can only be
+/// kept unencrypted in the cache file (no OS credential store answered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlaintextPolicy {
+    /// Ask on the terminal; without one, keep only the username.
+    #[default]
+    Ask,
+    /// Store the password in the file.
+    Yes,
+    /// Never store the password in the file; keep only the username.
+    No,
+}
+
+impl PlaintextPolicy {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaintextPolicy::Ask => "ask",
+            PlaintextPolicy::Yes => "yes",
+            PlaintextPolicy::No => "no",
+        }
+    }
 }
 
 impl UserConfig {
@@ -126,6 +160,7 @@ fn toml_text(config: &ClientConfig) -> String {
     let paths: Vec<String> = config.allowed_paths.iter().map(|p| quote(p)).collect();
     out.push_str(&format!("allowed-paths = [{}]\n", paths.join(", ")));
     out.push_str(&format!("store-auth-creds = {}\n", config.store_auth_creds));
+    out.push_str(&format!("store-plaintext-passwords = {}\n", quote(config.store_plaintext_passwords.as_str())));
     out.push_str(&format!("timeout = {}\n", config.timeout));
     out
 }
@@ -186,10 +221,28 @@ mod tests {
         assert!(error.to_string().contains("acount"), "{error}");
     }
 
+    #[test]
+    fn plaintext_passwords_take_subversions_three_values() {
+        for (text, policy) in
+            [("ask", PlaintextPolicy::Ask), ("yes", PlaintextPolicy::Yes), ("no", PlaintextPolicy::No)]
+        {
+            let config: ClientConfig =
+                files::parse_toml(&format!("store-plaintext-passwords = \"{text}\"\n"), Path::new("c.toml")).unwrap();
+            assert_eq!(config.store_plaintext_passwords, policy);
+            let user: UserConfig =
+                files::parse_toml(&format!("store-plaintext-passwords = \"{text}\"\n"), Path::new("u.toml")).unwrap();
+            assert_eq!(user.store_plaintext_passwords, Some(policy));
+        }
+        let error =
+            files::parse_toml::<ClientConfig>("store-plaintext-passwords = true\n", Path::new("c.toml")).unwrap_err();
+        assert!(error.to_string().contains("store-plaintext-passwords"), "{error}");
+        assert!(files::parse_toml::<UserConfig>("account = \"x\"\n", Path::new("u.toml")).is_err());
+    }
+
     proptest! {
         #[test]
-        fn written_configuration_reads_back(server in any::<String>(), account in "[a-z_][a-z0-9_-]{0,31}", restore in any::<bool>()) {
-            let config = ClientConfig { server: Some(server), account, allow_restore: restore, ..ClientConfig::default() };
+        fn written_configuration_reads_back(server in any::<String>(), account in "[a-z_][a-z0-9_-]{0,31}", restore in any::<bool>(), plaintext in prop::sample::select(vec![PlaintextPolicy::Ask, PlaintextPolicy::Yes, PlaintextPolicy::No])) {
+            let config = ClientConfig { server: Some(server), account, allow_restore: restore, store_plaintext_passwords: plaintext, ..ClientConfig::default() };
             let back: ClientConfig = files::parse_toml(&config.to_toml(), Path::new("c.toml")).unwrap();
             prop_assert_eq!(back, config);
         }

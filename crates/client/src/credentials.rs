@@ -1,12 +1,15 @@
 //! Answering the server's challenge: the command line, then the per-realm
 //! cache, then a prompt, the way Subversion's client does.
 
-use crate::install::create_dirs;
+pub use crate::cachedir::CacheError;
+use crate::cachedir::PrivateDir;
+use crate::config::PlaintextPolicy;
 use md5::{Digest, Md5};
 use protocol::Secret;
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Why no credentials could be given.
@@ -118,25 +121,90 @@ impl PasswordStore for KeyringStore {
 /// Subversion's on-disk cache of simple credentials: one file per realm,
 /// named by the MD5 of the realmstring, in hash-dump format. With an OS
 /// store, the file keeps the name and the realm and the store the password.
+///
+/// Every file is reached through [`PrivateDir`]: no link is followed, and a
+/// file or folder that is not the user's own is refused with the reason.
 #[derive(Clone)]
 pub struct CredentialCache {
-    dir: PathBuf,
+    base: PathBuf,
+    levels: Vec<OsString>,
     os_store: Option<std::sync::Arc<dyn PasswordStore>>,
+    note: Option<String>,
 }
 
 impl std::fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CredentialCache").field("dir", &self.dir).field("os_store", &self.os_store.is_some()).finish()
+        f.debug_struct("CredentialCache").field("dir", &self.dir()).field("os_store", &self.os_store.is_some()).finish()
     }
 }
 
 /// One cached entry, as its keys say.
 pub type CacheEntry = BTreeMap<String, String>;
 
+/// A file of the cache as `svn auth` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The file.
+    pub path: PathBuf,
+    /// What it holds.
+    pub entry: CacheEntry,
+}
+
+impl Listed {
+    /// The realmstring (present in every listed file).
+    pub fn realm(&self) -> &str {
+        self.entry.get("svn:realmstring").map_or("", String::as_str)
+    }
+
+    /// The username, when the file has one.
+    pub fn username(&self) -> Option<&str> {
+        self.entry.get("username").map(String::as_str)
+    }
+}
+
+/// What the cache holds, and what it had to leave aside.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The credential files, by file name.
+    pub entries: Vec<Listed>,
+    /// Files that were not read, with the reason.
+    pub ignored: Vec<CacheError>,
+}
+
+/// Where a stored password went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPlace {
+    /// The OS credential store holds it; the file holds the rest.
+    OsStore,
+    /// The file holds it, unencrypted.
+    File,
+    /// Only the username was kept.
+    NotStored,
+}
+
 impl CredentialCache {
-    /// The cache in `dir` (the `svn.simple` folder), passwords in the file.
+    /// The cache in `dir`, laid out as Subversion's `CONFIG/auth/svn.simple`:
+    /// the last two levels are the cache's own (checked, made 0700 when
+    /// missing), passwords in the file.
     pub fn new(dir: impl Into<PathBuf>) -> CredentialCache {
-        CredentialCache { dir: dir.into(), os_store: None }
+        CredentialCache::with_levels(dir.into(), 2)
+    }
+
+    /// The cache in `dir`, whose last `levels` folders are the cache's own.
+    fn with_levels(dir: PathBuf, levels: usize) -> CredentialCache {
+        let mut base = dir;
+        let mut own = Vec::new();
+        while own.len() < levels {
+            match (base.file_name().map(OsStr::to_owned), base.parent()) {
+                (Some(name), Some(parent)) => {
+                    own.push(name);
+                    base = parent.to_owned();
+                }
+                _ => break,
+            }
+        }
+        own.reverse();
+        CredentialCache { base, levels: own, os_store: None, note: None }
     }
 
     /// The same cache with passwords in `store`.
@@ -145,89 +213,301 @@ impl CredentialCache {
         self
     }
 
-    /// `$XDG_CONFIG_HOME/bpc-enroll/auth/svn.simple`, or under `~/.config`
-    /// when the variable is unset or empty.
+    /// `$XDG_CONFIG_HOME/bpc-enroll/auth/svn.simple`, or under `$HOME/.config`
+    /// when the variable is unset or empty, or under the home folder of the
+    /// password database.
+    ///
+    /// As root, a configuration folder that belongs to someone else (an
+    /// `XDG_CONFIG_HOME` or `HOME` kept through `sudo`) is passed over: its
+    /// owner could swap its folders for links while root writes secrets
+    /// there. The next one that root owns is used, and
+    /// [`CredentialCache::note`] says so.
     pub fn default_location() -> Option<CredentialCache> {
-        let config =
-            std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
-                let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
-                    nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|user| user.dir)
-                })?;
-                Some(home.join(".config"))
-            })?;
-        Some(CredentialCache::new(config.join("bpc-enroll/auth/svn.simple")))
+        let euid = nix::unistd::geteuid();
+        let candidates: Vec<(&str, PathBuf)> = [
+            std::env::var_os("XDG_CONFIG_HOME")
+                .filter(|v| !v.is_empty())
+                .map(|v| ("XDG_CONFIG_HOME", PathBuf::from(v))),
+            std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|v| ("HOME", PathBuf::from(v).join(".config"))),
+            nix::unistd::User::from_uid(euid)
+                .ok()
+                .flatten()
+                .map(|user| ("the password database", user.dir.join(".config"))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut passed_over = Vec::new();
+        let mut chosen = None;
+        for (source, config) in candidates {
+            match owner_of_nearest(&config) {
+                Some(owner) if euid.is_root() && owner != 0 => {
+                    passed_over.push(format!("{} (from {source}) belongs to uid {owner}", config.display()));
+                }
+                _ => {
+                    chosen = Some(config);
+                    break;
+                }
+            }
+        }
+        let config = chosen?;
+        let mut cache = CredentialCache::with_levels(config.join("bpc-enroll/auth/svn.simple"), 3);
+        if !passed_over.is_empty() {
+            cache.note = Some(format!(
+                "running as root, the credential cache is kept under {}, not in a folder of another user: {}",
+                config.display(),
+                passed_over.join("; ")
+            ));
+        }
+        Some(cache)
+    }
+
+    /// Why the cache is not where the environment points, if it is not.
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
     }
 
     /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn dir(&self) -> PathBuf {
+        let mut dir = self.base.clone();
+        dir.extend(&self.levels);
+        dir
     }
 
-    /// The file of `realm`: the lowercase hex MD5 of the realmstring.
-    pub fn path_for(&self, realm: &str) -> PathBuf {
+    /// The name of `realm`'s file: the lowercase hex MD5 of the realmstring.
+    pub fn file_name_for(realm: &str) -> OsString {
         let digest = Md5::digest(realm.as_bytes());
-        self.dir.join(digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        OsString::from(digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    /// The file of `realm`.
+    pub fn path_for(&self, realm: &str) -> PathBuf {
+        self.dir().join(CredentialCache::file_name_for(realm))
+    }
+
+    fn open(&self, create: bool) -> Result<Option<PrivateDir>, CacheError> {
+        PrivateDir::open(&self.base, &self.levels, create)
     }
 
     /// The entry for `realm`, if there is one that reads, with its password
-    /// fetched from the OS store when the file does not hold it.
-    pub fn load(&self, realm: &str) -> Option<CacheEntry> {
-        let bytes = fs::read(self.path_for(realm)).ok()?;
-        let mut entry = parse_hash_dump(&bytes)?;
+    /// fetched from the OS store when the file does not hold it. A file that
+    /// is not the user's own (a link, someone else's, readable by others) is
+    /// an error that says why; it is not read.
+    pub fn load(&self, realm: &str) -> Result<Option<CacheEntry>, CacheError> {
+        let Some(dir) = self.open(false)? else { return Ok(None) };
+        let Some(bytes) = dir.read(&CredentialCache::file_name_for(realm))? else { return Ok(None) };
+        let Some(mut entry) = parse_hash_dump(&bytes) else { return Ok(None) };
         if entry.get("svn:realmstring").map(String::as_str) != Some(realm) {
-            return None;
+            return Ok(None);
         }
         if !entry.contains_key("password") && entry.get("passtype").map(String::as_str) == Some(OS_STORE_PASSTYPE) {
-            let username = entry.get("username")?.clone();
-            let password = self.os_store.as_ref()?.get(realm, &username)?;
-            entry.insert("password".into(), password.expose().to_owned());
+            let password = entry.get("username").and_then(|username| self.os_store.as_ref()?.get(realm, username));
+            if let Some(password) = password {
+                entry.insert("password".into(), password.expose().to_owned());
+            }
         }
-        Some(entry)
+        Ok(Some(entry))
     }
 
     /// Stores a name and password for `realm`: folders 0700 and the file
-    /// 0600 from their creation, the file replaced atomically.
-    pub fn store(&self, realm: &str, username: &str, password: &Secret) -> io::Result<PathBuf> {
-        create_dirs(&self.dir, 0o700, None)?;
+    /// 0600 from their creation, the file replaced atomically. The password
+    /// goes to the OS store when one takes it; otherwise into the file only
+    /// if `may_write_plaintext` says so, else the file keeps the username
+    /// alone (as Subversion does).
+    pub fn store(
+        &self,
+        realm: &str,
+        username: &str,
+        password: &Secret,
+        may_write_plaintext: impl FnOnce() -> bool,
+    ) -> Result<(PathBuf, PasswordPlace), CacheError> {
+        let Some(dir) = self.open(true)? else {
+            return Err(CacheError::Io { path: self.dir(), source: io::ErrorKind::NotFound.into() });
+        };
         let mut entry = CacheEntry::new();
         let in_os_store = self.os_store.as_ref().is_some_and(|store| store.set(realm, username, password).is_ok());
-        if in_os_store {
+        let place = if in_os_store {
             entry.insert("passtype".into(), OS_STORE_PASSTYPE.into());
-        } else {
+            PasswordPlace::OsStore
+        } else if may_write_plaintext() {
             entry.insert("passtype".into(), "simple".into());
             entry.insert("password".into(), password.expose().to_owned());
-        }
+            PasswordPlace::File
+        } else {
+            PasswordPlace::NotStored
+        };
         entry.insert("svn:realmstring".into(), realm.to_owned());
         entry.insert("username".into(), username.to_owned());
-        let path = self.path_for(realm);
-        files::write_atomic(&path, &render_hash_dump(&entry), 0o600)?;
-        Ok(path)
+        let path = dir.write(&CredentialCache::file_name_for(realm), &render_hash_dump(&entry))?;
+        Ok((path, place))
     }
 
-    /// Forgets `realm`, in the file and in the OS store.
-    pub fn remove(&self, realm: &str) -> io::Result<()> {
-        if let (Some(store), Some(entry)) = (&self.os_store, self.load(realm))
-            && let Some(username) = entry.get("username")
+    /// Forgets `realm`: its file (named by the realm's MD5) and its password
+    /// in the OS store. A file that is not the user's own is left alone.
+    pub fn remove(&self, realm: &str) -> Result<(), CacheError> {
+        let Some(dir) = self.open(false)? else { return Ok(()) };
+        let name = CredentialCache::file_name_for(realm);
+        if let Some(entry) = dir.read(&name)?.as_deref().and_then(parse_hash_dump) {
+            self.forget_password(&entry);
+        }
+        dir.remove(&name).map(|_| ())
+    }
+
+    /// Removes the file that [`CredentialCache::list`] listed, whatever its
+    /// name, as `svn auth --remove` does, and its password in the OS store.
+    pub fn remove_listed(&self, listed: &Listed) -> Result<(), CacheError> {
+        let Some(dir) = self.open(false)? else { return Ok(()) };
+        let name = listed
+            .path
+            .file_name()
+            .ok_or_else(|| CacheError::Untrusted { path: listed.path.clone(), why: "it has no file name".into() })?;
+        self.forget_password(&listed.entry);
+        dir.remove(name).map(|_| ())
+    }
+
+    fn forget_password(&self, entry: &CacheEntry) {
+        if let (Some(store), Some(realm), Some(username)) =
+            (&self.os_store, entry.get("svn:realmstring"), entry.get("username"))
         {
             store.delete(realm, username);
         }
-        match fs::remove_file(self.path_for(realm)) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        }
     }
 
-    /// Every readable entry, with its file.
-    pub fn list(&self) -> Vec<(PathBuf, CacheEntry)> {
-        let mut entries: Vec<(PathBuf, CacheEntry)> = fs::read_dir(&self.dir)
-            .map(|dir| {
-                dir.filter_map(Result::ok)
-                    .filter_map(|e| Some((e.path(), parse_hash_dump(&fs::read(e.path()).ok()?)?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        entries.sort();
-        entries
+    /// Every credential file (one with a realmstring, as `svn auth` lists),
+    /// and the files left aside with the reason.
+    pub fn list(&self) -> Result<Listing, CacheError> {
+        let Some(dir) = self.open(false)? else { return Ok(Listing::default()) };
+        let mut listing = Listing::default();
+        for name in dir.names()? {
+            let path = dir.path().join(&name);
+            match dir.read(&name) {
+                Ok(Some(bytes)) => match parse_hash_dump(&bytes) {
+                    Some(entry) if entry.contains_key("svn:realmstring") => {
+                        listing.entries.push(Listed { path, entry });
+                    }
+                    _ => listing
+                        .ignored
+                        .push(CacheError::Untrusted { path, why: "it is not a Subversion credential file".into() }),
+                },
+                Ok(None) => {}
+                Err(error) => listing.ignored.push(error),
+            }
+        }
+        Ok(listing)
+    }
+}
+
+/// The owner of `path`, or of its nearest existing parent.
+fn owner_of_nearest(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    path.ancestors().find_map(|p| fs::metadata(p).ok()).map(|m| m.uid())
+}
+
+/// The credential kind `svn auth` names these files by.
+pub const CREDENTIAL_KIND: &str = "svn.simple";
+
+/// Whether `entry` matches every pattern, as `svn auth PATTERN...` decides:
+/// each pattern, as the glob `*PATTERN*`, must match the credential kind,
+/// the realmstring or the username.
+pub fn matches_all(entry: &CacheEntry, patterns: &[String]) -> bool {
+    let fields: Vec<&str> = [Some(CREDENTIAL_KIND), entry.get("svn:realmstring").map(String::as_str)]
+        .into_iter()
+        .chain([entry.get("username").map(String::as_str)])
+        .flatten()
+        .collect();
+    patterns.iter().all(|pattern| {
+        let glob = format!("*{pattern}*");
+        fields.iter().any(|field| glob_matches(&glob, field))
+    })
+}
+
+/// Case-sensitive glob matching as Subversion does it (APR's `fnmatch`
+/// without flags, byte by byte): `*` any text (slashes too), `?` one character, `[...]`
+/// one of a set with ranges (`[!...]` or `[^...]` for none of it), `\`
+/// takes the next character literally; a `[` without its `]` is itself.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
+    let (mut p, mut t) = (0, 0);
+    // Where to resume after the last `*`: the pattern after it, and the text
+    // position it has swallowed up to.
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = text.get(t) {
+        match pattern.get(p..).unwrap_or_default() {
+            [b'*', ..] => {
+                p += 1;
+                star = Some((p, t));
+                continue;
+            }
+            rest if !rest.is_empty() => {
+                if let Some(used) = match_one(rest, c) {
+                    p += used;
+                    t += 1;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        match star {
+            Some((after_star, swallowed)) => {
+                p = after_star;
+                t = swallowed + 1;
+                star = Some((after_star, swallowed + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern.get(p..).unwrap_or_default().iter().all(|c| *c == b'*')
+}
+
+/// Whether the pattern's first element (not `*`) matches `c`, and how many
+/// pattern characters it took.
+fn match_one(pattern: &[u8], c: u8) -> Option<usize> {
+    match pattern {
+        [b'?', ..] => Some(1),
+        [b'\\', escaped, ..] => (*escaped == c).then_some(2),
+        [b'[', rest @ ..] => match bracket(rest, c) {
+            Some((matched, used)) => matched.then_some(used + 1),
+            None => (b'[' == c).then_some(1),
+        },
+        [literal, ..] => (*literal == c).then_some(1),
+        [] => None,
+    }
+}
+
+/// A bracket expression after its `[`: whether `c` is in it and how many
+/// characters it took with its `]`; `None` when it has no `]`.
+fn bracket(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+    let (negated, mut i) = match pattern.first() {
+        Some(b'!' | b'^') => (true, 1),
+        _ => (false, 0),
+    };
+    let mut found = false;
+    let mut first = true;
+    loop {
+        let mut low = *pattern.get(i)?;
+        if low == b']' && !first {
+            return Some((found != negated, i + 1));
+        }
+        first = false;
+        if low == b'\\' {
+            i += 1;
+            low = *pattern.get(i)?;
+        }
+        i += 1;
+        let high = match (pattern.get(i), pattern.get(i + 1)) {
+            (Some(b'-'), Some(&high)) if high != b']' => {
+                i += 2;
+                if high == b'\\' {
+                    let escaped = *pattern.get(i)?;
+                    i += 1;
+                    escaped
+                } else {
+                    high
+                }
+            }
+            _ => low,
+        };
+        found |= low <= c && c <= high;
     }
 }
 
@@ -292,6 +572,9 @@ pub struct ChainOptions {
     pub non_interactive: bool,
     /// Whether accepted credentials may be written to the cache.
     pub store: bool,
+    /// `store-plaintext-passwords`: whether the password may go into the
+    /// file when no OS store takes it.
+    pub plaintext: PlaintextPolicy,
     /// The cache, if there is a place for one.
     pub cache: Option<CredentialCache>,
     /// How many times to prompt before giving up.
@@ -307,6 +590,9 @@ pub struct CredentialChain {
     current: Option<(Source, String, Secret)>,
     /// What happened, for people reading along (never a password).
     pub events: Vec<String>,
+    /// What the person should be told: where the password was kept, cache
+    /// files that were left aside and why.
+    pub notices: Vec<String>,
 }
 
 impl CredentialChain {
@@ -319,6 +605,7 @@ impl CredentialChain {
             prompts: 0,
             current: None,
             events: Vec::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -342,7 +629,13 @@ impl CredentialChain {
             return None;
         }
         self.tried_cache = true;
-        let entry = self.options.cache.as_ref()?.load(realm)?;
+        let entry = match self.options.cache.as_ref()?.load(realm) {
+            Ok(entry) => entry?,
+            Err(error) => {
+                self.notices.push(format!("the cached credentials were not used: {error}"));
+                return None;
+            }
+        };
         let username = entry.get("username")?.clone();
         let password = entry.get("password")?.clone();
         if self.options.username.as_ref().is_some_and(|wanted| wanted != &username) {
@@ -394,8 +687,10 @@ impl Authenticator for CredentialChain {
     /// A cached credential that the server rejects is removed from the cache.
     fn rejected(&mut self, realm: &str) {
         self.events.push("rejected".into());
-        if let (Some((Source::Cache, _, _)), Some(cache)) = (&self.current, &self.options.cache) {
-            let _ = cache.remove(realm);
+        if let (Some((Source::Cache, _, _)), Some(cache)) = (&self.current, &self.options.cache)
+            && let Err(error) = cache.remove(realm)
+        {
+            self.notices.push(format!("the rejected credentials stay cached: {error}"));
         }
         self.current = None;
     }
@@ -406,11 +701,89 @@ impl Authenticator for CredentialChain {
         if source == Source::Cache || !self.options.store {
             return;
         }
-        if let Some(cache) = &self.options.cache {
-            match cache.store(realm, &username, &password) {
-                Ok(path) => self.events.push(format!("cached in {}", path.display())),
-                Err(error) => self.events.push(format!("could not cache: {error}")),
+        let Some(cache) = self.options.cache.clone() else { return };
+        let policy = self.options.plaintext;
+        let non_interactive = self.options.non_interactive;
+        let mut why_not = "store-plaintext-passwords is \"no\"";
+        let decide = || match policy {
+            PlaintextPolicy::Yes => true,
+            PlaintextPolicy::No => false,
+            PlaintextPolicy::Ask if non_interactive => {
+                why_not = "--non-interactive forbids asking whether to store it unencrypted";
+                false
             }
+            PlaintextPolicy::Ask => match ask_plaintext(realm) {
+                Some(answer) => {
+                    why_not = "you answered no";
+                    answer
+                }
+                None => {
+                    why_not = "there was no terminal to ask whether to store it unencrypted";
+                    false
+                }
+            },
+        };
+        let shown = crate::setup::printable(realm);
+        if let Some(note) = cache.note() {
+            self.notices.push(note.to_owned());
+        }
+        match cache.store(realm, &username, &password, decide) {
+            Ok((path, place)) => {
+                self.events.push(format!("cached in {}", path.display()));
+                let file = path.display();
+                self.notices.push(match place {
+                    PasswordPlace::OsStore => {
+                        format!(
+                            "the password for {shown} is in the system's credential store; {file} holds the username"
+                        )
+                    }
+                    PasswordPlace::File => format!(
+                        "the password for {shown} is stored unencrypted in {file} (readable only by its owner): \
+                         no system credential store answered (under sudo the desktop's is out of reach); \
+                         `bpc-enroll auth --remove PATTERN` forgets it"
+                    ),
+                    PasswordPlace::NotStored => format!(
+                        "only the username for {shown} was cached, in {file}; the password was not stored because \
+                         {why_not} (store-plaintext-passwords = \"yes\" in client.toml or the per-user config.toml \
+                         stores it)"
+                    ),
+                });
+            }
+            Err(error) => {
+                self.events.push(format!("could not cache: {error}"));
+                self.notices.push(format!("the credentials were not cached: {error}"));
+            }
+        }
+    }
+}
+
+/// Asks on the terminal, as Subversion does, whether the password may be
+/// stored unencrypted; `None` when there is no terminal to ask on.
+fn ask_plaintext(realm: &str) -> Option<bool> {
+    let tty = fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+    let mut out = tty.try_clone().ok()?;
+    let mut input = io::BufReader::new(tty);
+    let rule = "-".repeat(71);
+    let shown = crate::setup::printable(realm);
+    write!(
+        out,
+        "{rule}\nATTENTION!  Your password for authentication realm:\n\n   {shown}\n\n\
+         can only be stored to disk unencrypted!  No system credential store\n\
+         answered (under sudo the desktop's is out of reach).  You can avoid\n\
+         this question by setting store-plaintext-passwords to \"yes\" or \"no\"\n\
+         in client.toml or in your config.toml.\n{rule}\nStore password unencrypted (yes/no)? "
+    )
+    .ok()?;
+    loop {
+        out.flush().ok()?;
+        let mut line = String::new();
+        if input.read_line(&mut line).ok()? == 0 {
+            return Some(false);
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "yes" => return Some(true),
+            "no" => return Some(false),
+            _ => write!(out, "Please type 'yes' or 'no': ").ok()?,
         }
     }
 }
@@ -421,12 +794,24 @@ mod tests {
     use proptest::prelude::*;
     use std::os::unix::fs::PermissionsExt;
 
+    const REALM: &str = "<ssh://backup.example.org:22> Example backups";
+
+    /// A cache in a fresh folder, laid out as Subversion's CONFIG/auth/svn.simple.
+    fn fresh_cache() -> (tempfile::TempDir, CredentialCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CredentialCache::new(dir.path().join("config/auth/svn.simple"));
+        (dir, cache)
+    }
+
+    fn store(cache: &CredentialCache, realm: &str, username: &str, password: &str) -> PathBuf {
+        cache.store(realm, username, &Secret::new(password), || true).unwrap().0
+    }
+
     #[test]
     fn writes_subversions_layout() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = CredentialCache::new(dir.path().join("a/b/svn.simple"));
-        let realm = "<ssh://backup.example.org:22> Example backups";
-        let path = cache.store(realm, "alice", &Secret::new("alice-demo")).unwrap();
+        let cache = CredentialCache::with_levels(dir.path().join("a/b/svn.simple"), 3);
+        let path = store(&cache, REALM, "alice", "alice-demo");
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
             "K 8\npasstype\nV 6\nsimple\nK 8\npassword\nV 10\nalice-demo\nK 15\nsvn:realmstring\nV 45\n\
@@ -437,18 +822,164 @@ mod tests {
         for level in [dir.path().join("a"), dir.path().join("a/b"), dir.path().join("a/b/svn.simple")] {
             assert_eq!(fs::metadata(level).unwrap().permissions().mode() & 0o777, 0o700);
         }
-        assert_eq!(cache.load(realm).unwrap()["username"], "alice");
-        cache.remove(realm).unwrap();
-        assert!(cache.load(realm).is_none());
+        assert_eq!(cache.load(REALM).unwrap().unwrap()["username"], "alice");
+        cache.remove(REALM).unwrap();
+        assert!(cache.load(REALM).unwrap().is_none());
+    }
+
+    #[test]
+    fn without_leave_to_write_it_the_file_keeps_the_username_alone_as_subversion_does() {
+        let (_dir, cache) = fresh_cache();
+        let (path, place) = cache.store(REALM, "alice", &Secret::new("alice-demo"), || false).unwrap();
+        assert_eq!(place, PasswordPlace::NotStored);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("K 15\nsvn:realmstring\nV 45\n{REALM}\nK 8\nusername\nV 5\nalice\nEND\n")
+        );
     }
 
     #[test]
     fn a_file_for_another_realm_is_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = CredentialCache::new(dir.path());
-        cache.store("<a> one", "alice", &Secret::new("x")).unwrap();
+        let (_dir, cache) = fresh_cache();
+        store(&cache, "<a> one", "alice", "x");
         fs::rename(cache.path_for("<a> one"), cache.path_for("<b> two")).unwrap();
-        assert!(cache.load("<b> two").is_none());
+        assert!(cache.load("<b> two").unwrap().is_none());
+    }
+
+    /// A cache with alice's entry, and a file outside it that a planted link points to.
+    fn cache_with_planted_link() -> (tempfile::TempDir, CredentialCache, PathBuf) {
+        let (dir, cache) = fresh_cache();
+        store(&cache, REALM, "alice", "alice-demo");
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "not the cache's\n").unwrap();
+        fs::remove_file(cache.path_for(REALM)).unwrap();
+        std::os::unix::fs::symlink(&outside, cache.path_for(REALM)).unwrap();
+        (dir, cache, outside)
+    }
+
+    #[test]
+    fn a_link_planted_for_a_cache_file_is_never_read_written_or_removed_through() {
+        let (_dir, cache, outside) = cache_with_planted_link();
+        let error = cache.load(REALM).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        let error = cache.store(REALM, "alice", &Secret::new("alice-new"), || true).unwrap_err().to_string();
+        assert!(
+            error.contains("symbolic link") && error.contains(&cache.path_for(REALM).display().to_string()),
+            "{error}"
+        );
+        let error = cache.remove(REALM).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "not the cache's\n");
+        assert!(fs::symlink_metadata(cache.path_for(REALM)).unwrap().file_type().is_symlink());
+        let listing = cache.list().unwrap();
+        assert!(listing.entries.is_empty());
+        assert!(listing.ignored.iter().any(|e| e.to_string().contains("symbolic link")));
+    }
+
+    #[test]
+    fn a_link_planted_for_a_cache_folder_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o700)).unwrap();
+        for planted in ["config/bpc-enroll", "config/bpc-enroll/auth", "config/bpc-enroll/auth/svn.simple"] {
+            let config = dir.path().join("config");
+            let _ = fs::remove_dir_all(&config);
+            fs::create_dir_all(dir.path().join(planted).parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&elsewhere, dir.path().join(planted)).unwrap();
+            let cache = CredentialCache::with_levels(config.join("bpc-enroll/auth/svn.simple"), 3);
+            let error = cache.store(REALM, "alice", &Secret::new("alice-demo"), || true).unwrap_err().to_string();
+            assert!(error.contains("symbolic link") && error.contains(planted), "{planted}: {error}");
+            assert!(cache.list().is_err());
+            assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "{planted}: something was written through");
+        }
+    }
+
+    #[test]
+    fn files_others_could_read_or_change_are_left_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CredentialCache::new(dir.path().join("config/auth/svn.simple"));
+        let path = store(&cache, REALM, "alice", "alice-demo");
+        // Subversion writes 0644 files inside a 0700 auth folder: private enough.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(cache.load(REALM).unwrap().is_some());
+        // Once that folder lets others in, the file is no longer trusted.
+        fs::set_permissions(dir.path().join("config/auth"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(dir.path().join("config/auth/svn.simple"), fs::Permissions::from_mode(0o755)).unwrap();
+        let error = cache.load(REALM).unwrap_err().to_string();
+        assert!(error.contains("others may read it (mode 0644)"), "{error}");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cache.load(REALM).unwrap().is_some());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o622)).unwrap();
+        assert!(cache.load(REALM).unwrap_err().to_string().contains("others may change it"));
+        // The configuration folder above the cache may be shared: what is planted there is caught below.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(dir.path().join("config"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(cache.load(REALM).unwrap().is_some());
+        fs::set_permissions(dir.path().join("config/auth/svn.simple"), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            cache
+                .store(REALM, "alice", &Secret::new("x"), || true)
+                .unwrap_err()
+                .to_string()
+                .contains("others may change it")
+        );
+    }
+
+    #[test]
+    fn listing_names_the_files_it_found_and_removing_one_removes_that_file() {
+        let (_dir, cache) = fresh_cache();
+        store(&cache, REALM, "alice", "alice-demo");
+        let odd = cache.dir().join("not-the-md5-of-its-realm");
+        fs::rename(cache.path_for(REALM), &odd).unwrap();
+        fs::write(cache.dir().join("garbage"), "not a dump").unwrap();
+        let listing = cache.list().unwrap();
+        assert_eq!(listing.entries.len(), 1);
+        assert_eq!(listing.entries[0].path, odd);
+        assert!(listing.ignored.iter().any(|e| e.to_string().contains("not a Subversion credential file")));
+        cache.remove_listed(&listing.entries[0]).unwrap();
+        assert!(!odd.exists());
+    }
+
+    #[test]
+    fn patterns_match_as_subversions_globs() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("abc", "abc", true),
+            ("a*", "abc", true),
+            ("*c", "abc", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("[ab]bc", "abc", true),
+            ("[!a]bc", "abc", false),
+            ("[^a]bc", "bbc", true),
+            ("[a-c]", "b", true),
+            ("[]]", "]", true),
+            ("[", "[", true),
+            ("a[", "a[", true),
+            ("\\*", "*", true),
+            ("\\*", "a", false),
+            ("a\\lice", "alice", true),
+            ("ABC", "abc", false),
+            ("*/*", "<ssh://h:22> r", true),
+            ("*x*y*z*", "axbyczd", true),
+            ("*x*y*z*", "axbzcy", false),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(glob_matches(pattern, text), *expected, "{pattern:?} against {text:?}");
+        }
+        let entry: CacheEntry =
+            [("svn:realmstring", REALM), ("username", "alice"), ("password", "secret"), ("passtype", "simple")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let matches =
+            |patterns: &[&str]| matches_all(&entry, &patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        assert!(matches(&[]));
+        assert!(matches(&["simple"]), "the credential kind svn.simple");
+        assert!(matches(&["backup", "ali"]));
+        assert!(!matches(&["backup", "bob"]), "every pattern must match");
+        assert!(!matches(&["secret"]), "never the password");
+        assert!(!matches(&["passtype"]), "never the key names");
     }
 
     #[test]
@@ -464,16 +995,16 @@ mod tests {
     fn with_an_os_store_the_file_holds_no_password() {
         let mock = keyring_core::mock::Store::new().unwrap();
         keyring_core::set_default_store(mock);
-        let dir = tempfile::tempdir().unwrap();
-        let cache = CredentialCache::new(dir.path()).with_os_store(std::sync::Arc::new(KeyringStore));
-        let realm = "<ssh://backup.example.org:22> Example backups";
-        let path = cache.store(realm, "alice", &Secret::new("alice-demo")).unwrap();
+        let (_dir, cache) = fresh_cache();
+        let cache = cache.with_os_store(std::sync::Arc::new(KeyringStore));
+        let (path, place) = cache.store(REALM, "alice", &Secret::new("alice-demo"), || panic!("not asked")).unwrap();
+        assert_eq!(place, PasswordPlace::OsStore);
         let text = fs::read_to_string(&path).unwrap();
         assert!(!text.contains("alice-demo"), "{text}");
         assert!(text.contains(OS_STORE_PASSTYPE));
-        assert_eq!(cache.load(realm).unwrap()["password"], "alice-demo");
-        cache.remove(realm).unwrap();
-        assert!(KeyringStore.get(realm, "alice").is_none());
+        assert_eq!(cache.load(REALM).unwrap().unwrap()["password"], "alice-demo");
+        cache.remove(REALM).unwrap();
+        assert!(KeyringStore.get(REALM, "alice").is_none());
         assert!(!path.exists());
         keyring_core::unset_default_store();
     }
@@ -487,6 +1018,14 @@ mod tests {
         #[test]
         fn parser_never_panics(bytes in any::<Vec<u8>>()) {
             let _ = parse_hash_dump(&bytes);
+        }
+
+        #[test]
+        fn glob_matching_never_panics_and_a_plain_pattern_is_a_substring_search(
+            pattern in "[a-z\\[\\]!^*?\\\\-]{0,8}", text in ".{0,12}", plain in "[a-z]{0,4}",
+        ) {
+            let _ = glob_matches(&pattern, &text);
+            prop_assert_eq!(glob_matches(&format!("*{plain}*"), &text), text.contains(&plain));
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Everything it installs can be put under a root folder, so that the whole
 //! exchange runs without privileges.
 
+pub mod cachedir;
 pub mod config;
 pub mod credentials;
 pub mod demo;
