@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use client::credentials::{ChainOptions, CredentialCache, CredentialChain};
+use client::setup::printable;
 use client::{ClientConfig, SetupError, SetupOptions, SshSettings, demo, transport_with};
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
@@ -350,10 +351,12 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         writeln!(out, "Enrollment of pc-alice.example.org for alice (file:// transport, in process):")?;
         writeln!(out, "  SSH_CONNECTION  {}", report.connection)?;
         writeln!(out, "  request         {}", report.enrollment.request)?;
+        // The exchange is the server's text: shown only through `printable`.
         for line in &report.challenge {
-            writeln!(out, "  challenge       {line}")?;
+            writeln!(out, "  challenge       {}", printable(line))?;
         }
-        let mut lines = report.enrollment.answer.lines();
+        let answer = printable(&report.enrollment.answer);
+        let mut lines = answer.lines();
         writeln!(out, "  answer          {}", lines.next().unwrap_or_default())?;
         for line in lines {
             writeln!(out, "                  {line}")?;

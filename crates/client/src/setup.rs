@@ -176,9 +176,10 @@ pub fn enroll(
     let key_text = success.get("key").ok_or_else(|| SetupError::BadAnswer("it has no key: line".into()))?;
     let key = ssh_key::PublicKey::from_openssh(key_text)
         .map_err(|error| SetupError::BadAnswer(format!("key: is not an OpenSSH public key ({error})")))?;
+    check_backup_key(&key).map_err(SetupError::BadAnswer)?;
     let url = success.get("url").ok_or_else(|| SetupError::BadAnswer("it has no url: line".into()))?;
     if !(url.starts_with("http://") || url.starts_with("https://"))
-        || url.contains(|c: char| c.is_whitespace() || c.is_control())
+        || url.contains(|c: char| c.is_whitespace() || hides_text(c))
     {
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
@@ -215,6 +216,38 @@ pub fn enroll(
         host: manifest.host.clone(),
         written,
     })
+}
+
+/// The shortest RSA modulus accepted for the backup key, in bits: shorter
+/// ones are breakable, and OpenSSH itself refuses RSA keys under 1024 bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Whether the client's sshd can accept `key` for unattended backups:
+/// Ed25519, ECDSA on the NIST curves, or RSA of at least
+/// [`MIN_RSA_BITS`]. DSA is disabled in OpenSSH, security-key (`sk-`)
+/// types need a touch on every login, and unknown algorithms would never
+/// log in: taking any of them would report a success that backs nothing up.
+fn check_backup_key(key: &ssh_key::PublicKey) -> Result<(), String> {
+    use ssh_key::Algorithm;
+    match key.algorithm() {
+        Algorithm::Ed25519 | Algorithm::Ecdsa { .. } => Ok(()),
+        Algorithm::Rsa { .. } => {
+            let bits = key.key_data().rsa().and_then(|rsa| rsa.n.as_positive_bytes()).map_or(0, |n| {
+                let leading = n.iter().take_while(|byte| **byte == 0).count();
+                let first = n.get(leading).map_or(0, |byte| 8 - byte.leading_zeros() as usize);
+                (n.len() - leading).saturating_sub(1) * 8 + first
+            });
+            if bits < MIN_RSA_BITS {
+                return Err(format!("key: is an RSA key of {bits} bits; at least {MIN_RSA_BITS} are needed"));
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "key: is of type {}, which this machine's sshd would not accept for unattended backups \
+             (ed25519, ecdsa-sha2-nistp256/384/521 or rsa of at least {MIN_RSA_BITS} bits are)",
+            printable(other.as_str())
+        )),
+    }
 }
 
 /// One installation in progress.
@@ -304,9 +337,19 @@ impl Installed<'_> {
     }
 }
 
-/// Server text made safe for a terminal: no escape sequences, lines kept.
+/// Server text made safe for a terminal: no escape sequences, no
+/// bidirectional controls, lines kept.
 pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { '?' } else { c }).collect()
+    text.chars().map(|c| if hides_text(c) && c != '\n' && c != '\t' { '?' } else { c }).collect()
+}
+
+/// Whether `c` must not reach a terminal from the server: control
+/// characters (escape sequences) and the bidirectional controls, which
+/// reorder what the person reads (U+202A–U+202E embeddings and overrides,
+/// U+2066–U+2069 isolates, U+200E/U+200F and U+061C marks).
+pub fn hides_text(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 #[cfg(test)]
@@ -379,6 +422,54 @@ mod tests {
             let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
             assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
         }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_keys_the_clients_sshd_accepts_for_unattended_logins_are_installed() {
+        for line in include_str!("../testdata/backup-keys.txt").lines().filter(|l| !l.starts_with('#')) {
+            let (verdict, key) = line.split_once(' ').unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let answer: &'static str = Box::leak(format!("success\nurl: http://b/\nkey: {key}\n").into_boxed_str());
+            let result = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None);
+            match verdict {
+                "accept" => assert!(result.is_ok(), "{key}: {:?}", result.err()),
+                _ => {
+                    let error = result.unwrap_err();
+                    assert!(matches!(error, SetupError::BadAnswer(_)), "{key}: {error}");
+                    assert_eq!(error.exit_code(), 1);
+                    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{key} installed something");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_rsa_key_is_refused_with_its_size() {
+        let short =
+            include_str!("../testdata/backup-keys.txt").lines().find(|l| l.starts_with("refuse ssh-rsa")).unwrap();
+        let key = ssh_key::PublicKey::from_openssh(short.trim_start_matches("refuse ")).unwrap();
+        assert_eq!(check_backup_key(&key).unwrap_err(), "key: is an RSA key of 1024 bits; at least 2048 are needed");
+    }
+
+    #[test]
+    fn bidirectional_controls_from_the_server_are_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let refusal =
+            "1.2.3.4 5 6.7.8.9 22 bad user request \u{202E}txt.exe\u{202C} \u{2066}a\u{2069}\u{200E}\u{200F}\u{061C}\n";
+        let error = enroll(&options(dir.path()), &Canned(refusal), &mut NoCredentials, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the server refused the registration:\n1.2.3.4 5 6.7.8.9 22 bad user request ?txt.exe? ?a????"
+        );
+        for c in ['\u{202A}', '\u{202B}', '\u{202D}', '\u{2067}', '\u{2068}'] {
+            assert_eq!(printable(&format!("a{c}b")), "a?b");
+        }
+        assert_eq!(printable("é ü 中文 עברית\tok\n"), "é ü 中文 עברית\tok\n");
+        let answer = "success\nurl: http://b/?host=\u{202E}gro.elpmaxe\nkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
+        let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
+        assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
+        assert!(!error.to_string().contains('\u{202E}'), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -393,7 +393,7 @@ impl Transport for SshTransport {
         if stderr.contains("Host key verification failed") || stderr.contains("IDENTIFICATION HAS CHANGED") {
             return Err(TransportError::HostKeyMismatch { known_hosts: self.settings.known_hosts.clone() });
         }
-        let reason: String = stderr.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+        let reason: String = stderr.trim().chars().filter(|c| !crate::setup::hides_text(*c) || *c == '\n').collect();
         Err(TransportError::Unreachable { server: self.url(), reason })
     }
 
