@@ -121,6 +121,11 @@ struct SetupArgs {
     /// Do not write credentials to the cache
     #[arg(long)]
     no_auth_cache: bool,
+    /// Use the backup account even though setup did not make it: its home, .ssh and
+    /// authorized_keys become root's, keys not bound to rsyncsend are removed and its
+    /// password is disabled (once the server has accepted the registration)
+    #[arg(long)]
+    take_over_account: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -205,8 +210,16 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
             timeout: config.timeout,
         })
     };
-    let options =
-        SetupOptions { server: server.clone(), logon, os, root, config: config.clone(), program: program(), system };
+    let options = SetupOptions {
+        server: server.clone(),
+        logon,
+        os,
+        root,
+        config: config.clone(),
+        program: program(),
+        system,
+        take_over_account: args.take_over_account,
+    };
     let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
     let user_config = client::config::UserConfig::load()?;
     let mut credentials = CredentialChain::new(ChainOptions {
@@ -223,6 +236,9 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     eprintln!("bpc-enroll: registered {host} for {}", options.logon);
     for (path, what) in &enrollment.written {
         eprintln!("bpc-enroll: wrote {} ({what})", path.display());
+    }
+    for change in &enrollment.taken_over {
+        eprintln!("bpc-enroll: took over account {}: {change}", options.config.account);
     }
     println!("{}", enrollment.url);
     Ok(())

@@ -3,10 +3,11 @@
 use crate::config::ClientConfig;
 use crate::credentials::Authenticator;
 use crate::install::{
-    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob,
+    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob, secure_dir,
+    take_over_keys_file,
 };
 use crate::manifest::{AddedKey, Manifest};
-use crate::system::{self, Account, SystemError};
+use crate::system::{self, Account, AccountOrigin, SystemError};
 use crate::transport::{Transport, TransportError};
 use protocol::{Answer, Logon, OsName, Request, parse_answer};
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct SetupOptions {
     /// Whether to change the system: create the backup account, give it the
     /// files it must read and install its sudo rule (setup as root, no `--root`).
     pub system: bool,
+    /// Whether an existing account that setup did not make may be taken
+    /// over (`--take-over-account`); without it such an account is refused.
+    pub take_over_account: bool,
 }
 
 /// What an enrollment did.
@@ -45,6 +49,9 @@ pub struct Enrollment {
     pub host: Option<String>,
     /// The files setup wrote, with what each is.
     pub written: Vec<(PathBuf, &'static str)>,
+    /// What taking over an existing account removed or disabled, told to
+    /// the person.
+    pub taken_over: Vec<String>,
 }
 
 /// Why setup did not finish.
@@ -95,8 +102,11 @@ impl SetupError {
 
 /// Sets the machine up: the backup account first when changing the system
 /// (ssh runs as it), then the registration through the transport `connect`
-/// builds for that account, then the installation. An account created here
-/// is removed again when the registration fails, so a refusal changes nothing.
+/// builds for that account, then the installation. Before the server's
+/// `success` nothing changes on the machine but a missing account's
+/// creation, which is undone when the registration fails: a refusal leaves
+/// the machine as it was. An existing account is used only when an earlier
+/// setup made it, or with `take_over_account`.
 pub fn setup(
     options: &SetupOptions,
     connect: impl FnOnce(Option<&Account>) -> Result<Box<dyn Transport>, TransportError>,
@@ -107,13 +117,20 @@ pub fn setup(
         preflight(&options.program)?;
     }
     let account = match options.system {
-        true => Some(system::ensure_account(&options.config.account, &layout.home())?),
+        true => {
+            let manifest = Manifest::load(&options.root).ok().flatten();
+            let made_by_setup = manifest.is_some_and(|manifest| {
+                manifest.account == options.config.account && (manifest.account_created || manifest.account_taken_over)
+            });
+            let name = &options.config.account;
+            Some(system::prepare_account(name, &layout.home(), made_by_setup, options.take_over_account)?)
+        }
         false => None,
     };
     let result = connect(account.as_ref().map(|(account, _)| account))
         .map_err(SetupError::from)
         .and_then(|transport| enroll(options, transport.as_ref(), auth, account.as_ref()));
-    if let (Err(_), Some((account, true))) = (&result, &account) {
+    if let (Err(_), Some((account, AccountOrigin::Created))) = (&result, &account) {
         let registered = Manifest::load(&options.root).ok().flatten().is_some();
         if !registered {
             let _ = system::remove_account(&account.name);
@@ -157,13 +174,13 @@ fn preflight(program: &str) -> Result<(), SetupError> {
 }
 
 /// Registers the machine through `transport` and installs the backup key;
-/// `account` is the system account when changing the system, with whether
-/// it was created now.
+/// `account` is the system account when changing the system, with how
+/// setup came to use it.
 pub fn enroll(
     options: &SetupOptions,
     transport: &dyn Transport,
     auth: &mut dyn Authenticator,
-    account: Option<&(Account, bool)>,
+    account: Option<&(Account, AccountOrigin)>,
 ) -> Result<Enrollment, SetupError> {
     let request = Request { protocol: 2, ..Request::new(options.os.clone(), options.logon.clone()) };
     let raw = transport.exchange(&request, auth)?;
@@ -193,17 +210,15 @@ pub fn enroll(
             (!reached.is_empty()).then(|| reached.join(","))
         }
     };
-    let installed = Installed {
-        options,
-        layout: Layout::new(&options.root, &options.config.account),
-        group: account.map(|(account, _)| account.gid),
-    };
+    let installed = Installed { options, layout: Layout::new(&options.root, &options.config.account), account };
     let mut manifest = Manifest::load(&options.root)
         .map_err(|e| installed.error("the manifest", &Manifest::path(&options.root), std::io::Error::other(e)))?
         .unwrap_or_default();
     manifest.account = options.config.account.clone();
-    manifest.account_created |= account.is_some_and(|(_, created)| *created);
-    let written = installed.install(&mut manifest, &key, from.as_deref())?;
+    manifest.account_created |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::Created);
+    manifest.account_taken_over |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::TakeOver);
+    let mut taken_over = Vec::new();
+    let written = installed.install(&mut manifest, &key, from.as_deref(), &mut taken_over)?;
     manifest.server = options.server.clone();
     // `host:` is shown to the person: only a valid host name is kept.
     manifest.host = success.get("host").and_then(|host| protocol::HostName::parse(host).ok()).map(|h| h.to_string());
@@ -215,6 +230,7 @@ pub fn enroll(
         url: url.to_owned(),
         host: manifest.host.clone(),
         written,
+        taken_over,
     })
 }
 
@@ -254,8 +270,9 @@ fn check_backup_key(key: &ssh_key::PublicKey) -> Result<(), String> {
 struct Installed<'a> {
     options: &'a SetupOptions,
     layout: Layout,
-    /// The backup account's group, which gets read access, when changing the system.
-    group: Option<u32>,
+    /// The system account, when changing the system: its group gets read
+    /// access, and what is done to it depends on how setup came to use it.
+    account: Option<&'a (Account, AccountOrigin)>,
 }
 
 impl Installed<'_> {
@@ -275,27 +292,48 @@ impl Installed<'_> {
         Ok(())
     }
 
-    /// The key, the client config and (when changing the system) the sudo rule.
+    /// The key, the client config and (when changing the system) the
+    /// account's password and its sudo rule, the rule last: it is worth root,
+    /// so it comes once nothing but the backup key can act as the account.
     fn install(
         &self,
         manifest: &mut Manifest,
         key: &ssh_key::PublicKey,
         from: Option<&str>,
+        taken_over: &mut Vec<String>,
     ) -> Result<Vec<(PathBuf, &'static str)>, SetupError> {
         let mut written = Vec::new();
         let keys_path = self.layout.authorized_keys();
         let ssh_dir = self.layout.home().join(".ssh");
+        let group = self.account.map(|(account, _)| account.gid);
         // The account reads its keys through its group and cannot change them;
         // in a trial install the files are simply private.
-        let (dir_mode, key_mode) = if self.group.is_some() { (0o750, 0o640) } else { (0o700, 0o600) };
-        self.dirs(manifest, &self.layout.home(), 0o750, self.group)?;
-        self.dirs(manifest, &ssh_dir, dir_mode, self.group)?;
+        let (dir_mode, key_mode) = if group.is_some() { (0o750, 0o640) } else { (0o700, 0o600) };
+        self.dirs(manifest, &self.layout.home(), 0o750, group)?;
+        self.dirs(manifest, &ssh_dir, dir_mode, group)?;
         let config_path = self.layout.client_config();
         let command = format!("{} rsyncsend --config {}", self.options.program, config_path.display());
+        if let Some((account, origin)) = self.account {
+            // Home first: once it is root's, the account can no longer swap
+            // `.ssh` for a link while the rest is made root's.
+            for dir in [self.layout.home(), ssh_dir.clone()] {
+                if secure_dir(&dir, dir_mode, account.gid).map_err(|e| self.error("a folder", &dir, e))? {
+                    written.push((dir, "a folder of the backup account, now root's (the account may only read it)"));
+                }
+            }
+            if *origin == AccountOrigin::TakeOver {
+                for file in [keys_path.clone(), ssh_dir.join("authorized_keys2")] {
+                    let removed = take_over_keys_file(&file, &command, key_mode, account.gid)
+                        .map_err(|e| self.error("the account's keys", &file, e))?;
+                    let name = file.display();
+                    taken_over.extend(removed.into_iter().map(|key| format!("removed from {name}: {key}")));
+                }
+            }
+        }
         let key_error = |e| self.error("the backup key", &keys_path, e);
         let line = authorized_keys_line(key, &command, from).map_err(key_error)?;
         let existed = keys_path.exists();
-        if install_authorized_key(&keys_path, key, &line, key_mode, self.group).map_err(key_error)? {
+        if install_authorized_key(&keys_path, key, &line, key_mode, group).map_err(key_error)? {
             written.push((keys_path.clone(), "the backup server's key, bound to rsyncsend"));
         }
         if existed {
@@ -315,6 +353,16 @@ impl Installed<'_> {
         if install_client_config(&config_path, &config.to_toml()).map_err(config_error)? {
             manifest.created_file(config_path.clone());
             written.push((config_path, "the client configuration"));
+        }
+        if let Some((account, origin)) = self.account {
+            if system::disable_password(&account.name)? {
+                taken_over.push(format!("disabled the password of {} (keys only from now on)", account.name));
+            }
+            // Nothing can log in as the account any more; what was started
+            // before must not be there to use the rule.
+            if *origin == AccountOrigin::TakeOver {
+                system::check_nothing_runs_as(account)?;
+            }
         }
         if self.options.system {
             let existed = system::sudoers_path(&self.options.config.account).exists();
@@ -373,6 +421,7 @@ mod tests {
             config: ClientConfig::default(),
             program: "/usr/bin/bpc-enroll".into(),
             system: false,
+            take_over_account: false,
         }
     }
 
