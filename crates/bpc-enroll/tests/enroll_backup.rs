@@ -455,6 +455,31 @@ fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
     assert!(stderr.contains("did not make it") && stderr.contains("--take-over-account"), "{stderr}");
     unchanged();
 
+    // An account that cannot be made safe is refused even with it.
+    run(Command::new("/usr/sbin/usermod").args(["--shell", "/usr/sbin/nologin", ACCOUNT]));
+    let refused = setup("alice", &["--take-over-account"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has the shell `/usr/sbin/nologin`"), "{stderr}");
+    run(Command::new("/usr/sbin/usermod").args(["--shell", "/bin/sh", ACCOUNT]));
+    let mut lurker = Command::new("/usr/bin/setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+        .args(["/bin/sh", "-c", "echo started; exec /usr/bin/sleep infinity"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It prints once it runs as the account.
+    let mut started = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(lurker.stdout.take().unwrap()), &mut started).unwrap();
+    assert_eq!(started, "started\n");
+    let refused = setup("alice", &["--take-over-account"]);
+    lurker.kill().unwrap();
+    lurker.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a running process"), "{stderr}");
+    unchanged();
+
     // With it, a registration the server refuses still changes nothing.
     let refused = setup("mallory", &["--take-over-account"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);

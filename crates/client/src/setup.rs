@@ -360,8 +360,10 @@ impl Installed<'_> {
             }
             // Nothing can log in as the account any more; what was started
             // before must not be there to use the rule.
-            if *origin == AccountOrigin::TakeOver {
-                system::check_nothing_runs_as(account)?;
+            if *origin == AccountOrigin::TakeOver
+                && let Some(what) = system::running_as(account)?
+            {
+                return Err(SystemError::StillRunning { account: account.name.clone(), what }.into());
             }
         }
         if self.options.system {

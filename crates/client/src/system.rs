@@ -55,6 +55,18 @@ pub enum SystemError {
         /// Its home.
         home: PathBuf,
     },
+    /// Something still runs as an account being taken over, once its keys
+    /// and password are gone: the sudo rule was not installed.
+    #[error(
+        "account {account} still has {what} after its keys and password were removed; the sudo rule was \
+         not installed: stop it and run setup again with --take-over-account"
+    )]
+    StillRunning {
+        /// The account.
+        account: String,
+        /// What runs.
+        what: String,
+    },
     /// The account name cannot be a system account name.
     #[error("`{0}` is not a valid account name ([a-z_][a-z0-9_-]*, at most 32 characters)")]
     BadAccountName(String),
@@ -239,18 +251,24 @@ fn check_existing_account(account: &Account, home: &Path) -> Result<(), SystemEr
 
 /// An account taken over must have nothing of its own running or
 /// scheduled: once it holds the sudo rule, whatever runs as it is root.
-/// Checked before the registration and again once its keys and password
-/// are gone, just before the rule is installed.
-pub fn check_nothing_runs_as(account: &Account) -> Result<(), SystemError> {
+/// Checked before the registration (this) and again, with
+/// [`running_as`], once its keys and password are gone, just before the
+/// rule is installed.
+fn check_nothing_runs_as(account: &Account) -> Result<(), SystemError> {
     let unusable = |problem: String| SystemError::UnusableAccount { account: account.name.clone(), problem };
+    if let Some(what) = running_as(account)? {
+        return Err(unusable(format!("has {what}; stop or remove it first")));
+    }
+    Ok(())
+}
+
+/// What of the account's own is scheduled (a crontab) or running (a live
+/// process), if anything; `pkill -u` and `crontab -r -u` advice included.
+pub fn running_as(account: &Account) -> Result<Option<String>, SystemError> {
     for spool in ["/var/spool/cron/crontabs", "/var/spool/cron"] {
         let crontab = Path::new(spool).join(&account.name);
         if crontab.is_file() {
-            return Err(unusable(format!(
-                "has a crontab ({}); remove it first (crontab -r -u {})",
-                crontab.display(),
-                account.name
-            )));
+            return Ok(Some(format!("a crontab, {} (crontab -r -u {})", crontab.display(), account.name)));
         }
     }
     let processes = std::fs::read_dir("/proc").map_err(|source| SystemError::Io { path: "/proc".into(), source })?;
@@ -261,14 +279,11 @@ pub fn check_nothing_runs_as(account: &Account) -> Result<(), SystemError> {
         let finished = field("State:").trim_start().starts_with(['Z', 'X']);
         if !finished && field("Uid:").split_whitespace().any(|uid| uid == account.uid.to_string()) {
             let name = field("Name:").trim();
-            return Err(unusable(format!(
-                "has running processes (process {} `{name}`); stop them first (pkill -u {})",
-                entry.file_name().to_string_lossy(),
-                account.name
-            )));
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            return Ok(Some(format!("a running process, {pid} `{name}` (pkill -u {})", account.name)));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Disables the account's password (`*`: no password logs in, keys still
