@@ -77,6 +77,7 @@ impl Drop for SystemGuard {
             let _ = Command::new("/usr/sbin/userdel").arg(ACCOUNT).output();
         }
         let _ = fs::remove_file(format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}"));
+        let _ = fs::remove_file(OTHER_SUDOERS);
         // The test account's home, when a test made the account itself.
         let _ = fs::remove_dir_all(format!("/var/lib/{ACCOUNT}"));
         if let Some(program) = PROGRAM.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -329,6 +330,9 @@ fn assert_nothing_installed(server: &Server) {
     let _ = &server.config;
 }
 
+/// A sudo rule of the account's that setup did not write.
+const OTHER_SUDOERS: &str = "/etc/sudoers.d/bpcetest-other";
+
 /// A password hash the old account had (of "an old password").
 const OLD_HASH: &str =
     "$6$bpcetestsalt$1d8SaYVGLH3SmL3e3aSC0X19B0T3iEwcFz7Z6hfxl3JVzWTd2DTQ4bEQqf.Wk1kIG//etCnQs6cp7zlLMpShe0";
@@ -462,6 +466,13 @@ fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("has the shell `/usr/sbin/nologin`"), "{stderr}");
     run(Command::new("/usr/sbin/usermod").args(["--shell", "/bin/sh", ACCOUNT]));
+    fs::write(OTHER_SUDOERS, format!("{ACCOUNT} ALL=(root) NOPASSWD: /usr/bin/id\n")).unwrap();
+    fs::set_permissions(OTHER_SUDOERS, fs::Permissions::from_mode(0o440)).unwrap();
+    let refused = setup("alice", &["--take-over-account"]);
+    fs::remove_file(OTHER_SUDOERS).unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has sudo rules already"), "{stderr}");
     let mut lurker = Command::new("/usr/bin/setpriv")
         .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
         .args(["/bin/sh", "-c", "echo started; exec /usr/bin/sleep infinity"])

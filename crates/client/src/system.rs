@@ -153,6 +153,17 @@ pub fn prepare_account(
             return Err(SystemError::ForeignAccount { account: name.into(), home: home.to_owned() });
         }
         check_nothing_runs_as(&account)?;
+        // A rule of setup's own may be left from a run that stopped half-way;
+        // any other rule would stay in force beside the backup rule.
+        if !sudoers_path(name).exists() && has_sudo_rules(name)? {
+            return Err(SystemError::UnusableAccount {
+                account: name.into(),
+                problem: format!(
+                    "has sudo rules already (sudo -l -U {name}); remove them first, since the backup rule \
+                     would be added to them"
+                ),
+            });
+        }
         return Ok((account, AccountOrigin::TakeOver));
     }
     let home_text = home.to_str().ok_or_else(|| SystemError::UnusableAccount {
@@ -284,6 +295,22 @@ pub fn running_as(account: &Account) -> Result<Option<String>, SystemError> {
         }
     }
     Ok(None)
+}
+
+/// Whether sudo lets the account run anything, as `sudo -l -U` lists it.
+fn has_sudo_rules(name: &str) -> Result<bool, SystemError> {
+    let output = Command::new("/usr/bin/sudo")
+        .args(["-n", "-l", "-U", name])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| SystemError::Spawn { program: "/usr/bin/sudo".into(), source })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(SystemError::Failed { program: "/usr/bin/sudo -l".into(), status: output.status, stderr });
+    }
+    Ok(text.contains("may run the following commands"))
 }
 
 /// Disables the account's password (`*`: no password logs in, keys still
