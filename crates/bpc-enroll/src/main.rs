@@ -128,6 +128,11 @@ struct SetupArgs {
     /// Do not write credentials to the cache
     #[arg(long)]
     no_auth_cache: bool,
+    /// Use the backup account even though setup did not make it: its home, .ssh and
+    /// authorized_keys become root's, keys not bound to rsyncsend are removed and its
+    /// password is disabled (once the server has accepted the registration)
+    #[arg(long)]
+    take_over_account: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -212,8 +217,16 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
             timeout: config.timeout,
         })
     };
-    let options =
-        SetupOptions { server: server.clone(), logon, os, root, config: config.clone(), program: program(), system };
+    let options = SetupOptions {
+        server: server.clone(),
+        logon,
+        os,
+        root,
+        config: config.clone(),
+        program: program(),
+        system,
+        take_over_account: args.take_over_account,
+    };
     let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
     let user_config = client::config::UserConfig::load()?;
     let mut credentials = CredentialChain::new(ChainOptions {
@@ -235,6 +248,9 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     eprintln!("bpc-enroll: registered {host} for {}", options.logon);
     for (path, what) in &enrollment.written {
         eprintln!("bpc-enroll: wrote {} ({what})", path.display());
+    }
+    for change in &enrollment.taken_over {
+        eprintln!("bpc-enroll: took over account {}: {change}", options.config.account);
     }
     println!("{}", enrollment.url);
     Ok(())
@@ -374,10 +390,12 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         writeln!(out, "Enrollment of pc-alice.example.org for alice (file:// transport, in process):")?;
         writeln!(out, "  SSH_CONNECTION  {}", report.connection)?;
         writeln!(out, "  request         {}", report.enrollment.request)?;
+        // The exchange is the server's text: shown only through `printable`.
         for line in &report.challenge {
-            writeln!(out, "  challenge       {line}")?;
+            writeln!(out, "  challenge       {}", printable(line))?;
         }
-        let mut lines = report.enrollment.answer.lines();
+        let answer = printable(&report.enrollment.answer);
+        let mut lines = answer.lines();
         writeln!(out, "  answer          {}", lines.next().unwrap_or_default())?;
         for line in lines {
             writeln!(out, "                  {line}")?;

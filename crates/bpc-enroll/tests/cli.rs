@@ -415,3 +415,87 @@ fn as_root_the_cache_is_not_kept_in_a_folder_another_user_owns() {
     assert!(String::from_utf8_lossy(&auth.stderr).contains("belongs to uid 65534"));
     assert!(auth.stdout.is_empty());
 }
+
+/// The `bpc-register` built beside `bpc-enroll`.
+fn bpc_register() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_bpc-enroll")).with_file_name("bpc-register");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+#[test]
+fn a_file_setup_as_root_leaves_the_servers_files_to_the_folders_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let requirement = testkit::require_root_and(&["/usr/bin/setpriv", "/usr/bin/ssh-keygen"]).and_then(|()| {
+        nix::unistd::User::from_name("backuppc").ok().flatten().ok_or_else(|| "no backuppc account".to_owned())
+    });
+    if testkit::skip(module_path!(), requirement.map(|_| ())) {
+        return;
+    }
+    let backuppc = nix::unistd::User::from_name("backuppc").unwrap().unwrap();
+    let (uid, gid) = (backuppc.uid.as_raw(), backuppc.gid.as_raw());
+    let base = testkit::base_dir("file-root-");
+    let server = base.path().join("server");
+    fs::create_dir(&server).unwrap();
+    // The server's folders belong to backuppc, its configuration to root.
+    for folder in ["backuppc", "log"] {
+        fs::create_dir(server.join(folder)).unwrap();
+        std::os::unix::fs::chown(server.join(folder), Some(uid), Some(gid)).unwrap();
+    }
+    testkit::run(
+        std::process::Command::new("/usr/bin/ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "backuppc@test", "-f"])
+            .arg(server.join("id_ed25519")),
+    );
+    fs::write(server.join("users.toml"), "[users.alice]\nname = \"Alice\"\n[users.bob]\nname = \"Bob\"\n").unwrap();
+    fs::write(server.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n127.0.0.3 pc-bob.example.org\n").unwrap();
+    fs::write(
+        server.join("server.toml"),
+        "domain = \"example.org\"\n\
+         [backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://backup.example.org/?host={host}\"\n\
+         key = \"id_ed25519.pub\"\nreload-command = []\n\
+         [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
+         [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
+         [log]\nkind = \"file\"\npath = \"log/register.log\"\n",
+    )
+    .unwrap();
+    for file in ["users.toml", "hosts.static", "server.toml", "id_ed25519.pub"] {
+        fs::set_permissions(server.join(file), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let register = base.path().join("bpc-register");
+    fs::copy(bpc_register(), &register).unwrap();
+    fs::set_permissions(&register, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let url = format!("file://{}", server.join("server.toml").display());
+    setup(&url, "alice", "127.0.0.2", &base.path().join("client")).success();
+    let conf = server.join("backuppc");
+    for file in [
+        conf.join("LOCK"),
+        conf.join("hosts"),
+        conf.join("pc-alice.example.org.pl"),
+        conf.join("bpc-enroll-journal.jsonl"),
+        server.join("log/register.log"),
+    ] {
+        let meta = fs::symlink_metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!((meta.uid(), meta.gid()), (uid, gid), "{} is not backuppc's", file.display());
+    }
+
+    // bpc-register, as sshd runs it, still registers the next host.
+    let output = std::process::Command::new("/usr/bin/setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+        .arg(&register)
+        .arg("--config")
+        .arg(server.join("server.toml"))
+        .env_clear()
+        .env("SSH_ORIGINAL_COMMAND", "linux:bob")
+        .env("SSH_CONNECTION", "127.0.0.3 50000 127.0.0.1 22")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(fs::read_to_string(conf.join("hosts")).unwrap().contains("pc-bob.example.org\t0\tbob\n"));
+}

@@ -77,6 +77,9 @@ impl Drop for SystemGuard {
             let _ = Command::new("/usr/sbin/userdel").arg(ACCOUNT).output();
         }
         let _ = fs::remove_file(format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}"));
+        let _ = fs::remove_file(OTHER_SUDOERS);
+        // The test account's home, when a test made the account itself.
+        let _ = fs::remove_dir_all(format!("/var/lib/{ACCOUNT}"));
         if let Some(program) = PROGRAM.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = fs::remove_file(program);
         }
@@ -325,4 +328,213 @@ fn assert_nothing_installed(server: &Server) {
     let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
     assert!(!hosts.contains(HOST), "the host was registered: {hosts}");
     let _ = &server.config;
+}
+
+/// A sudo rule of the account's that setup did not write.
+const OTHER_SUDOERS: &str = "/etc/sudoers.d/bpcetest-other";
+
+/// A password hash the old account had (of "an old password").
+const OLD_HASH: &str =
+    "$6$bpcetestsalt$1d8SaYVGLH3SmL3e3aSC0X19B0T3iEwcFz7Z6hfxl3JVzWTd2DTQ4bEQqf.Wk1kIG//etCnQs6cp7zlLMpShe0";
+
+/// The account's line in /etc/shadow, as the system keeps it.
+fn shadow_line() -> String {
+    let shadow = fs::read_to_string("/etc/shadow").unwrap();
+    shadow.lines().find(|line| line.starts_with(&format!("{ACCOUNT}:"))).unwrap().to_owned()
+}
+
+/// A server configuration for the in-process transport: no BackupPC daemon
+/// needed to register.
+fn file_server(base: &Path) -> String {
+    let dir = base.join("file-server");
+    fs::create_dir_all(dir.join("backuppc")).unwrap();
+    keygen(&dir.join("id_ed25519"), "backuppc@test");
+    fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n").unwrap();
+    fs::write(dir.join("hosts.static"), format!("127.0.0.1 {HOST}\n")).unwrap();
+    fs::write(
+        dir.join("server.toml"),
+        format!(
+            "domain = \"example.org\"\n\
+             [backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://backup.example.org/?host={{host}}\"\n\
+             key = \"id_ed25519.pub\"\naccount = \"{ACCOUNT}\"\nreload-command = []\n\
+             [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
+             [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n"
+        ),
+    )
+    .unwrap();
+    format!("file://{}", dir.join("server.toml").display())
+}
+
+/// Runs `program args` as the backup account (its own group, no others).
+fn as_account(program: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    let account = nix::unistd::User::from_name(ACCOUNT).unwrap().unwrap();
+    TestCommand::new("/usr/bin/setpriv")
+        .arg(format!("--reuid={}", account.uid))
+        .arg(format!("--regid={}", account.gid))
+        .args(["--clear-groups", "--", program])
+        .args(args)
+        .env_clear()
+        .write_stdin(stdin)
+        .output()
+        .unwrap()
+}
+
+/// Logs in as the backup account with `key` and asks for `id`.
+fn ssh_as_account(sshd: &Sshd, key: &Path) -> std::process::Output {
+    Command::new("/usr/bin/ssh")
+        .args(["-F", "/dev/null", "-i"])
+        .arg(key)
+        .args(["-p", &sshd.port.to_string(), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-l", ACCOUNT, "127.0.0.1", "id"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let url = file_server(base);
+    let config = base.join("client.toml");
+    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+    let setup = |user: &str, extra: &[&str]| {
+        bpc_enroll()
+            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", user, "--config"])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    // The account as the old shell setup left it: a password, a home, .ssh
+    // and authorized_keys all its own, and a key that may run anything.
+    let home = PathBuf::from(format!("/var/lib/{ACCOUNT}"));
+    run(Command::new("/usr/sbin/useradd")
+        .args(["--system", "--user-group", "--shell", "/bin/sh", "--password", OLD_HASH, "--home-dir"])
+        .arg(&home)
+        .arg(ACCOUNT));
+    let account = nix::unistd::User::from_name(ACCOUNT).unwrap().unwrap();
+    let (uid, gid) = (account.uid.as_raw(), account.gid.as_raw());
+    let keys = home.join(".ssh/authorized_keys");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    fs::set_permissions(home.join(".ssh"), fs::Permissions::from_mode(0o700)).unwrap();
+    let intruder = base.join("intruder");
+    let intruder_key = keygen(&intruder, "intruder@laptop");
+    fs::write(&keys, format!("{intruder_key}\n")).unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o600)).unwrap();
+    for path in [&home, &home.join(".ssh"), &keys] {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+    let sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+    let login = ssh_as_account(&sshd, &intruder);
+    assert!(login.status.success(), "the intruder's key should work before setup: {login:?}");
+    // sshd's session process ends just after the client: setup refuses to
+    // take over an account that still runs something.
+    for uid_kind in ["--euid", "--uid"] {
+        let _ = Command::new("/usr/bin/pidwait").args([uid_kind, ACCOUNT]).status();
+    }
+    let shadow_before = shadow_line();
+    let keys_before = fs::read(&keys).unwrap();
+    let unchanged = || {
+        assert_eq!(shadow_line(), shadow_before, "/etc/shadow changed");
+        assert_eq!(fs::read(&keys).unwrap(), keys_before, "authorized_keys changed");
+        for path in [&home, &home.join(".ssh"), &keys] {
+            assert_eq!(fs::metadata(path).unwrap().uid(), uid, "{} changed owner", path.display());
+        }
+        for path in [MANIFEST.to_owned(), INSTALLED_CONFIG.to_owned(), format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}")] {
+            assert!(!Path::new(&path).exists(), "{path} was written");
+        }
+    };
+
+    // Without the person's word, setup refuses and says what to do.
+    let refused = setup("alice", &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("did not make it") && stderr.contains("--take-over-account"), "{stderr}");
+    unchanged();
+
+    // An account that cannot be made safe is refused even with it.
+    run(Command::new("/usr/sbin/usermod").args(["--shell", "/usr/sbin/nologin", ACCOUNT]));
+    let refused = setup("alice", &["--take-over-account"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has the shell `/usr/sbin/nologin`"), "{stderr}");
+    run(Command::new("/usr/sbin/usermod").args(["--shell", "/bin/sh", ACCOUNT]));
+    fs::write(OTHER_SUDOERS, format!("{ACCOUNT} ALL=(root) NOPASSWD: /usr/bin/id\n")).unwrap();
+    fs::set_permissions(OTHER_SUDOERS, fs::Permissions::from_mode(0o440)).unwrap();
+    let refused = setup("alice", &["--take-over-account"]);
+    fs::remove_file(OTHER_SUDOERS).unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has sudo rules already"), "{stderr}");
+    let mut lurker = Command::new("/usr/bin/setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), "--clear-groups".into(), "--".into()])
+        .args(["/bin/sh", "-c", "echo started; exec /usr/bin/sleep infinity"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It prints once it runs as the account.
+    let mut started = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(lurker.stdout.take().unwrap()), &mut started).unwrap();
+    assert_eq!(started, "started\n");
+    let refused = setup("alice", &["--take-over-account"]);
+    lurker.kill().unwrap();
+    lurker.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("a running process"), "{stderr}");
+    unchanged();
+
+    // With it, a registration the server refuses still changes nothing.
+    let refused = setup("mallory", &["--take-over-account"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bad user request"), "{stderr}");
+    unchanged();
+
+    // A registration that succeeds takes the account over and says what it removed.
+    let taken = setup("alice", &["--take-over-account"]);
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(taken.status.success(), "{stderr}");
+    let fingerprint = run(Command::new("/usr/bin/ssh-keygen").arg("-lf").arg(intruder.with_extension("pub")));
+    let fingerprint = fingerprint.split_whitespace().nth(1).unwrap();
+    assert!(stderr.contains(&format!("removed from {}: ssh-ed25519 {fingerprint}", keys.display())), "{stderr}");
+    assert!(stderr.contains("disabled the password"), "{stderr}");
+    assert_eq!(shadow_line().split(':').nth(1), Some("*"));
+
+    // The intruder's key no longer logs in; the account cannot add one back.
+    let login = ssh_as_account(&sshd, &intruder);
+    assert!(!login.status.success(), "the intruder's key still logs in: {login:?}");
+    let text = fs::read_to_string(&keys).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("restrict,command=\"") && !text.contains("intruder"), "{text}");
+    for (path, mode) in [(&home, 0o750), (&home.join(".ssh"), 0o750), (&keys, 0o640)] {
+        let meta = fs::symlink_metadata(path).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (0, gid, mode), "{}", path.display());
+    }
+    let keys_text = keys.to_str().unwrap();
+    let line = format!("{intruder_key}\n");
+    assert!(!as_account("/usr/bin/tee", &["-a", keys_text], &line).status.success(), "the account wrote its keys");
+    let keys2 = home.join(".ssh/authorized_keys2");
+    let keys2_text = keys2.to_str().unwrap();
+    assert!(!as_account("/usr/bin/tee", &[keys2_text], &line).status.success(), "the account added a keys file");
+    let moved = home.join("ssh-moved");
+    let ssh_dir = home.join(".ssh");
+    let moved_ok = as_account("/usr/bin/mv", &[ssh_dir.to_str().unwrap(), moved.to_str().unwrap()], "");
+    assert!(!moved_ok.status.success(), "the account moved its .ssh away");
+    assert!(as_account("/usr/bin/cat", &[keys_text], "").status.success(), "the account cannot read its keys");
+    assert_eq!(fs::read_to_string(&keys).unwrap(), text);
+    assert!(!ssh_as_account(&sshd, &intruder).status.success());
+
+    // Setup made it its own now: running again needs no option and changes nothing.
+    let again = setup("alice", &[]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("took over"));
+    assert_eq!(fs::read_to_string(&keys).unwrap(), text);
 }

@@ -151,6 +151,7 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
         config: ClientConfig::default(),
         program: program.to_owned(),
         system: false,
+        take_over_account: false,
     };
     let mut alice = DemoUser { transcript: Vec::new() };
     let enrollment = enroll(&options, &transport, &mut alice, None)?;

@@ -13,6 +13,10 @@ pub struct Manifest {
     /// Whether setup created the account (and so uninstall removes it).
     #[serde(default)]
     pub account_created: bool,
+    /// Whether setup took over an account it found (its keys and password
+    /// were removed then); uninstall leaves such an account in place.
+    #[serde(default)]
+    pub account_taken_over: bool,
     /// The server the machine is registered with.
     #[serde(default)]
     pub server: String,
@@ -92,6 +96,7 @@ mod tests {
         let manifest = Manifest {
             account: "bckpciuem".into(),
             account_created: true,
+            account_taken_over: false,
             server: "ssh://backup.example.org".into(),
             host: Some("pc.example.org".into()),
             url: "http://b/".into(),

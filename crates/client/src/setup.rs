@@ -3,10 +3,11 @@
 use crate::config::ClientConfig;
 use crate::credentials::Authenticator;
 use crate::install::{
-    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob,
+    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob, secure_dir,
+    take_over_keys_file,
 };
 use crate::manifest::{AddedKey, Manifest};
-use crate::system::{self, Account, SystemError};
+use crate::system::{self, Account, AccountOrigin, SystemError};
 use crate::transport::{Transport, TransportError};
 use protocol::{Answer, Logon, OsName, Request, parse_answer};
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct SetupOptions {
     /// Whether to change the system: create the backup account, give it the
     /// files it must read and install its sudo rule (setup as root, no `--root`).
     pub system: bool,
+    /// Whether an existing account that setup did not make may be taken
+    /// over (`--take-over-account`); without it such an account is refused.
+    pub take_over_account: bool,
 }
 
 /// What an enrollment did.
@@ -45,6 +49,9 @@ pub struct Enrollment {
     pub host: Option<String>,
     /// The files setup wrote, with what each is.
     pub written: Vec<(PathBuf, &'static str)>,
+    /// What taking over an existing account removed or disabled, told to
+    /// the person.
+    pub taken_over: Vec<String>,
 }
 
 /// Why setup did not finish.
@@ -95,8 +102,11 @@ impl SetupError {
 
 /// Sets the machine up: the backup account first when changing the system
 /// (ssh runs as it), then the registration through the transport `connect`
-/// builds for that account, then the installation. An account created here
-/// is removed again when the registration fails, so a refusal changes nothing.
+/// builds for that account, then the installation. Before the server's
+/// `success` nothing changes on the machine but a missing account's
+/// creation, which is undone when the registration fails: a refusal leaves
+/// the machine as it was. An existing account is used only when an earlier
+/// setup made it, or with `take_over_account`.
 pub fn setup(
     options: &SetupOptions,
     connect: impl FnOnce(Option<&Account>) -> Result<Box<dyn Transport>, TransportError>,
@@ -107,13 +117,20 @@ pub fn setup(
         preflight(&options.program)?;
     }
     let account = match options.system {
-        true => Some(system::ensure_account(&options.config.account, &layout.home())?),
+        true => {
+            let manifest = Manifest::load(&options.root).ok().flatten();
+            let made_by_setup = manifest.is_some_and(|manifest| {
+                manifest.account == options.config.account && (manifest.account_created || manifest.account_taken_over)
+            });
+            let name = &options.config.account;
+            Some(system::prepare_account(name, &layout.home(), made_by_setup, options.take_over_account)?)
+        }
         false => None,
     };
     let result = connect(account.as_ref().map(|(account, _)| account))
         .map_err(SetupError::from)
         .and_then(|transport| enroll(options, transport.as_ref(), auth, account.as_ref()));
-    if let (Err(_), Some((account, true))) = (&result, &account) {
+    if let (Err(_), Some((account, AccountOrigin::Created))) = (&result, &account) {
         let registered = Manifest::load(&options.root).ok().flatten().is_some();
         if !registered {
             let _ = system::remove_account(&account.name);
@@ -157,13 +174,13 @@ fn preflight(program: &str) -> Result<(), SetupError> {
 }
 
 /// Registers the machine through `transport` and installs the backup key;
-/// `account` is the system account when changing the system, with whether
-/// it was created now.
+/// `account` is the system account when changing the system, with how
+/// setup came to use it.
 pub fn enroll(
     options: &SetupOptions,
     transport: &dyn Transport,
     auth: &mut dyn Authenticator,
-    account: Option<&(Account, bool)>,
+    account: Option<&(Account, AccountOrigin)>,
 ) -> Result<Enrollment, SetupError> {
     let request = Request { protocol: 2, ..Request::new(options.os.clone(), options.logon.clone()) };
     let raw = transport.exchange(&request, auth)?;
@@ -176,9 +193,10 @@ pub fn enroll(
     let key_text = success.get("key").ok_or_else(|| SetupError::BadAnswer("it has no key: line".into()))?;
     let key = ssh_key::PublicKey::from_openssh(key_text)
         .map_err(|error| SetupError::BadAnswer(format!("key: is not an OpenSSH public key ({error})")))?;
+    check_backup_key(&key).map_err(SetupError::BadAnswer)?;
     let url = success.get("url").ok_or_else(|| SetupError::BadAnswer("it has no url: line".into()))?;
     if !(url.starts_with("http://") || url.starts_with("https://"))
-        || url.contains(|c: char| c.is_whitespace() || c.is_control())
+        || url.contains(|c: char| c.is_whitespace() || hides_text(c))
     {
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
@@ -192,17 +210,15 @@ pub fn enroll(
             (!reached.is_empty()).then(|| reached.join(","))
         }
     };
-    let installed = Installed {
-        options,
-        layout: Layout::new(&options.root, &options.config.account),
-        group: account.map(|(account, _)| account.gid),
-    };
+    let installed = Installed { options, layout: Layout::new(&options.root, &options.config.account), account };
     let mut manifest = Manifest::load(&options.root)
         .map_err(|e| installed.error("the manifest", &Manifest::path(&options.root), std::io::Error::other(e)))?
         .unwrap_or_default();
     manifest.account = options.config.account.clone();
-    manifest.account_created |= account.is_some_and(|(_, created)| *created);
-    let written = installed.install(&mut manifest, &key, from.as_deref())?;
+    manifest.account_created |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::Created);
+    manifest.account_taken_over |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::TakeOver);
+    let mut taken_over = Vec::new();
+    let written = installed.install(&mut manifest, &key, from.as_deref(), &mut taken_over)?;
     manifest.server = options.server.clone();
     // `host:` is shown to the person: only a valid host name is kept.
     manifest.host = success.get("host").and_then(|host| protocol::HostName::parse(host).ok()).map(|h| h.to_string());
@@ -214,15 +230,49 @@ pub fn enroll(
         url: url.to_owned(),
         host: manifest.host.clone(),
         written,
+        taken_over,
     })
+}
+
+/// The shortest RSA modulus accepted for the backup key, in bits: shorter
+/// ones are breakable, and OpenSSH itself refuses RSA keys under 1024 bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Whether the client's sshd can accept `key` for unattended backups:
+/// Ed25519, ECDSA on the NIST curves, or RSA of at least
+/// [`MIN_RSA_BITS`]. DSA is disabled in OpenSSH, security-key (`sk-`)
+/// types need a touch on every login, and unknown algorithms would never
+/// log in: taking any of them would report a success that backs nothing up.
+fn check_backup_key(key: &ssh_key::PublicKey) -> Result<(), String> {
+    use ssh_key::Algorithm;
+    match key.algorithm() {
+        Algorithm::Ed25519 | Algorithm::Ecdsa { .. } => Ok(()),
+        Algorithm::Rsa { .. } => {
+            let bits = key.key_data().rsa().and_then(|rsa| rsa.n.as_positive_bytes()).map_or(0, |n| {
+                let leading = n.iter().take_while(|byte| **byte == 0).count();
+                let first = n.get(leading).map_or(0, |byte| 8 - byte.leading_zeros() as usize);
+                (n.len() - leading).saturating_sub(1) * 8 + first
+            });
+            if bits < MIN_RSA_BITS {
+                return Err(format!("key: is an RSA key of {bits} bits; at least {MIN_RSA_BITS} are needed"));
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "key: is of type {}, which this machine's sshd would not accept for unattended backups \
+             (ed25519, ecdsa-sha2-nistp256/384/521 or rsa of at least {MIN_RSA_BITS} bits are)",
+            printable(other.as_str())
+        )),
+    }
 }
 
 /// One installation in progress.
 struct Installed<'a> {
     options: &'a SetupOptions,
     layout: Layout,
-    /// The backup account's group, which gets read access, when changing the system.
-    group: Option<u32>,
+    /// The system account, when changing the system: its group gets read
+    /// access, and what is done to it depends on how setup came to use it.
+    account: Option<&'a (Account, AccountOrigin)>,
 }
 
 impl Installed<'_> {
@@ -242,27 +292,48 @@ impl Installed<'_> {
         Ok(())
     }
 
-    /// The key, the client config and (when changing the system) the sudo rule.
+    /// The key, the client config and (when changing the system) the
+    /// account's password and its sudo rule, the rule last: it is worth root,
+    /// so it comes once nothing but the backup key can act as the account.
     fn install(
         &self,
         manifest: &mut Manifest,
         key: &ssh_key::PublicKey,
         from: Option<&str>,
+        taken_over: &mut Vec<String>,
     ) -> Result<Vec<(PathBuf, &'static str)>, SetupError> {
         let mut written = Vec::new();
         let keys_path = self.layout.authorized_keys();
         let ssh_dir = self.layout.home().join(".ssh");
+        let group = self.account.map(|(account, _)| account.gid);
         // The account reads its keys through its group and cannot change them;
         // in a trial install the files are simply private.
-        let (dir_mode, key_mode) = if self.group.is_some() { (0o750, 0o640) } else { (0o700, 0o600) };
-        self.dirs(manifest, &self.layout.home(), 0o750, self.group)?;
-        self.dirs(manifest, &ssh_dir, dir_mode, self.group)?;
+        let (dir_mode, key_mode) = if group.is_some() { (0o750, 0o640) } else { (0o700, 0o600) };
+        self.dirs(manifest, &self.layout.home(), 0o750, group)?;
+        self.dirs(manifest, &ssh_dir, dir_mode, group)?;
         let config_path = self.layout.client_config();
         let command = format!("{} rsyncsend --config {}", self.options.program, config_path.display());
+        if let Some((account, origin)) = self.account {
+            // Home first: once it is root's, the account can no longer swap
+            // `.ssh` for a link while the rest is made root's.
+            for dir in [self.layout.home(), ssh_dir.clone()] {
+                if secure_dir(&dir, dir_mode, account.gid).map_err(|e| self.error("a folder", &dir, e))? {
+                    written.push((dir, "a folder of the backup account, now root's (the account may only read it)"));
+                }
+            }
+            if *origin == AccountOrigin::TakeOver {
+                for file in [keys_path.clone(), ssh_dir.join("authorized_keys2")] {
+                    let removed = take_over_keys_file(&file, &command, key_mode, account.gid)
+                        .map_err(|e| self.error("the account's keys", &file, e))?;
+                    let name = file.display();
+                    taken_over.extend(removed.into_iter().map(|key| format!("removed from {name}: {key}")));
+                }
+            }
+        }
         let key_error = |e| self.error("the backup key", &keys_path, e);
         let line = authorized_keys_line(key, &command, from).map_err(key_error)?;
         let existed = keys_path.exists();
-        if install_authorized_key(&keys_path, key, &line, key_mode, self.group).map_err(key_error)? {
+        if install_authorized_key(&keys_path, key, &line, key_mode, group).map_err(key_error)? {
             written.push((keys_path.clone(), "the backup server's key, bound to rsyncsend"));
         }
         if existed {
@@ -282,6 +353,18 @@ impl Installed<'_> {
         if install_client_config(&config_path, &config.to_toml()).map_err(config_error)? {
             manifest.created_file(config_path.clone());
             written.push((config_path, "the client configuration"));
+        }
+        if let Some((account, origin)) = self.account {
+            if system::disable_password(&account.name)? {
+                taken_over.push(format!("disabled the password of {} (keys only from now on)", account.name));
+            }
+            // Nothing can log in as the account any more; what was started
+            // before must not be there to use the rule.
+            if *origin == AccountOrigin::TakeOver
+                && let Some(what) = system::running_as(account)?
+            {
+                return Err(SystemError::StillRunning { account: account.name.clone(), what }.into());
+            }
         }
         if self.options.system {
             let existed = system::sudoers_path(&self.options.config.account).exists();
@@ -304,9 +387,19 @@ impl Installed<'_> {
     }
 }
 
-/// Server text made safe for a terminal: no escape sequences, lines kept.
+/// Server text made safe for a terminal: no escape sequences, no
+/// bidirectional controls, lines kept.
 pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { '?' } else { c }).collect()
+    text.chars().map(|c| if hides_text(c) && c != '\n' && c != '\t' { '?' } else { c }).collect()
+}
+
+/// Whether `c` must not reach a terminal from the server: control
+/// characters (escape sequences) and the bidirectional controls, which
+/// reorder what the person reads (U+202A–U+202E embeddings and overrides,
+/// U+2066–U+2069 isolates, U+200E/U+200F and U+061C marks).
+pub fn hides_text(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 #[cfg(test)]
@@ -330,6 +423,7 @@ mod tests {
             config: ClientConfig::default(),
             program: "/usr/bin/bpc-enroll".into(),
             system: false,
+            take_over_account: false,
         }
     }
 
@@ -379,6 +473,54 @@ mod tests {
             let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
             assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
         }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_keys_the_clients_sshd_accepts_for_unattended_logins_are_installed() {
+        for line in include_str!("../testdata/backup-keys.txt").lines().filter(|l| !l.starts_with('#')) {
+            let (verdict, key) = line.split_once(' ').unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let answer: &'static str = Box::leak(format!("success\nurl: http://b/\nkey: {key}\n").into_boxed_str());
+            let result = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None);
+            match verdict {
+                "accept" => assert!(result.is_ok(), "{key}: {:?}", result.err()),
+                _ => {
+                    let error = result.unwrap_err();
+                    assert!(matches!(error, SetupError::BadAnswer(_)), "{key}: {error}");
+                    assert_eq!(error.exit_code(), 1);
+                    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{key} installed something");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_rsa_key_is_refused_with_its_size() {
+        let short =
+            include_str!("../testdata/backup-keys.txt").lines().find(|l| l.starts_with("refuse ssh-rsa")).unwrap();
+        let key = ssh_key::PublicKey::from_openssh(short.trim_start_matches("refuse ")).unwrap();
+        assert_eq!(check_backup_key(&key).unwrap_err(), "key: is an RSA key of 1024 bits; at least 2048 are needed");
+    }
+
+    #[test]
+    fn bidirectional_controls_from_the_server_are_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let refusal =
+            "1.2.3.4 5 6.7.8.9 22 bad user request \u{202E}txt.exe\u{202C} \u{2066}a\u{2069}\u{200E}\u{200F}\u{061C}\n";
+        let error = enroll(&options(dir.path()), &Canned(refusal), &mut NoCredentials, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the server refused the registration:\n1.2.3.4 5 6.7.8.9 22 bad user request ?txt.exe? ?a????"
+        );
+        for c in ['\u{202A}', '\u{202B}', '\u{202D}', '\u{2067}', '\u{2068}'] {
+            assert_eq!(printable(&format!("a{c}b")), "a?b");
+        }
+        assert_eq!(printable("é ü 中文 עברית\tok\n"), "é ü 中文 עברית\tok\n");
+        let answer = "success\nurl: http://b/?host=\u{202E}gro.elpmaxe\nkey: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
+        let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
+        assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
+        assert!(!error.to_string().contains('\u{202E}'), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -32,12 +32,40 @@ pub enum SystemError {
         stderr: String,
     },
     /// The account exists but is not one setup can use.
-    #[error("account {account} exists but {problem}; choose another `account` in client.toml")]
+    #[error("account {account} exists but {problem}; nothing was changed")]
     UnusableAccount {
         /// The account.
         account: String,
         /// What is wrong with it.
         problem: String,
+    },
+    /// The account exists and setup did not make it; taking it over needs
+    /// the person's word.
+    #[error(
+        "account {account} exists but bpc-enroll setup did not make it (it is not in \
+         /var/lib/bpc-enroll/installed.toml): its keys, password and files would stay in force next to \
+         a sudo rule that is worth root. Nothing was changed. Either remove it after checking what it \
+         holds (userdel {account}, and its home {home}), or run setup again with --take-over-account: \
+         its home, .ssh and authorized_keys then belong to root, every key not bound to rsyncsend is \
+         removed and its password is disabled"
+    )]
+    ForeignAccount {
+        /// The account.
+        account: String,
+        /// Its home.
+        home: PathBuf,
+    },
+    /// Something still runs as an account being taken over, once its keys
+    /// and password are gone: the sudo rule was not installed.
+    #[error(
+        "account {account} still has {what} after its keys and password were removed; the sudo rule was \
+         not installed: stop it and run setup again with --take-over-account"
+    )]
+    StillRunning {
+        /// The account.
+        account: String,
+        /// What runs.
+        what: String,
     },
     /// The account name cannot be a system account name.
     #[error("`{0}` is not a valid account name ([a-z_][a-z0-9_-]*, at most 32 characters)")]
@@ -88,24 +116,55 @@ pub fn find_account(name: &str) -> Result<Option<Account>, SystemError> {
     Ok(user.map(|user| Account { name: user.name, uid: user.uid.as_raw(), gid: user.gid.as_raw(), home: user.dir }))
 }
 
-/// Creates the backup account if it is missing: a system account with its
-/// own group, `home` as its home (created by setup, not by useradd), `/bin/sh`
-/// as its shell (sshd runs forced commands through it) and `*` as its
-/// password, so that no password can ever log in while keys still can (a
-/// locked `!` account is refused by sshd without PAM). Returns the account
-/// and whether it was created now.
-pub fn ensure_account(name: &str, home: &Path) -> Result<(Account, bool), SystemError> {
+/// How setup came to use the backup account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountOrigin {
+    /// Created by this run; removed again if the registration fails.
+    Created,
+    /// Made, or taken over, by an earlier setup (its manifest says so).
+    Setup,
+    /// Found on the machine; taken over once the server has said `success`.
+    TakeOver,
+}
+
+/// Gets the backup account ready for the registration without changing an
+/// existing one: a missing account is created (a system account with its
+/// own group, `home` as its home, created by setup, not by useradd,
+/// `/bin/sh` as its shell since sshd runs forced commands through it, and
+/// `*` as its password, so that no password can ever log in while keys
+/// still can: sshd without PAM refuses a locked `!` account). An existing
+/// account is used only when an earlier setup made or took it over
+/// (`made_by_setup`) or when `take_over` allows it, and only when it is
+/// safe to bind a root-equivalent sudo rule to it; what taking it over
+/// changes happens after the server's `success`.
+pub fn prepare_account(
+    name: &str,
+    home: &Path,
+    made_by_setup: bool,
+    take_over: bool,
+) -> Result<(Account, AccountOrigin), SystemError> {
     check_account_name(name)?;
     if let Some(account) = find_account(name)? {
-        if account.uid == 0 {
-            return Err(SystemError::UnusableAccount { account: name.into(), problem: "has uid 0".into() });
+        check_existing_account(&account, home)?;
+        if made_by_setup {
+            return Ok((account, AccountOrigin::Setup));
         }
-        if account.home != home {
-            let problem = format!("has home {} instead of {}", account.home.display(), home.display());
-            return Err(SystemError::UnusableAccount { account: name.into(), problem });
+        if !take_over {
+            return Err(SystemError::ForeignAccount { account: name.into(), home: home.to_owned() });
         }
-        run("/usr/sbin/usermod", &["-p", "*", name])?;
-        return Ok((account, false));
+        check_nothing_runs_as(&account)?;
+        // A rule of setup's own may be left from a run that stopped half-way;
+        // any other rule would stay in force beside the backup rule.
+        if !sudoers_path(name).exists() && has_sudo_rules(name)? {
+            return Err(SystemError::UnusableAccount {
+                account: name.into(),
+                problem: format!(
+                    "has sudo rules already (sudo -l -U {name}); remove them first, since the backup rule \
+                     would be added to them"
+                ),
+            });
+        }
+        return Ok((account, AccountOrigin::TakeOver));
     }
     let home_text = home.to_str().ok_or_else(|| SystemError::UnusableAccount {
         account: name.into(),
@@ -132,7 +191,147 @@ pub fn ensure_account(name: &str, home: &Path) -> Result<(Account, bool), System
         account: name.into(),
         problem: "is missing right after useradd".into(),
     })?;
-    Ok((account, true))
+    Ok((account, AccountOrigin::Created))
+}
+
+/// The groups whose members sudo (or su, or the disk) already trusts: an
+/// account in one of them has more than the backup rule.
+const POWERFUL_GROUPS: [&str; 5] = ["root", "sudo", "wheel", "admin", "disk"];
+
+/// What makes an existing account unfit to carry the backup key and its
+/// sudo rule, checked before anything changes.
+fn check_existing_account(account: &Account, home: &Path) -> Result<(), SystemError> {
+    let unusable = |problem: String| SystemError::UnusableAccount { account: account.name.clone(), problem };
+    if account.uid == 0 || account.gid == 0 {
+        return Err(unusable("has uid or group 0 (root); choose another `account` in client.toml".into()));
+    }
+    if account.home != home {
+        return Err(unusable(format!(
+            "has home {} instead of {}; choose another `account` in client.toml",
+            account.home.display(),
+            home.display()
+        )));
+    }
+    match std::fs::symlink_metadata(home) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(unusable(format!("has a home {} that is not a folder", home.display())));
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => return Err(SystemError::Io { path: home.to_owned(), source }),
+    }
+    let passwd = read_system_file(Path::new("/etc/passwd"))?;
+    let sharing = passwd.lines().map(|line| line.split(':').collect::<Vec<_>>()).find(|fields| {
+        fields.first().is_some_and(|name| *name != account.name) && fields.get(5).map(Path::new) == Some(home)
+    });
+    if let Some(other) = sharing.and_then(|fields| fields.first().copied()) {
+        return Err(unusable(format!("shares its home {} with the account {other}", home.display())));
+    }
+    let shell = passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&account.name.as_str())).then(|| fields.get(6).copied().unwrap_or_default())
+        })
+        .unwrap_or_default()
+        .to_owned();
+    let shells = read_system_file(Path::new("/etc/shells")).unwrap_or_default();
+    let listed = shells.lines().any(|line| line.trim() == shell);
+    if !listed || shell.ends_with("/nologin") || shell.ends_with("/false") {
+        return Err(unusable(format!(
+            "has the shell `{shell}`, through which sshd cannot run rsyncsend; give it /bin/sh \
+             (usermod --shell /bin/sh {})",
+            account.name
+        )));
+    }
+    let user = std::ffi::CString::new(account.name.as_str()).map_err(|e| unusable(e.to_string()))?;
+    let groups = nix::unistd::getgrouplist(&user, nix::unistd::Gid::from_raw(account.gid))
+        .map_err(|e| SystemError::Io { path: "/etc/group".into(), source: e.into() })?;
+    for gid in groups {
+        let name = nix::unistd::Group::from_gid(gid).ok().flatten().map(|group| group.name).unwrap_or_default();
+        if gid.as_raw() == 0 || POWERFUL_GROUPS.contains(&name.as_str()) {
+            return Err(unusable(format!(
+                "is in the group {name}, which gives it more than the backup rule; remove it from that group \
+                 (gpasswd --delete {} {name})",
+                account.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An account taken over must have nothing of its own running or
+/// scheduled: once it holds the sudo rule, whatever runs as it is root.
+/// Checked before the registration (this) and again, with
+/// [`running_as`], once its keys and password are gone, just before the
+/// rule is installed.
+fn check_nothing_runs_as(account: &Account) -> Result<(), SystemError> {
+    let unusable = |problem: String| SystemError::UnusableAccount { account: account.name.clone(), problem };
+    if let Some(what) = running_as(account)? {
+        return Err(unusable(format!("has {what}; stop or remove it first")));
+    }
+    Ok(())
+}
+
+/// What of the account's own is scheduled (a crontab) or running (a live
+/// process), if anything; `pkill -u` and `crontab -r -u` advice included.
+pub fn running_as(account: &Account) -> Result<Option<String>, SystemError> {
+    for spool in ["/var/spool/cron/crontabs", "/var/spool/cron"] {
+        let crontab = Path::new(spool).join(&account.name);
+        if crontab.is_file() {
+            return Ok(Some(format!("a crontab, {} (crontab -r -u {})", crontab.display(), account.name)));
+        }
+    }
+    let processes = std::fs::read_dir("/proc").map_err(|source| SystemError::Io { path: "/proc".into(), source })?;
+    for entry in processes.flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).unwrap_or_default();
+        // A zombie has finished and can do nothing; it waits for its parent.
+        let finished = field("State:").trim_start().starts_with(['Z', 'X']);
+        if !finished && field("Uid:").split_whitespace().any(|uid| uid == account.uid.to_string()) {
+            let name = field("Name:").trim();
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            return Ok(Some(format!("a running process, {pid} `{name}` (pkill -u {})", account.name)));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether sudo lets the account run anything, as `sudo -l -U` lists it.
+fn has_sudo_rules(name: &str) -> Result<bool, SystemError> {
+    let output = Command::new("/usr/bin/sudo")
+        .args(["-n", "-l", "-U", name])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| SystemError::Spawn { program: "/usr/bin/sudo".into(), source })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(SystemError::Failed { program: "/usr/bin/sudo -l".into(), status: output.status, stderr });
+    }
+    Ok(text.contains("may run the following commands"))
+}
+
+/// Disables the account's password (`*`: no password logs in, keys still
+/// do) unless it already is; run only after the server's `success`, so
+/// that a refused registration leaves `/etc/shadow` as it was.
+pub fn disable_password(name: &str) -> Result<bool, SystemError> {
+    check_account_name(name)?;
+    let shadow = read_system_file(Path::new("/etc/shadow"))?;
+    let current = shadow.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name)).then(|| fields.next().unwrap_or_default())
+    });
+    if current == Some("*") {
+        return Ok(false);
+    }
+    run("/usr/sbin/usermod", &["--password", "*", name])?;
+    Ok(true)
+}
+
+fn read_system_file(path: &Path) -> Result<String, SystemError> {
+    std::fs::read_to_string(path).map_err(|source| SystemError::Io { path: path.to_owned(), source })
 }
 
 /// Removes the account (not its home: setup's manifest removes what it made).

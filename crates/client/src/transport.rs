@@ -18,6 +18,8 @@ const MAX_CHALLENGES: usize = protocol::auth::MAX_ATTEMPTS;
 use protocol::{Request, SshConnection};
 use server::challenge::{Challenge, Challenger};
 use server::{Server, ServerConfig};
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::io::{BufRead, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -143,9 +145,17 @@ impl Transport for FileTransport {
         let origin = format!("file://{}", self.config_path.display());
         let unreachable = |reason: String| TransportError::Unreachable { server: origin.clone(), reason };
         let config = ServerConfig::load(&self.config_path).map_err(|e| unreachable(e.to_string()))?;
-        let server = Server::from_config(config).map_err(|e| unreachable(e.to_string()))?;
+        let folders = ServerFolders::before(&config);
+        let server = match Server::from_config(config) {
+            Ok(server) => server,
+            Err(error) => {
+                folders.give_new_files_away();
+                return Err(unreachable(error.to_string()));
+            }
+        };
         let mut bridge = Bridge { auth, origin: origin.clone(), realm: None, answered: false, error: None };
         let response = server.handle_with(Some(request.render().as_bytes()), &self.connection(), &origin, &mut bridge);
+        folders.give_new_files_away();
         if let Some(error) = bridge.error {
             return Err(error.into());
         }
@@ -155,6 +165,80 @@ impl Transport for FileTransport {
             bridge.auth.accepted(realm);
         }
         Ok(response.text.into_bytes())
+    }
+}
+
+/// The folders the in-process server writes in (BackupPC's configuration
+/// folder, the journal's, the log file's) and the names each held before the
+/// exchange. Run as root against a server's real configuration, the server
+/// would leave `LOCK`, the journal, the log or `HOST.pl` owned by root, and
+/// `bpc-register`, run as the folder's owner, could then register no one.
+struct ServerFolders {
+    folders: Vec<(PathBuf, HashSet<OsString>)>,
+}
+
+impl ServerFolders {
+    /// Notes what the server's folders hold now; nothing when not root,
+    /// since the files the server creates are then this user's anyway.
+    fn before(config: &ServerConfig) -> ServerFolders {
+        if !nix::unistd::geteuid().is_root() {
+            return ServerFolders { folders: Vec::new() };
+        }
+        let mut paths = vec![config.backuppc.conf_dir.clone()];
+        let files = [
+            config.journal.as_ref(),
+            match &config.log {
+                server::config::LogConfig::File { path } => Some(path),
+                _ => None,
+            },
+        ];
+        paths.extend(files.into_iter().flatten().filter_map(|file| file.parent().map(PathBuf::from)));
+        paths.sort();
+        paths.dedup();
+        let folders = paths.into_iter().map(|folder| {
+            let names = std::fs::read_dir(&folder)
+                .map(|entries| entries.filter_map(|entry| entry.ok().map(|entry| entry.file_name())).collect())
+                .unwrap_or_default();
+            (folder, names)
+        });
+        ServerFolders { folders: folders.collect() }
+    }
+
+    /// Gives each regular file that appeared in a folder, owned by root,
+    /// to the folder's owner and group, as if that owner had run the
+    /// server. Files are opened without following links and changed through
+    /// their descriptor, and only those with a single link, so that nothing
+    /// placed in the folder by someone else can point the change elsewhere.
+    /// Best effort: a file that cannot be given away stays as it is.
+    fn give_new_files_away(self) {
+        use nix::fcntl::{OFlag, openat};
+        use nix::sys::stat::{Mode, SFlag, fstat};
+        use nix::unistd::{Gid, Uid, fchown};
+        for (folder, before) in self.folders {
+            let Ok(dir) =
+                nix::fcntl::open(&folder, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            else {
+                continue;
+            };
+            let Ok(dir_stat) = fstat(&dir) else { continue };
+            if dir_stat.st_uid == 0 {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+            for name in entries.filter_map(|entry| entry.ok().map(|entry| entry.file_name())) {
+                if before.contains(&name) {
+                    continue;
+                }
+                let flags =
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+                let Ok(file) = openat(&dir, name.as_os_str(), flags, Mode::empty()) else { continue };
+                let Ok(stat) = fstat(&file) else { continue };
+                let regular = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG;
+                if regular && stat.st_uid == 0 && stat.st_nlink == 1 {
+                    let _ = fchown(&file, Some(Uid::from_raw(dir_stat.st_uid)), Some(Gid::from_raw(dir_stat.st_gid)));
+                }
+            }
+        }
     }
 }
 
@@ -427,7 +511,7 @@ impl Transport for SshTransport {
         if stderr.contains("Host key verification failed") || stderr.contains("IDENTIFICATION HAS CHANGED") {
             return Err(TransportError::HostKeyMismatch { known_hosts: self.settings.known_hosts.clone() });
         }
-        let reason: String = stderr.trim().chars().filter(|c| !c.is_control() || *c == '\n').collect();
+        let reason: String = stderr.trim().chars().filter(|c| !crate::setup::hides_text(*c) || *c == '\n').collect();
         Err(TransportError::Unreachable { server: self.url(), reason })
     }
 

@@ -47,6 +47,14 @@ impl AtomicWrite {
         nix::unistd::fchown(self.temp.as_file(), None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)
     }
 
+    /// Gives the new version exactly this owner, group and mode before it
+    /// is visible, whatever the file it replaces had (only root may).
+    pub fn set_owner_and_mode(&self, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+        use nix::unistd::{Gid, Uid, fchown};
+        fchown(self.temp.as_file(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(io::Error::from)?;
+        self.temp.as_file().set_permissions(fs::Permissions::from_mode(mode))
+    }
+
     /// Where the new version waits, for a check before it is committed.
     pub fn temp_path(&self) -> &Path {
         self.temp.path()
