@@ -206,17 +206,24 @@ pub fn install_client_config(path: &Path, text: &str) -> io::Result<bool> {
     Ok(true)
 }
 
+/// The folders `create_dirs(dir, ...)` would create, parents first.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> =
+        dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).map(Path::to_owned).collect();
+    missing.reverse();
+    missing
+}
+
 /// Creates `dir` and its missing parents with `mode` (and `group`, when
 /// given) and returns the folders it created, parents first.
 pub fn create_dirs(dir: &Path, mode: u32, group: Option<u32>) -> io::Result<Vec<PathBuf>> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
     let mut created = Vec::new();
-    for dir in missing.into_iter().rev() {
-        DirBuilder::new().mode(mode).create(dir)?;
+    for dir in missing_dirs(dir) {
+        DirBuilder::new().mode(mode).create(&dir)?;
         if let Some(gid) = group {
-            nix::unistd::chown(dir, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)?;
+            nix::unistd::chown(&dir, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(io::Error::from)?;
         }
-        created.push(dir.to_owned());
+        created.push(dir);
     }
     Ok(created)
 }

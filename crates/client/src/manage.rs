@@ -32,42 +32,60 @@ pub enum ManageError {
 /// What uninstall removed; `None` when setup never ran under this root.
 pub fn uninstall(root: &Path, system: bool) -> Result<Option<Vec<PathBuf>>, ManageError> {
     let Some(manifest) = Manifest::load(root)? else { return Ok(None) };
-    let mut removed = Vec::new();
-    let remove = |path: &Path, result: io::Result<()>, removed: &mut Vec<PathBuf>| match result {
-        Ok(()) => {
-            removed.push(path.to_owned());
-            Ok(())
-        }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(ManageError::Remove { path: path.to_owned(), source }),
-    };
-    for added in &manifest.added_keys {
-        if let Ok(text) = fs::read_to_string(&added.file) {
-            let kept = without_key(&text, &added.key);
-            if kept != text {
-                files::write_atomic(&added.file, kept.as_bytes(), 0o600)
-                    .map_err(|source| ManageError::Remove { path: added.file.clone(), source })?;
-                removed.push(added.file.clone());
-            }
-        }
-    }
-    for file in &manifest.created_files {
-        remove(file, fs::remove_file(file), &mut removed)?;
-    }
+    let mut removed = remove_keys_and_files(&manifest)?;
     let manifest_path = Manifest::path(root);
-    remove(&manifest_path, fs::remove_file(&manifest_path), &mut removed)?;
-    // Folders last, deepest first; one that holds something setup did not
-    // put there stays, since it is not setup's to remove.
-    for dir in manifest.created_dirs.iter().rev() {
-        if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) {
-            remove(dir, fs::remove_dir(dir), &mut removed)?;
-        }
-    }
+    remove_one(&manifest_path, fs::remove_file(&manifest_path), &mut removed)?;
+    removed.extend(remove_empty_dirs(&manifest)?);
     if system && manifest.account_created && system::find_account(&manifest.account)?.is_some() {
         system::remove_account(&manifest.account)?;
         removed.push(PathBuf::from(format!("account {}", manifest.account)));
     }
     Ok(Some(removed))
+}
+
+/// Takes the keys `listed` records out of the files they were added to
+/// (keeping each file's mode and owner) and removes the files it records.
+pub(crate) fn remove_keys_and_files(listed: &Manifest) -> Result<Vec<PathBuf>, ManageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut removed = Vec::new();
+    for added in &listed.added_keys {
+        let Ok(text) = fs::read_to_string(&added.file) else { continue };
+        let kept = without_key(&text, &added.key);
+        if kept != text {
+            let mode = fs::metadata(&added.file).map_or(0o600, |meta| meta.permissions().mode() & 0o7777);
+            files::write_atomic(&added.file, kept.as_bytes(), mode)
+                .map_err(|source| ManageError::Remove { path: added.file.clone(), source })?;
+            removed.push(added.file.clone());
+        }
+    }
+    for file in listed.created_files.iter().rev() {
+        remove_one(file, fs::remove_file(file), &mut removed)?;
+    }
+    Ok(removed)
+}
+
+/// Removes the folders `listed` records, deepest first; one that holds
+/// something setup did not put there stays, since it is not setup's to remove.
+pub(crate) fn remove_empty_dirs(listed: &Manifest) -> Result<Vec<PathBuf>, ManageError> {
+    let mut removed = Vec::new();
+    for dir in listed.created_dirs.iter().rev() {
+        if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none()) {
+            remove_one(dir, fs::remove_dir(dir), &mut removed)?;
+        }
+    }
+    Ok(removed)
+}
+
+fn remove_one(path: &Path, result: io::Result<()>, removed: &mut Vec<PathBuf>) -> Result<(), ManageError> {
+    match result {
+        Ok(()) => {
+            removed.push(path.to_owned());
+            Ok(())
+        }
+        // Gone already, or under something that is not a folder: not there.
+        Err(error) if matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => Ok(()),
+        Err(source) => Err(ManageError::Remove { path: path.to_owned(), source }),
+    }
 }
 
 /// One line of `status`.

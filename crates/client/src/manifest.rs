@@ -78,6 +78,22 @@ impl Manifest {
         }
     }
 
+    /// What `self` lists that `before` did not: the additions of one run,
+    /// which a failed run takes back.
+    pub fn added_since(&self, before: Option<&Manifest>) -> Manifest {
+        let empty = Manifest::default();
+        let before = before.unwrap_or(&empty);
+        Manifest {
+            account: self.account.clone(),
+            account_created: self.account_created && !before.account_created,
+            account_taken_over: self.account_taken_over && !before.account_taken_over,
+            created_files: self.created_files.iter().filter(|f| !before.created_files.contains(f)).cloned().collect(),
+            created_dirs: self.created_dirs.iter().filter(|d| !before.created_dirs.contains(d)).cloned().collect(),
+            added_keys: self.added_keys.iter().filter(|k| !before.added_keys.contains(k)).cloned().collect(),
+            ..Manifest::default()
+        }
+    }
+
     /// The manifest as TOML.
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         Ok(format!(

@@ -3,8 +3,8 @@
 use crate::config::ClientConfig;
 use crate::credentials::Authenticator;
 use crate::install::{
-    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob, secure_dir,
-    take_over_keys_file,
+    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob, missing_dirs,
+    secure_dir, take_over_keys_file,
 };
 use crate::manifest::{AddedKey, Manifest};
 use crate::system::{self, Account, AccountOrigin, SystemError};
@@ -211,19 +211,32 @@ pub fn enroll(
         }
     };
     let installed = Installed { options, layout: Layout::new(&options.root, &options.config.account), account };
-    let mut manifest = Manifest::load(&options.root)
-        .map_err(|e| installed.error("the manifest", &Manifest::path(&options.root), std::io::Error::other(e)))?
-        .unwrap_or_default();
+    let previous = Manifest::load(&options.root)
+        .map_err(|e| installed.error("the manifest", &Manifest::path(&options.root), std::io::Error::other(e)))?;
+    let mut manifest = previous.clone().unwrap_or_default();
     manifest.account = options.config.account.clone();
     manifest.account_created |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::Created);
     manifest.account_taken_over |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::TakeOver);
     let mut taken_over = Vec::new();
-    let written = installed.install(&mut manifest, &key, from.as_deref(), &mut taken_over)?;
-    manifest.server = options.server.clone();
-    // `host:` is shown to the person: only a valid host name is kept.
-    manifest.host = success.get("host").and_then(|host| protocol::HostName::parse(host).ok()).map(|h| h.to_string());
-    manifest.url = url.to_owned();
-    installed.write_manifest(&mut manifest)?;
+    // The manifest is the undo log: each addition is recorded in it before
+    // it is made, so a failure takes back exactly this run's additions, and
+    // a crash leaves nothing that `uninstall` does not know of.
+    let outcome = installed.install(&mut manifest, &key, from.as_deref(), &mut taken_over).and_then(|written| {
+        manifest.server = options.server.clone();
+        // `host:` is shown to the person: only a valid host name is kept.
+        manifest.host =
+            success.get("host").and_then(|host| protocol::HostName::parse(host).ok()).map(|h| h.to_string());
+        manifest.url = url.to_owned();
+        installed.record(&manifest)?;
+        Ok(written)
+    });
+    let written = match outcome {
+        Ok(written) => written,
+        Err(error) => {
+            installed.undo(&manifest, previous.as_ref());
+            return Err(error);
+        }
+    };
     Ok(Enrollment {
         request: request.render(),
         answer: answer_text,
@@ -280,6 +293,7 @@ impl Installed<'_> {
         SetupError::Install { path: path.to_owned(), what, source }
     }
 
+    /// Creates `dir` and its missing parents, recorded before they are made.
     fn dirs(
         &self,
         manifest: &mut Manifest,
@@ -287,8 +301,21 @@ impl Installed<'_> {
         mode: u32,
         group: Option<u32>,
     ) -> Result<(), SetupError> {
-        let created = create_dirs(dir, mode, group).map_err(|e| self.error("a folder", dir, e))?;
-        manifest.created_dirs(created);
+        let missing = missing_dirs(dir);
+        if !missing.is_empty() {
+            manifest.created_dirs(missing);
+            self.record(manifest)?;
+        }
+        create_dirs(dir, mode, group).map_err(|e| self.error("a folder", dir, e))?;
+        Ok(())
+    }
+
+    /// Records a file about to be created.
+    fn will_create(&self, manifest: &mut Manifest, path: &std::path::Path) -> Result<(), SetupError> {
+        if !path.exists() && !manifest.created_files.iter().any(|file| file == path) {
+            manifest.created_file(path.to_owned());
+            self.record(manifest)?;
+        }
         Ok(())
     }
 
@@ -303,6 +330,13 @@ impl Installed<'_> {
         taken_over: &mut Vec<String>,
     ) -> Result<Vec<(PathBuf, &'static str)>, SetupError> {
         let mut written = Vec::new();
+        // The manifest's own folder first (recorded once it exists): every
+        // later step is recorded there before it is made.
+        if let Some(dir) = Manifest::path(&self.options.root).parent() {
+            let created = create_dirs(dir, 0o755, None).map_err(|e| self.error("a folder", dir, e))?;
+            manifest.created_dirs(created);
+            self.record(manifest)?;
+        }
         let keys_path = self.layout.authorized_keys();
         let ssh_dir = self.layout.home().join(".ssh");
         let group = self.account.map(|(account, _)| account.gid);
@@ -332,17 +366,17 @@ impl Installed<'_> {
         }
         let key_error = |e| self.error("the backup key", &keys_path, e);
         let line = authorized_keys_line(key, &command, from).map_err(key_error)?;
-        let existed = keys_path.exists();
-        if install_authorized_key(&keys_path, key, &line, key_mode, group).map_err(key_error)? {
-            written.push((keys_path.clone(), "the backup server's key, bound to rsyncsend"));
-        }
-        if existed {
+        if keys_path.exists() {
             let added = AddedKey { file: keys_path.clone(), key: key_blob(key).map_err(key_error)? };
             if !manifest.created_files.contains(&keys_path) && !manifest.added_keys.contains(&added) {
                 manifest.added_keys.push(added);
+                self.record(manifest)?;
             }
         } else {
-            manifest.created_file(keys_path.clone());
+            self.will_create(manifest, &keys_path)?;
+        }
+        if install_authorized_key(&keys_path, key, &line, key_mode, group).map_err(key_error)? {
+            written.push((keys_path.clone(), "the backup server's key, bound to rsyncsend"));
         }
 
         if let Some(dir) = config_path.parent() {
@@ -350,8 +384,8 @@ impl Installed<'_> {
         }
         let config = ClientConfig { server: Some(self.options.server.clone()), ..self.options.config.clone() };
         let config_error = |e| self.error("the client config", &config_path, e);
+        self.will_create(manifest, &config_path)?;
         if install_client_config(&config_path, &config.to_toml()).map_err(config_error)? {
-            manifest.created_file(config_path.clone());
             written.push((config_path, "the client configuration"));
         }
         if let Some((account, origin)) = self.account {
@@ -367,23 +401,39 @@ impl Installed<'_> {
             }
         }
         if self.options.system {
-            let existed = system::sudoers_path(&self.options.config.account).exists();
+            self.will_create(manifest, &system::sudoers_path(&self.options.config.account))?;
             let path = system::install_sudoers(&self.options.config.account, self.options.config.allow_restore)?;
-            if !existed {
-                manifest.created_file(path.clone());
-            }
             written.push((path, "the backup account's sudo rule (rsync server mode only)"));
         }
         Ok(written)
     }
 
-    fn write_manifest(&self, manifest: &mut Manifest) -> Result<(), SetupError> {
+    /// Writes the manifest as it stands (atomically: a crash leaves the
+    /// previous record or this one, never half of one).
+    fn record(&self, manifest: &Manifest) -> Result<(), SetupError> {
         let path = Manifest::path(&self.options.root);
-        if let Some(dir) = path.parent() {
-            self.dirs(manifest, dir, 0o755, None)?;
-        }
         let text = manifest.to_toml().map_err(|e| self.error("the manifest", &path, std::io::Error::other(e)))?;
         files::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| self.error("the manifest", &path, e))
+    }
+
+    /// Takes back what this run added (`manifest` less `previous`), and puts
+    /// the previous manifest back, or none. Best effort: the run has failed
+    /// already, and what cannot be removed stays listed for `uninstall`.
+    fn undo(&self, manifest: &Manifest, previous: Option<&Manifest>) {
+        let added = manifest.added_since(previous);
+        if crate::manage::remove_keys_and_files(&added).is_err() {
+            return;
+        }
+        let restored = match previous {
+            Some(previous) => self.record(previous).is_ok(),
+            None => {
+                let path = Manifest::path(&self.options.root);
+                std::fs::remove_file(&path).is_ok() || !path.exists()
+            }
+        };
+        if restored {
+            let _ = crate::manage::remove_empty_dirs(&added);
+        }
     }
 }
 
@@ -464,6 +514,69 @@ mod tests {
         let manifest = Manifest::load(dir.path()).unwrap().unwrap();
         assert_eq!(manifest.created_files.len(), 2);
         assert_eq!(manifest.url, "http://b/?host=pc");
+    }
+
+    /// Every file and folder under `root`, with the bytes of each file.
+    fn tree(root: &std::path::Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.to_owned()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path.clone());
+                    found.push((path, None));
+                } else {
+                    let bytes = std::fs::read(&path).unwrap();
+                    found.push((path, Some(bytes)));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_late_step_that_fails_takes_back_this_runs_additions() {
+        let answer: &'static str = Box::leak(format!("success\nurl: http://b/?host=pc\nkey: {KEY}\n").into_boxed_str());
+        // The client config's folder cannot be made: a file stands in its way.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/bpc-enroll"), "in the way\n").unwrap();
+        let before = tree(dir.path());
+        let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
+        assert!(matches!(error, SetupError::Install { .. }), "{error}");
+        assert_eq!(tree(dir.path()), before, "the failed run left something behind");
+
+        // The same with keys the account had already: they stay as they were.
+        let keys = dir.path().join("var/lib/bckpciuem/.ssh/authorized_keys");
+        std::fs::create_dir_all(keys.parent().unwrap()).unwrap();
+        std::fs::write(
+            &keys,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA0000000000000000000000000000000000000000000 theirs\n",
+        )
+        .unwrap();
+        let before = tree(dir.path());
+        enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
+        assert_eq!(tree(dir.path()), before, "the failed run left something behind");
+
+        // Once the way is clear the run succeeds; a later run that fails
+        // keeps what the first one installed, and its manifest as it was.
+        std::fs::remove_file(dir.path().join("etc/bpc-enroll")).unwrap();
+        enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap();
+        let manifest = Manifest::load(dir.path()).unwrap().unwrap();
+        assert_eq!(manifest.added_keys.len(), 1);
+        assert!(manifest.created_files.iter().any(|f| f.ends_with("etc/bpc-enroll/client.toml")));
+        let config = dir.path().join("etc/bpc-enroll/client.toml");
+        std::fs::rename(&config, dir.path().join("kept.toml")).unwrap();
+        std::fs::create_dir(&config).unwrap();
+        std::fs::write(config.join("in-the-way"), "").unwrap();
+        std::fs::rename(&keys, dir.path().join("kept_keys")).unwrap();
+        std::fs::create_dir(&keys).unwrap();
+        let before = tree(dir.path());
+        let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
+        assert!(matches!(error, SetupError::Install { .. }), "{error}");
+        assert_eq!(tree(dir.path()), before, "the failed run changed what an earlier one installed");
     }
 
     #[test]
