@@ -260,8 +260,32 @@ if ( ref($edit) eq 'HASH' ) {
 print $out "end\n";
 "#;
 
+/// Runs the reading program as whoever runs bpc-register, except root: the
+/// file is code, and root (`bpc-register check` run by an administrator)
+/// runs it as the file's owner, who could change that code anyway, so that
+/// the owner of `config.pl` (`backuppc` on Debian) gains nothing by it.
+fn perl_command(config: &Path) -> Result<Command, OwnerEditsError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(Command::new(PERL));
+    }
+    let meta = fs::metadata(config).map_err(|source| OwnerEditsError::Missing { path: config.to_owned(), source })?;
+    if meta.uid() == 0 {
+        return Ok(Command::new(PERL));
+    }
+    let mut command = Command::new(SETPRIV);
+    command.arg(format!("--reuid={}", meta.uid())).arg(format!("--regid={}", meta.gid())).args([
+        "--clear-groups",
+        "--",
+        PERL,
+    ]);
+    Ok(command)
+}
+
+/// util-linux's tool to drop root's identity before running Perl.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
 fn run_perl(files: &ConfigFiles) -> Result<String, OwnerEditsError> {
-    let output = Command::new(PERL)
+    let output = perl_command(&files.config)?
         .arg("-e")
         .arg(PERL_PROGRAM)
         .arg("--")
@@ -428,6 +452,19 @@ mod tests {
         assert!(read(dir.path()).unwrap().is_safe());
         fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 1;\n").unwrap();
         assert_eq!(read(dir.path()).unwrap().dangerous_editable(), ["RsyncSshArgs"]);
+    }
+
+    #[test]
+    fn root_runs_the_file_as_its_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED root_runs_the_file_as_its_owner: needs root");
+            assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+            return;
+        }
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit}{\"uid$<\"} = 1;\n");
+        fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(dir.path().join("config.pl"), Some(65534), Some(65534)).unwrap();
+        assert_eq!(read(dir.path()).unwrap().editable.iter().collect::<Vec<_>>(), ["uid65534"]);
     }
 
     #[test]
