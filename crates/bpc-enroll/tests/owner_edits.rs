@@ -48,7 +48,9 @@ fn registered(dir: &Path) -> (BackupPc, Vec<String>) {
         identity: "/var/lib/backuppc/.ssh/id_ed25519".into(),
         known_hosts: None,
     };
-    let config = HostConfig { host: &host, owner: &owner, client_name_alias: HOST, ssh: &ssh };
+    // An address, as with `connect-to = "address"`: BackupPC_dump then gets
+    // as far as running the transfer without a DNS name for the host.
+    let config = HostConfig { host: &host, owner: &owner, client_name_alias: "127.0.0.1", ssh: &ssh };
     let path = backuppc.conf_dir().join(format!("{HOST}.pl"));
     fs::write(&path, config.render()).unwrap();
     give_to_backuppc(&path);
@@ -75,7 +77,7 @@ fn with_debians_stock_config_the_owner_rewrites_the_ssh_command() {
         return;
     }
     let base = testkit::base_dir("owner-edits-");
-    let (backuppc, _) = registered(&base.path().join("bpc"));
+    let (mut backuppc, _) = registered(&base.path().join("bpc"));
     backuppc.allow_owners_debians_edits();
     assert!(!server::owner_edits::read(&backuppc.conf_dir()).unwrap().is_safe());
 
@@ -86,6 +88,34 @@ fn with_debians_stock_config_the_owner_rewrites_the_ssh_command() {
     // backup would run /var/tmp/evil as backuppc.
     assert_eq!(ssh_args, ["-e", "/var/tmp/evil"]);
     assert_eq!(full_period, "3.5");
+
+    // And BackupPC_dump runs what she wrote. (The editor saves only what the
+    // form holds, so she posts the transfer method too.)
+    let marker_dir = base.path().join("marker");
+    fs::create_dir(&marker_dir).unwrap();
+    give_to_backuppc(&marker_dir);
+    let evil = base.path().join("evil");
+    fs::write(&evil, format!("#!/bin/sh\nid -un > {}/ran\nexit 1\n", marker_dir.display())).unwrap();
+    fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let form = EDIT.replace("%2Fvar%2Ftmp%2Fevil", &url_encode(&evil.display().to_string()))
+        + "&override_XferMethod=1&v_zZ_XferMethod=rsync";
+    backuppc.cgi_post("alice", &form);
+    assert_eq!(host_values(&backuppc).0, ["-e".to_owned(), evil.display().to_string()]);
+    backuppc.start_daemon();
+    let dump = backuppc.tool("BackupPC_dump", &["-v", "-f", HOST]);
+    let ran = fs::read_to_string(marker_dir.join("ran")).unwrap_or_else(|_| {
+        panic!("BackupPC_dump did not run the owner's command:\n{}", String::from_utf8_lossy(&dump.stdout))
+    });
+    assert_eq!(ran, "backuppc\n");
+}
+
+/// `text` as a form value.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
 }
 
 #[test]
