@@ -421,6 +421,10 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         )?;
         writeln!(
             out,
+            "  {register} --config {dir}/server.toml check   # BackupPC's config.pl keeps owners away from its commands"
+        )?;
+        writeln!(
+            out,
             "  {enroll} setup --server file://{dir}/server.toml --client-ip 127.0.0.9 --user alice --root {dir}/client-evil   # refused: outside example.org"
         )
     };

@@ -32,6 +32,7 @@ fn server_config(base: &Path, name: &str, policy: &str, alice_password: &str) ->
     fs::create_dir_all(&conf_dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(conf_dir.join("hosts"), "host dhcp user moreUsers\n").unwrap();
+    fs::write(conf_dir.join("config.pl"), client::demo::BACKUPPC_CONFIG_PL).unwrap();
     give_to_backuppc(&conf_dir);
     give_to_backuppc(&conf_dir.join("hosts"));
     keygen(&dir.join("backuppc_key"), "backuppc@test");

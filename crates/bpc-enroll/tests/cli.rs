@@ -447,6 +447,7 @@ fn a_file_setup_as_root_leaves_the_servers_files_to_the_folders_owner() {
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "backuppc@test", "-f"])
             .arg(server.join("id_ed25519")),
     );
+    fs::write(server.join("backuppc/config.pl"), client::demo::BACKUPPC_CONFIG_PL).unwrap();
     fs::write(server.join("users.toml"), "[users.alice]\nname = \"Alice\"\n[users.bob]\nname = \"Bob\"\n").unwrap();
     fs::write(server.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n127.0.0.3 pc-bob.example.org\n").unwrap();
     fs::write(

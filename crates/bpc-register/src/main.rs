@@ -53,6 +53,21 @@ enum Command {
         #[arg(long, value_name = "PATTERNS")]
         from: Option<String>,
     },
+    /// Check the server for problems and say how to fix them.
+    ///
+    /// It checks BackupPC's server-wide config.pl (in `conf-dir`),
+    /// read with Perl as BackupPC reads it: BackupPC's web page must not let a
+    /// host's owner change a command BackupPC runs, the paths or arguments it
+    /// passes (RsyncSshArgs, RsyncArgs, RsyncShareName...), the transfer method
+    /// or the address it connects to (ClientNameAlias). Only config.pl's
+    /// CgiUserConfigEditEnable and CgiUserConfigEdit decide that; setting them
+    /// in a HOST.pl has no effect. When they allow it, it prints the lines to
+    /// add to config.pl;
+    /// bpc-register refuses to register hosts until they are there.
+    ///
+    /// Exit status: 0 when nothing was found, 1 when a problem was found,
+    /// 2 when the configuration cannot be used.
+    Check,
 }
 
 /// A configuration that cannot be used is the server's fault; the client is
@@ -67,6 +82,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(server::DEFAULT_CONFIG_PATH));
     match cli.command {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
+        Some(Command::Check) => check(&config_path),
         None => forced_command(&config_path),
     }
 }
@@ -99,6 +115,46 @@ fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: O
         Err(error) => {
             eprintln!("bpc-register: {error}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Reports what the server's configuration lets BackupPC's web page do.
+fn check(config_path: &std::path::Path) -> ExitCode {
+    let config = match ServerConfig::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let conf_dir = &config.backuppc.conf_dir;
+    match server::owner_edits::read(conf_dir) {
+        Ok(edits) if edits.is_safe() => {
+            println!(
+                "ok: {}: host owners cannot change the commands, paths, arguments or address BackupPC uses",
+                edits.config_path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(edits) => {
+            println!(
+                "problem: {}: BackupPC's web page lets a host's owner change {}; the next backup would run what \
+                 the owner wrote, as backuppc. bpc-register refuses to register hosts until it is fixed.",
+                edits.config_path.display(),
+                edits.dangerous_editable().join(", ")
+            );
+            println!("Add these lines at the end of {}:", edits.config_path.display());
+            for line in edits.fix_lines() {
+                println!("    {line}");
+            }
+            println!("or turn the owners' editor off altogether:");
+            println!("    $Conf{{CgiUserConfigEditEnable}} = 0;");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            println!("problem: {error}");
+            ExitCode::FAILURE
         }
     }
 }

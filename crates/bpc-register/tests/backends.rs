@@ -26,6 +26,7 @@ impl Setup {
         let conf_dir = dir.path().join("backuppc");
         fs::create_dir_all(&conf_dir).unwrap();
         fs::write(conf_dir.join("hosts"), "host dhcp user moreUsers\n").unwrap();
+        fs::write(conf_dir.join("config.pl"), client::demo::BACKUPPC_CONFIG_PL).unwrap();
         fs::write(
             dir.path().join("backuppc.pub"),
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl backuppc@test\n",

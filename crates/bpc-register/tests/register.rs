@@ -223,7 +223,7 @@ fn concurrent_registrations_lose_nothing() {
         assert!(demo.path(&format!("backuppc/host-{n}.example.org.pl")).is_file());
     }
     let files = demo.backuppc();
-    assert_eq!(files.names().len(), 3 + HOSTS as usize, "files left in backuppc/: {:?}", files.names());
+    assert_eq!(files.names().len(), 4 + HOSTS as usize, "files left in backuppc/: {:?}", files.names());
 }
 
 #[test]
@@ -239,6 +239,81 @@ fn an_unknown_config_key_names_file_line_and_key() {
         .stdout(predicate::str::starts_with(format!("{BOB} ")).and(predicate::str::contains("misconfigured")))
         .stderr(predicate::str::contains("server.toml:2:").and(predicate::str::contains("colour")));
     demo.backuppc().assert_unchanged_since(&before);
+}
+
+/// Debian's stock `config.pl`, as the backuppc package installs it.
+const DEBIAN_CONFIG_PL: &str = "/usr/share/backuppc/conf/config.pl";
+
+/// `bpc-register check` on the demo: its exit code and standard output.
+fn check(demo: &Demo) -> (i32, String) {
+    let mut command = bpc_register();
+    command.arg("--config").arg(demo.path("server.toml")).arg("check");
+    let output = assert_cmd::Command::from_std(command).assert().get_output().clone();
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn a_backuppc_that_lets_owners_edit_rsyncsshargs_gets_no_registration_until_fixed() {
+    let installed = std::path::Path::new(DEBIAN_CONFIG_PL).exists();
+    let requirement = if installed { Ok(()) } else { Err(format!("missing {DEBIAN_CONFIG_PL}: install backuppc")) };
+    if testkit::skip(module_path!(), requirement) {
+        return;
+    }
+    let demo = Demo::new();
+    let config_pl = demo.path("backuppc/config.pl");
+    fs::write(&config_pl, format!("do '{DEBIAN_CONFIG_PL}' or die \"cannot load: $@ $!\";\n")).unwrap();
+    let journal_before = fs::read(demo.path("registrations.jsonl")).unwrap();
+
+    assert_refused(&demo, "linux:bob", BOB, "Could not register", "err");
+    assert_eq!(fs::read(demo.path("registrations.jsonl")).unwrap(), journal_before, "the journal changed");
+    assert!(!demo.path("backuppc/pc-bob.example.org.pl").exists());
+    demo.assert_logged("err", BOB, "$Conf{CgiUserConfigEdit}{RsyncSshArgs} = 0;");
+    demo.assert_logged("err", BOB, "$Conf{CgiUserConfigEditEnable} = 0;");
+
+    let (code, report) = check(&demo);
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("RsyncSshArgs") && report.contains(&config_pl.display().to_string()), "{report}");
+    let fixes: Vec<&str> =
+        report.lines().map(str::trim).filter(|line| line.starts_with("$Conf{CgiUserConfigEdit}{")).collect();
+    assert!(fixes.contains(&"$Conf{CgiUserConfigEdit}{RsyncSshArgs} = 0;"), "{report}");
+    demo.append("backuppc/config.pl", &format!("{}\n", fixes.join("\n")));
+    let (code, report) = check(&demo);
+    assert_eq!(code, 0, "{report}");
+
+    demo.register("linux:bob", BOB).code(0).stdout(predicate::str::starts_with("success\n"));
+    assert!(demo.path("backuppc/pc-bob.example.org.pl").is_file());
+
+    // Editing config.pl afterwards changes its identity: the cached verdict
+    // no longer counts, and the same request is refused again.
+    demo.append("backuppc/config.pl", "$Conf{CgiUserConfigEdit}{RsyncSshArgs} = 1;\n");
+    assert_refused(&demo, "linux:bob", BOB, "Could not register", "err");
+    assert_eq!(check(&demo).0, 1);
+}
+
+#[test]
+fn a_backuppc_without_config_pl_gets_no_registration() {
+    let demo = Demo::new();
+    fs::remove_file(demo.path("backuppc/config.pl")).unwrap();
+    assert_refused(&demo, "linux:bob", BOB, "Could not register", "err");
+    demo.assert_logged("err", BOB, "config.pl: cannot read BackupPC's configuration");
+    let (code, report) = check(&demo);
+    assert_eq!(code, 1, "{report}");
+}
+
+#[test]
+fn check_is_clean_on_the_demo() {
+    let (code, report) = check(&Demo::new());
+    assert_eq!(code, 0, "{report}");
+    assert!(report.starts_with("ok: "), "{report}");
+}
+
+#[test]
+fn help_of_check_names_what_it_checks() {
+    let mut command = bpc_register();
+    command.args(["check", "--help"]).env("COLUMNS", "100");
+    let output = command.output().unwrap();
+    assert!(output.status.success());
+    insta::assert_snapshot!("check_help", String::from_utf8(output.stdout).unwrap());
 }
 
 #[test]

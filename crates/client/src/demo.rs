@@ -76,6 +76,27 @@ host        dhcp    user    moreUsers     # <--- do not edit this line
 localhost   0       backuppc
 ";
 
+/// BackupPC's server-wide `config.pl`, reduced to what bpc-register checks:
+/// a host's owner may change the schedule, the files and the email settings
+/// of the host in BackupPC's web page, and nothing that names a command, a
+/// path, an argument or the address BackupPC connects to. (A key left out of
+/// `CgiUserConfigEdit` cannot be edited by owners.)
+pub const BACKUPPC_CONFIG_PL: &str = "\
+# BackupPC's config.pl (demo copy: only the settings bpc-register checks).
+$Conf{CgiUserConfigEditEnable} = 1;
+$Conf{CgiUserConfigEdit} = {
+    FullPeriod         => 1,
+    IncrPeriod         => 1,
+    FullKeepCnt        => 1,
+    IncrKeepCnt        => 1,
+    BackupFilesOnly    => 1,
+    BackupFilesExclude => 1,
+    BackupsDisable     => 1,
+    BlackoutPeriods    => 1,
+    EMailNotifyMinDays => 1,
+};
+";
+
 /// What the demo did.
 #[derive(Debug)]
 pub struct DemoReport {
@@ -135,6 +156,7 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
     write("hosts.static", HOSTS_STATIC.as_bytes(), 0o644)?;
     make_dir("backuppc", 0o755)?;
     write("backuppc/hosts", BACKUPPC_HOSTS.as_bytes(), 0o644)?;
+    write("backuppc/config.pl", BACKUPPC_CONFIG_PL.as_bytes(), 0o644)?;
     make_dir("backuppc-key", 0o700)?;
     let mut key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)?;
     key.set_comment("backuppc@backup.example.org");
@@ -159,6 +181,7 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
     let server_files = vec![
         (dir.join("backuppc/hosts"), "BackupPC's hosts file, with the new line"),
         (dir.join(format!("backuppc/{host}.pl")), "the host's BackupPC config"),
+        (dir.join("backuppc/config.pl"), "BackupPC's config.pl: what host owners may edit in its web page"),
         (dir.join("register.log"), "the server's event log"),
         (dir.join("registrations.jsonl"), "the journal of registrations"),
     ];
@@ -235,6 +258,7 @@ mod tests {
         let hosts = fs::read_to_string(dir.path().join("backuppc/hosts")).unwrap();
         assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");
         assert!(dir.path().join("backuppc/pc-alice.example.org.pl").exists());
+        assert!(server::owner_edits::read(&dir.path().join("backuppc")).unwrap().is_safe());
         assert!(report.challenge.is_empty());
         assert!(matches!(run(Some(dir.path()), "x", "never"), Err(DemoError::NotEmpty(_))));
         let challenged = tempfile::tempdir().unwrap();

@@ -51,8 +51,9 @@ impl HostConfig<'_> {
              $Conf{{RsyncRestoreArgs}} = [{restore_args}];\n\
              # BackupPC splits this on white space and runs it without a shell.\n\
              $Conf{{RsyncSshArgs}}            = ['-e', {ssh_args}];\n\
-             # The owner must not change the commands BackupPC runs as itself.\n\
-             $Conf{{CgiUserConfigEditEnable}} = 0;\n",
+             # Whether the host's owner may change these in BackupPC's web page is\n\
+             # decided by config.pl alone (CgiUserConfigEdit); bpc-register registers\n\
+             # only into a BackupPC whose config.pl does not let owners change them.\n",
             host_plain = self.host,
             owner = self.owner,
             backup_args = perl_list(BACKUP_ARGS),

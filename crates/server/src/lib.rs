@@ -13,6 +13,7 @@ pub mod dns;
 pub mod hostconfig;
 pub mod ldap;
 pub mod log;
+pub mod owner_edits;
 pub mod register;
 pub mod registry;
 pub mod resolver;

@@ -7,6 +7,7 @@ use crate::dns::DnsResolver;
 use crate::hostconfig::{HostConfig, SshSettings};
 use crate::ldap::LdapDirectory;
 use crate::log::{EventLog, Level, escape};
+use crate::owner_edits;
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
 use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
@@ -296,6 +297,7 @@ impl Server {
         author: Option<&Logon>,
         client_ip: IpAddr,
     ) -> Result<Outcome, Failure> {
+        self.check_owner_edits()?;
         let owner = &request.logon;
         let backuppc = &self.config.backuppc;
         let ssh = SshSettings {
@@ -320,6 +322,23 @@ impl Server {
             protocol: request.protocol,
         };
         self.registry.register(&registration).map_err(|error| registry_failure(&error))
+    }
+
+    /// Refuses to register into a BackupPC whose web page would let the
+    /// host's owner change the commands BackupPC runs as itself (BackupPC
+    /// reads that permission from its server-wide `config.pl` only).
+    fn check_owner_edits(&self) -> Result<(), Failure> {
+        let conf_dir = &self.config.backuppc.conf_dir;
+        let journal = match &self.config.journal {
+            Some(journal) => journal.clone(),
+            None => BackupPcRegistry::new(conf_dir).journal_path().to_owned(),
+        };
+        let cache = owner_edits::cache_path_beside(&journal);
+        match owner_edits::read_cached(conf_dir, &cache) {
+            Ok(edits) if edits.is_safe() => Ok(()),
+            Ok(edits) => Err(Failure::refusal(Refusal::CouldNotRegister, edits.problem())),
+            Err(error) => Err(Failure::refusal(Refusal::CouldNotRegister, error.to_string())),
+        }
     }
 
     /// Tells the BackupPC daemon to re-read its hosts. The registration is
@@ -460,10 +479,29 @@ mod tests {
         }
     }
 
-    fn server(users: Option<&'static [&'static str]>) -> (Server, std::rc::Rc<FakeRegistry>) {
-        let text = "domain = \"example.org\"\n[backuppc]\nconf-dir = \"x\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\nreload-command = []\n\
+    /// A BackupPC configuration folder whose `config.pl` keeps owners out
+    /// of the web page's editor.
+    fn conf_dir(config_pl: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.pl"), config_pl).unwrap();
+        dir
+    }
+
+    const SAFE_CONFIG_PL: &str = "$Conf{CgiUserConfigEditEnable} = 0;\n";
+
+    fn server(users: Option<&'static [&'static str]>) -> (Server, std::rc::Rc<FakeRegistry>, tempfile::TempDir) {
+        server_with(users, SAFE_CONFIG_PL)
+    }
+
+    fn server_with(
+        users: Option<&'static [&'static str]>,
+        config_pl: &str,
+    ) -> (Server, std::rc::Rc<FakeRegistry>, tempfile::TempDir) {
+        let dir = conf_dir(config_pl);
+        let text = "domain = \"example.org\"\n[backuppc]\nconf-dir = \"CONF\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\nreload-command = []\n\
                     [directory]\nkind = \"file\"\npath = \"u\"\n[resolver]\nkind = \"static\"\npath = \"h\"\n";
-        let config: ServerConfig = files::parse_toml(text, Path::new("server.toml")).unwrap();
+        let text = text.replace("CONF", &dir.path().display().to_string());
+        let config: ServerConfig = files::parse_toml(&text, Path::new("server.toml")).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let resolver = FakeResolver(
             vec![
@@ -486,7 +524,7 @@ mod tests {
             EventLog::Stderr,
             "ssh-ed25519 AAAA test".into(),
         );
-        (server, registry)
+        (server, registry, dir)
     }
 
     fn ask(server: &Server, command: &str, from: &str) -> Response {
@@ -496,7 +534,7 @@ mod tests {
 
     #[test]
     fn good_request_registers_the_lowercased_ptr_name() {
-        let (server, registry) = server(Some(&["alice"]));
+        let (server, registry, _dir) = server(Some(&["alice"]));
         let response = ask(&server, "linux:alice", "127.0.0.2");
         assert_eq!(response.status, Status::Success);
         assert_eq!(
@@ -508,7 +546,7 @@ mod tests {
 
     #[test]
     fn checks_run_in_the_contract_order() {
-        let (server, registry) = server(Some(&["alice"]));
+        let (server, registry, _dir) = server(Some(&["alice"]));
         assert_eq!(ask(&server, "beos:nobody", "127.0.0.9").text, "127.0.0.9 5000 127.0.0.1 22 ostype is unknown\n");
         assert_eq!(ask(&server, "linux:nobody", "127.0.0.9").text, "127.0.0.9 5000 127.0.0.1 22 bad user request\n");
         let refused = ask(&server, "linux:alice", "127.0.0.9");
@@ -519,14 +557,14 @@ mod tests {
 
     #[test]
     fn a_name_that_does_not_resolve_back_is_refused() {
-        let (server, _) = server(Some(&["alice"]));
+        let (server, _, _dir) = server(Some(&["alice"]));
         assert!(ask(&server, "linux:alice", "127.0.0.5").text.ends_with(" invalid DNS name for this IP\n"));
         assert!(ask(&server, "linux:alice", "127.0.0.77").text.ends_with(" invalid DNS name for this IP\n"));
     }
 
     #[test]
     fn another_owner_cannot_take_the_host() {
-        let (server, _) = server(Some(&["alice", "bob"]));
+        let (server, _, _dir) = server(Some(&["alice", "bob"]));
         assert_eq!(ask(&server, "linux:alice", "127.0.0.2").status, Status::Success);
         assert_eq!(ask(&server, "linux:alice", "127.0.0.2").status, Status::Success);
         let refused = ask(&server, "macos:bob", "127.0.0.2");
@@ -535,7 +573,7 @@ mod tests {
 
     #[test]
     fn a_directory_that_cannot_answer_is_the_servers_fault() {
-        let (server, _) = server(None);
+        let (server, _, _dir) = server(None);
         let response = ask(&server, "linux:alice", "127.0.0.2");
         assert_eq!(response.status, Status::ServerFault);
         assert!(response.text.contains(DIRECTORY_DOWN));
@@ -544,8 +582,29 @@ mod tests {
 
     #[test]
     fn a_missing_command_is_an_unknown_ostype() {
-        let (server, _) = server(Some(&["alice"]));
+        let (server, _, _dir) = server(Some(&["alice"]));
         let connection = SshConnection::parse("127.0.0.2 1 127.0.0.1 22").unwrap();
         assert_eq!(server.handle(None, &connection).text, "127.0.0.2 1 127.0.0.1 22 ostype is unknown\n");
+    }
+
+    #[test]
+    fn a_backuppc_that_lets_owners_change_the_ssh_command_gets_no_registration() {
+        let unsafe_pl =
+            "$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit} = { FullPeriod => 1, RsyncSshArgs => 1 };\n";
+        let (server, registry, _dir) = server_with(Some(&["alice"]), unsafe_pl);
+        let response = ask(&server, "linux:alice", "127.0.0.2");
+        assert_eq!(response.status, Status::ServerFault);
+        assert_eq!(response.text, "127.0.0.2 5000 127.0.0.1 22 Could not register\n");
+        assert!(registry.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_backuppc_without_config_pl_gets_no_registration() {
+        let (server, registry, dir) = server(Some(&["alice"]));
+        std::fs::remove_file(dir.path().join("config.pl")).unwrap();
+        let response = ask(&server, "linux:alice", "127.0.0.2");
+        assert_eq!(response.status, Status::ServerFault);
+        assert!(response.text.ends_with(" Could not register\n"));
+        assert!(registry.0.borrow().is_empty());
     }
 }

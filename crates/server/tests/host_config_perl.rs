@@ -14,7 +14,7 @@ my $file = shift;
 my $ok = do $file;
 die "cannot load $file: " . ($@ || $!) if !defined $ok && ($@ || $!);
 print join("\n", $Conf{XferMethod}, $Conf{ClientNameAlias}, scalar(@{$Conf{RsyncSshArgs}}),
-    @{$Conf{RsyncSshArgs}}, $Conf{CgiUserConfigEditEnable}, @{$Conf{RsyncShareName}}), "\n";
+    @{$Conf{RsyncSshArgs}}, @{$Conf{RsyncShareName}}), "\n";
 "#;
 
 #[test]
@@ -38,6 +38,6 @@ fn backuppc_reads_the_values_that_were_meant() {
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         "rsync\n192.0.2.7\n2\n-e\n$sshPath -l bckpciuem -p 2222 -i /var/lib/backuppc/.ssh/id_ed25519 -o BatchMode=yes \
-         -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o HostKeyAlias=pc-alice.example.org\n0\n/\n"
+         -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o HostKeyAlias=pc-alice.example.org\n/\n"
     );
 }

@@ -36,6 +36,8 @@ if ( defined($conf_dir) && $conf_dir ne "" ) {
 pub struct BackupPc {
     /// The folder (`conf`, `top`, `log`, `run`, `perl`, `ssh`).
     pub dir: PathBuf,
+    /// `config.pl` up to the owners' editing rights.
+    base_config: String,
     daemon: Option<testkit::Daemon>,
 }
 
@@ -78,12 +80,62 @@ impl BackupPc {
              $Conf{{WakeupSchedule}} = [23.99];\n\
              $Conf{{XferLogLevel}}  = 2;\n"
         );
-        fs::write(dir.join("conf/config.pl"), config).unwrap();
         fs::write(dir.join("conf/hosts"), "host        dhcp    user    moreUsers\n").unwrap();
-        for file in ["conf/config.pl", "conf/hosts"] {
-            give_to_backuppc(&dir.join(file));
-        }
-        BackupPc { dir: dir.to_owned(), daemon: None }
+        give_to_backuppc(&dir.join("conf/hosts"));
+        let backuppc = BackupPc { dir: dir.to_owned(), base_config: config, daemon: None };
+        backuppc.keep_owners_off_commands();
+        backuppc
+    }
+
+    /// Writes `config.pl`: this installation's paths, then `extra`.
+    fn write_config(&self, extra: &str) {
+        let path = self.conf_dir().join("config.pl");
+        fs::write(&path, format!("{}{extra}", self.base_config)).unwrap();
+        give_to_backuppc(&path);
+    }
+
+    /// Leaves Debian's stock `CgiUserConfigEdit`: the web page lets a host's
+    /// owner change RsyncSshArgs, RsyncArgs, ClientNameAlias and more.
+    pub fn allow_owners_debians_edits(&self) {
+        self.write_config("");
+    }
+
+    /// Adds to Debian's settings the lines `bpc-register check` asks for, so
+    /// that no owner can change a command, path, argument or address, and
+    /// checks that bpc-register now accepts the configuration.
+    pub fn keep_owners_off_commands(&self) {
+        self.write_config("");
+        let edits = server::owner_edits::read(&self.conf_dir()).unwrap();
+        self.write_config(&format!("{}\n", edits.fix_lines().join("\n")));
+        let edits = server::owner_edits::read(&self.conf_dir()).unwrap();
+        assert!(edits.is_safe(), "{}", edits.problem());
+    }
+
+    /// Runs Debian's web interface (`index.cgi` runs this script setuid
+    /// backuppc) for a POST of the url-encoded `form` by the logged-in
+    /// `remote_user`, and returns the page.
+    pub fn cgi_post(&self, remote_user: &str, form: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("/usr/bin/setpriv")
+            .args(["--reuid=backuppc", "--regid=backuppc", "--init-groups", "--", "/usr/bin/env", "-i"])
+            .args(self.environment())
+            .args([
+                format!("REMOTE_USER={remote_user}"),
+                "REQUEST_METHOD=POST".into(),
+                "CONTENT_TYPE=application/x-www-form-urlencoded".into(),
+                format!("CONTENT_LENGTH={}", form.len()),
+                "SCRIPT_NAME=/backuppc/index.cgi".into(),
+                "/usr/bin/perl".into(),
+                "/usr/share/backuppc/lib/realindex.cgi".into(),
+            ])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(form.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
     }
 
     /// BackupPC's configuration folder (`conf-dir` of bpc-register).
