@@ -348,6 +348,7 @@ fn shadow_line() -> String {
 fn file_server(base: &Path) -> String {
     let dir = base.join("file-server");
     fs::create_dir_all(dir.join("backuppc")).unwrap();
+    fs::write(dir.join("backuppc/config.pl"), client::demo::BACKUPPC_CONFIG_PL).unwrap();
     keygen(&dir.join("id_ed25519"), "backuppc@test");
     fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n").unwrap();
     fs::write(dir.join("hosts.static"), format!("127.0.0.1 {HOST}\n")).unwrap();
