@@ -100,7 +100,7 @@ fn a_good_request_registers_the_host_once_and_again_idempotently() {
     let key = fs::read_to_string(demo.path("backuppc-key/id_ed25519.pub")).unwrap();
     let answer = format!(
         "success\nkey: {}\nurl: http://backup.example.org/backuppc/index.cgi?host=pc-bob.example.org\n\
-         host: pc-bob.example.org\nuser: bob\n",
+         host: pc-bob.example.org\naccount: bckpciuem\nuser: bob\n",
         key.trim_end()
     );
     demo.register("linux:bob", BOB).code(0).stdout(answer.clone());

@@ -194,6 +194,18 @@ pub fn enroll(
     let key = ssh_key::PublicKey::from_openssh(key_text)
         .map_err(|error| SetupError::BadAnswer(format!("key: is not an OpenSSH public key ({error})")))?;
     check_backup_key(&key).map_err(SetupError::BadAnswer)?;
+    if let Some(account) = success.get("account")
+        && account != options.config.account
+    {
+        return Err(SetupError::BadAnswer(format!(
+            "the server's BackupPC logs in as `{}`, but this machine's backup account is `{}`: \
+             backups could never log in. Set `account = \"{}\"` in client.toml, or ask the backup \
+             administrator to change `[backuppc] account`",
+            printable(account),
+            options.config.account,
+            printable(account)
+        )));
+    }
     let url = success.get("url").ok_or_else(|| SetupError::BadAnswer("it has no url: line".into()))?;
     if !(url.starts_with("http://") || url.starts_with("https://"))
         || url.contains(|c: char| c.is_whitespace() || hides_text(c))
@@ -577,6 +589,21 @@ mod tests {
         let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
         assert!(matches!(error, SetupError::Install { .. }), "{error}");
         assert_eq!(tree(dir.path()), before, "the failed run changed what an earlier one installed");
+    }
+
+    #[test]
+    fn an_answer_for_another_backup_account_is_refused_and_installs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let answer: &'static str =
+            Box::leak(format!("success\nurl: http://b/\naccount: backup\nkey: {KEY}\n").into_boxed_str());
+        let error = enroll(&options(dir.path()), &Canned(answer), &mut NoCredentials, None).unwrap_err();
+        assert!(matches!(error, SetupError::BadAnswer(_)), "{error}");
+        assert!(error.to_string().contains("`backup`") && error.to_string().contains("`bckpciuem`"), "{error}");
+        assert_eq!(error.exit_code(), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let same: &'static str =
+            Box::leak(format!("success\nurl: http://b/\naccount: bckpciuem\nkey: {KEY}\n").into_boxed_str());
+        enroll(&options(dir.path()), &Canned(same), &mut NoCredentials, None).unwrap();
     }
 
     #[test]

@@ -374,6 +374,7 @@ impl Server {
             fields.push(("from", from.as_str()));
         }
         fields.push(("host", host.as_str()));
+        fields.push(("account", self.config.backuppc.account.as_str()));
         fields.push(("user", owner.as_str()));
         if let Some(author) = author {
             fields.push(("author", author.as_str()));
@@ -539,7 +540,7 @@ mod tests {
         assert_eq!(response.status, Status::Success);
         assert_eq!(
             response.text,
-            "success\nkey: ssh-ed25519 AAAA test\nurl: http://b/?host=pc-alice.example.org\nhost: pc-alice.example.org\nuser: alice\n"
+            "success\nkey: ssh-ed25519 AAAA test\nurl: http://b/?host=pc-alice.example.org\nhost: pc-alice.example.org\naccount: bckpciuem\nuser: alice\n"
         );
         assert_eq!(registry.0.borrow().as_slice(), [("pc-alice.example.org".to_string(), "alice".to_string())]);
     }
