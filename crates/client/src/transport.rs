@@ -116,7 +116,8 @@ pub fn transport_with(
                     "an ssh:// server needs `register-key` and `known-hosts` in client.toml (shipped by the backup administrator)".into(),
                 )
             })?;
-            Ok(Box::new(SshTransport { host, port: parsed.port().unwrap_or(22), login, settings }))
+            let port = parsed.port().unwrap_or(22);
+            Ok(Box::new(SshTransport { host, port, login, settings, reached: Default::default() }))
         }
         other => Err(bad(&format!("the `{other}` scheme is not supported; use ssh:// or file://"))),
     }
@@ -374,6 +375,8 @@ pub struct SshTransport {
     pub login: String,
     /// Keys, pinning and identity.
     pub settings: SshSettings,
+    /// The address ssh authenticated to, as it reported it.
+    pub reached: std::cell::RefCell<Option<IpAddr>>,
 }
 
 /// The OpenSSH client.
@@ -457,7 +460,9 @@ impl SshTransport {
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
             .args(["-o", &format!("ConnectTimeout={timeout}"), "-o", &format!("ServerAliveInterval={timeout}")])
-            .args(["-o", "ServerAliveCountMax=2", "-o", "LogLevel=ERROR", "--", &self.host, &request.render()]);
+            // VERBOSE: ssh then says which address it authenticated to, the
+            // one `from=` must name (see `authenticated_address`).
+            .args(["-o", "ServerAliveCountMax=2", "-o", "LogLevel=VERBOSE", "--", &self.host, &request.render()]);
         command
     }
 }
@@ -504,26 +509,41 @@ impl Transport for SshTransport {
         }
         let status = child.wait().map_err(cannot_run)?;
         let stderr = stderr_reader.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&stderr);
+        self.reached.replace(authenticated_address(&stderr));
         if status.code() != Some(255) {
             return answer;
         }
-        let stderr = String::from_utf8_lossy(&stderr);
         if stderr.contains("Host key verification failed") || stderr.contains("IDENTIFICATION HAS CHANGED") {
             return Err(TransportError::HostKeyMismatch { known_hosts: self.settings.known_hosts.clone() });
         }
-        let reason: String = stderr.trim().chars().filter(|c| !crate::setup::hides_text(*c) || *c == '\n').collect();
+        // ssh's own error lines, without the informational ones VERBOSE adds.
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|line| !line.starts_with("Authenticated to ") && !line.starts_with("Transferred: "))
+            .collect();
+        let reason: String =
+            errors.join("\n").trim().chars().filter(|c| !crate::setup::hides_text(*c) || *c == '\n').collect();
         Err(TransportError::Unreachable { server: self.url(), reason })
     }
 
+    /// The address of the connection that carried the exchange, as ssh
+    /// reported it: the one BackupPC's connections will come from when it
+    /// runs on the same server, and nothing a second DNS lookup could change.
     fn reached_addresses(&self) -> Vec<IpAddr> {
-        use std::net::ToSocketAddrs;
-        let mut addresses: Vec<IpAddr> = (self.host.as_str(), self.port)
-            .to_socket_addrs()
-            .map(|found| found.map(|a| a.ip().to_canonical()).collect())
-            .unwrap_or_default();
-        addresses.dedup();
-        addresses
+        self.reached.borrow().iter().copied().collect()
     }
+}
+
+/// The peer address in OpenSSH's `Authenticated to HOST ([ADDRESS]:PORT)
+/// using "METHOD".` line (printed at `LogLevel=VERBOSE`).
+fn authenticated_address(stderr: &str) -> Option<IpAddr> {
+    stderr.lines().find_map(|line| {
+        let rest = line.strip_prefix("Authenticated to ")?;
+        let (_, after) = rest.rsplit_once(" ([")?;
+        let (address, _) = after.split_once("]:")?;
+        address.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+    })
 }
 
 #[cfg(test)]
@@ -543,6 +563,18 @@ mod tests {
         assert!(transport_with("ssh://backup.example.org/path", None, ssh()).is_err());
         assert!(transport_with("ssh://a;b@backup.example.org", None, ssh()).is_err());
         assert!(matches!(transport_for("not a url", ip), Err(TransportError::BadUrl { .. })));
+    }
+
+    #[test]
+    fn the_address_comes_from_what_ssh_authenticated_to() {
+        let stderr = "Warning: something\nAuthenticated to backup.example.org ([192.0.2.10]:22) using \"publickey\".\n";
+        assert_eq!(authenticated_address(stderr), Some("192.0.2.10".parse().unwrap()));
+        let v6 = "Authenticated to b ([2001:db8::1]:2222) using \"publickey\".\n";
+        assert_eq!(authenticated_address(v6), Some("2001:db8::1".parse().unwrap()));
+        let mapped = "Authenticated to b ([::ffff:192.0.2.1]:22) using \"publickey\".\n";
+        assert_eq!(authenticated_address(mapped), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(authenticated_address("Authenticated to x ([not-an-ip]:22)\n"), None);
+        assert_eq!(authenticated_address("ssh: connect to host b port 22: Connection refused\n"), None);
     }
 
     /// Always has the same answer, and counts what it was told.
