@@ -511,7 +511,7 @@ impl Transport for SshTransport {
         if stderr.contains("Host key verification failed") || stderr.contains("IDENTIFICATION HAS CHANGED") {
             return Err(TransportError::HostKeyMismatch { known_hosts: self.settings.known_hosts.clone() });
         }
-        let reason: String = stderr.trim().chars().filter(|c| !crate::setup::hides_text(*c) || *c == '\n').collect();
+        let reason = protocol::text::printable(stderr.trim());
         Err(TransportError::Unreachable { server: self.url(), reason })
     }
 
