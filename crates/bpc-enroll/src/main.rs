@@ -3,8 +3,8 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matches_all};
-use client::setup::printable;
 use client::{ClientConfig, SetupError, SetupOptions, SshSettings, demo, transport_with};
+use protocol::text::printable;
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::IpAddr;
@@ -346,7 +346,7 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
     let connection = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "-".into());
-    let connection: String = connection.chars().filter(|c| !c.is_control()).take(100).collect();
+    let connection = protocol::text::shorten(&protocol::text::one_line(&connection), 100);
     let refuse = |reason: String| {
         eprintln!("bpc-enroll rsyncsend: refused: {reason}");
         log_event(true, &format!("{connection} refused: {reason}"));
@@ -361,8 +361,8 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
         match check_command(command.as_ref().map(|c| c.as_bytes()), config.allow_restore, &config.allowed_paths) {
             Ok(invocation) => invocation,
             Err(refusal) => {
-                let shown = command.map(|c| c.as_bytes().escape_ascii().to_string()).unwrap_or_default();
-                return refuse(format!("{refusal}: {}", shown.chars().take(200).collect::<String>()));
+                let shown = command.map(|c| protocol::text::escape(c.as_bytes())).unwrap_or_default();
+                return refuse(format!("{refusal}: {shown}"));
             }
         };
     log_event(false, &format!("{connection} {} ({})", invocation.mode, invocation.flags));

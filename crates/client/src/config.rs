@@ -128,11 +128,11 @@ impl PlaintextPolicy {
 }
 
 impl UserConfig {
-    /// The per-user file, when the user has a config folder.
+    /// The per-user file, when the user has a config folder
+    /// ([`ConfigHome::detect`](crate::paths::ConfigHome::detect), which
+    /// passes over another user's folder when running as root).
     pub fn path() -> Option<PathBuf> {
-        let cache = crate::credentials::CredentialCache::default_location()?;
-        // .../bpc-enroll/auth/svn.simple -> .../bpc-enroll/config.toml
-        Some(cache.dir().parent()?.parent()?.join("config.toml"))
+        Some(crate::paths::ConfigHome::detect()?.user_config_file())
     }
 
     /// Reads the per-user file; absent means no overrides.

@@ -5,13 +5,13 @@
 //! Everything it installs can be put under a root folder, so that the whole
 //! exchange runs without privileges.
 
-pub mod cachedir;
 pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod install;
 pub mod manage;
 pub mod manifest;
+pub mod paths;
 pub mod rsyncsend;
 pub mod setup;
 pub mod system;

@@ -9,6 +9,7 @@ use crate::install::{
 use crate::manifest::{AddedKey, Manifest};
 use crate::system::{self, Account, AccountOrigin, SystemError};
 use crate::transport::{Transport, TransportError};
+use protocol::text::{hides_text, printable};
 use protocol::{Answer, Logon, OsName, Request, parse_answer};
 use std::path::PathBuf;
 
@@ -447,21 +448,6 @@ impl Installed<'_> {
             let _ = crate::manage::remove_empty_dirs(&added);
         }
     }
-}
-
-/// Server text made safe for a terminal: no escape sequences, no
-/// bidirectional controls, lines kept.
-pub fn printable(text: &str) -> String {
-    text.chars().map(|c| if hides_text(c) && c != '\n' && c != '\t' { '?' } else { c }).collect()
-}
-
-/// Whether `c` must not reach a terminal from the server: control
-/// characters (escape sequences) and the bidirectional controls, which
-/// reorder what the person reads (U+202A–U+202E embeddings and overrides,
-/// U+2066–U+2069 isolates, U+200E/U+200F and U+061C marks).
-pub fn hides_text(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 #[cfg(test)]

@@ -522,8 +522,7 @@ impl Transport for SshTransport {
             .lines()
             .filter(|line| !line.starts_with("Authenticated to ") && !line.starts_with("Transferred: "))
             .collect();
-        let reason: String =
-            errors.join("\n").trim().chars().filter(|c| !crate::setup::hides_text(*c) || *c == '\n').collect();
+        let reason = protocol::text::printable(errors.join("\n").trim());
         Err(TransportError::Unreachable { server: self.url(), reason })
     }
 

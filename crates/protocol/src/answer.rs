@@ -31,11 +31,12 @@ impl SuccessAnswer {
 }
 
 /// Renders a successful answer. Control characters in a value (a newline
-/// above all, which would forge another keyword line) become spaces.
+/// above all, which would forge another keyword line) and bidirectional
+/// controls become spaces ([`crate::text::one_line`]).
 pub fn render_success<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::from("success\n");
     for (keyword, value) in fields {
-        let clean: String = value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let clean = crate::text::one_line(value);
         out.push_str(keyword);
         out.push_str(": ");
         out.push_str(clean.trim());

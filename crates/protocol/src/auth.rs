@@ -7,6 +7,7 @@
 //! ```
 
 use crate::secret::Secret;
+use crate::text::one_line;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -136,10 +137,6 @@ pub fn client_realmstring(client_url: &str, server_realmstring: &str) -> String 
         None => server_realmstring,
     };
     realmstring(client_url, text)
-}
-
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod names;
 mod refusal;
 mod request;
 mod secret;
+pub mod text;
 
 pub use answer::{Answer, SuccessAnswer, parse_answer, render_error, render_success};
 pub use connection::{ConnectionError, SshConnection};

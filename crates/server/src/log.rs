@@ -94,13 +94,7 @@ impl EventLog {
 
 /// Makes untrusted text safe for one log line: printable ASCII stays, the
 /// rest is escaped, and the result is cut at 200 characters.
-pub fn escape(text: &[u8]) -> String {
-    let escaped: String = text.escape_ascii().to_string();
-    match escaped.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}...", escaped.get(..cut).unwrap_or_default()),
-        None => escaped,
-    }
-}
+pub use protocol::text::escape;
 
 /// Sends one message to syslog with the level's severity.
 fn to_syslog(facility: syslog::Facility, socket: &std::path::Path, level: Level, message: &str) -> Result<(), String> {
