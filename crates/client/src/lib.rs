@@ -11,6 +11,7 @@ pub mod demo;
 pub mod install;
 pub mod manage;
 pub mod manifest;
+pub mod rsyncpath;
 pub mod rsyncsend;
 pub mod setup;
 pub mod system;

@@ -285,11 +285,12 @@ impl Installed<'_> {
         }
         if self.options.system {
             let existed = system::sudoers_path(&self.options.config.account).exists();
-            let path = system::install_sudoers(&self.options.config.account, self.options.config.allow_restore)?;
+            let path =
+                system::install_sudoers(&self.options.config.account, &self.options.program, &self.layout.client_config())?;
             if !existed {
                 manifest.created_file(path.clone());
             }
-            written.push((path, "the backup account's sudo rule (rsync server mode only)"));
+            written.push((path, "the backup account's sudo rule (rsyncsend as root only)"));
         }
         Ok(written)
     }
