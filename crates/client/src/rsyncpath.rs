@@ -65,8 +65,7 @@ pub struct PinnedPath {
 /// (a restore may create its destination), but must be plain names.
 pub fn resolve(path: &str) -> Result<PathBuf, PathError> {
     let unresolvable = |reason: String| PathError::Unresolvable { path: path.to_owned(), reason };
-    let mut pending: Vec<std::ffi::OsString> =
-        Path::new(path).components().rev().filter_map(component_name).collect();
+    let mut pending: Vec<std::ffi::OsString> = Path::new(path).components().rev().filter_map(component_name).collect();
     let mut resolved = PathBuf::from("/");
     let mut followed = 0;
     let mut missing = false;
@@ -163,7 +162,7 @@ pub fn pin(requested: &str, allowed: &[String]) -> Result<PinnedPath, PathError>
         return pin_parent(requested, &resolved_text, &names, root);
     }
     let mut handed = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    for name in &names[opened..] {
+    for name in names.iter().skip(opened) {
         handed.push('/');
         handed.push_str(&name.to_string_lossy());
     }
@@ -236,7 +235,10 @@ mod tests {
     fn resolves_symlinks_and_keeps_a_missing_tail() {
         let (_dir, base) = tree();
         assert_eq!(resolve(&format!("{base}/home/alice/link/x")).unwrap(), Path::new(&format!("{base}/etc/x")));
-        assert_eq!(resolve(&format!("{base}/home/alice/inside/")).unwrap(), Path::new(&format!("{base}/home/alice/docs")));
+        assert_eq!(
+            resolve(&format!("{base}/home/alice/inside/")).unwrap(),
+            Path::new(&format!("{base}/home/alice/docs"))
+        );
         assert!(resolve(&format!("{base}/home/missing/../x")).is_err());
         symlink("loop", format!("{base}/home/loop")).unwrap();
         assert!(resolve(&format!("{base}/home/loop/x")).is_err());
@@ -258,6 +260,9 @@ mod tests {
         assert_eq!(file.handed, format!("/proc/self/fd/{}/file", file.fd.as_raw_fd()));
         let new = pin(&format!("{base}/home/alice/new/"), &allowed).unwrap();
         assert_eq!(new.handed, format!("/proc/self/fd/{}/new/", new.fd.as_raw_fd()));
-        assert_eq!(std::fs::read_link(format!("/proc/self/fd/{}", new.fd.as_raw_fd())).unwrap(), Path::new(&format!("{base}/home/alice")));
+        assert_eq!(
+            std::fs::read_link(format!("/proc/self/fd/{}", new.fd.as_raw_fd())).unwrap(),
+            Path::new(&format!("{base}/home/alice"))
+        );
     }
 }

@@ -234,9 +234,8 @@ fn check_flags(word: &str, mode: RsyncMode, narrow: bool) -> Result<(), RsyncRef
     }
     if let Some(capabilities) = capabilities {
         let (digits, rest) = capabilities.split_at(capabilities.bytes().take_while(u8::is_ascii_digit).count());
-        let ok = rest
-            .strip_prefix('.')
-            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        let ok =
+            rest.strip_prefix('.').is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
         if !ok || digits.len() > 10 {
             return Err(RsyncRefusal::BadFlags);
         }
@@ -355,11 +354,10 @@ mod tests {
             invocation.argv("/", None),
             ["/usr/bin/rsync", "--server", "--sender", "-lHogDtprcxe.iLsfxC", "--numeric-ids", ".", "/"]
         );
-        assert_eq!(check(RESTORE, true).unwrap().argv("/tmp/restore/", Some("/tmp"))[..3], [
-            "/usr/bin/rsync",
-            "--server",
-            "-lHogDtpre.iLsfxCIvu"
-        ]);
+        assert_eq!(
+            check(RESTORE, true).unwrap().argv("/tmp/restore/", Some("/tmp"))[..3],
+            ["/usr/bin/rsync", "--server", "-lHogDtpre.iLsfxCIvu"]
+        );
     }
 
     #[test]
@@ -368,23 +366,26 @@ mod tests {
         let restore = "/usr/bin/rsync --server -lHogDtpre.iLsfxCIvu --numeric-ids . /home/alice/";
         let invocation = check_command(Some(restore.as_bytes()), true, &allowed).unwrap();
         assert!(invocation.narrow);
-        assert_eq!(invocation.argv("/proc/self/fd/3/", Some("/home")), [
-            "/usr/bin/rsync",
-            "--confine-root=/home",
-            "--drop-D",
-            "--chmod=ug-s",
-            "--server",
-            "-lHogDtpre.iLsfxCIvu",
-            "--numeric-ids",
-            ".",
-            "/proc/self/fd/3/"
-        ]);
+        assert_eq!(
+            invocation.argv("/proc/self/fd/3/", Some("/home")),
+            [
+                "/usr/bin/rsync",
+                "--confine-root=/home",
+                "--drop-D",
+                "--chmod=ug-s",
+                "--server",
+                "-lHogDtpre.iLsfxCIvu",
+                "--numeric-ids",
+                ".",
+                "/proc/self/fd/3/"
+            ]
+        );
         let backup = "/usr/bin/rsync --server --sender -lHogDtprcxe.iLsfxC . /home/";
-        assert_eq!(check_command(Some(backup.as_bytes()), false, &allowed).unwrap().argv("/proc/self/fd/3/", Some("/home"))[..3], [
-            "/usr/bin/rsync",
-            "--confine-root=/home",
-            "--server"
-        ]);
+        assert_eq!(
+            check_command(Some(backup.as_bytes()), false, &allowed).unwrap().argv("/proc/self/fd/3/", Some("/home"))
+                [..3],
+            ["/usr/bin/rsync", "--confine-root=/home", "--server"]
+        );
     }
 
     #[test]

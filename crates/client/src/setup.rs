@@ -285,8 +285,11 @@ impl Installed<'_> {
         }
         if self.options.system {
             let existed = system::sudoers_path(&self.options.config.account).exists();
-            let path =
-                system::install_sudoers(&self.options.config.account, &self.options.program, &self.layout.client_config())?;
+            let path = system::install_sudoers(
+                &self.options.config.account,
+                &self.options.program,
+                &self.layout.client_config(),
+            )?;
             if !existed {
                 manifest.created_file(path.clone());
             }

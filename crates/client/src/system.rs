@@ -50,7 +50,9 @@ pub enum SystemError {
         stderr: String,
     },
     /// A path that the sudo rule would have to quote.
-    #[error("`{0}` cannot go in a sudo rule (only letters, digits and /._+- are allowed): install bpc-enroll and its configuration under plain paths")]
+    #[error(
+        "`{0}` cannot go in a sudo rule (only letters, digits and /._+- are allowed): install bpc-enroll and its configuration under plain paths"
+    )]
     UnplainPath(String),
     /// A file could not be written.
     #[error("{path}: {source}")]
@@ -159,8 +161,7 @@ pub fn sudoers_rule(account: &str, program: &str, config: &Path) -> Result<Strin
     check_account_name(account)?;
     let config = config.to_str().unwrap_or_default();
     for path in [program, config] {
-        let plain = path.starts_with('/')
-            && path.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+        let plain = path.starts_with('/') && path.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
         if !plain {
             return Err(SystemError::UnplainPath(path.to_owned()));
         }
