@@ -229,3 +229,100 @@ fn the_sudo_rule_passes_debians_visudo_and_sudo_rs_visudo() {
         assert!(output.status.success(), "{} refuses the rule:\n{rule}\n{}", visudo.display(), said(&output));
     }
 }
+
+/// The backup account as setup makes it, with the sudo rule setup installs
+/// and bpc-enroll copied to a root-owned folder (the rule names it); all
+/// removed on drop. The account name is the one the system tests share,
+/// under `flock /tmp/bpc-system.lock`.
+struct BackupAccount {
+    program: PathBuf,
+}
+
+const ACCOUNT: &str = "bpcetest";
+
+impl BackupAccount {
+    fn new(config: &Path) -> BackupAccount {
+        assert!(
+            nix::unistd::User::from_name(ACCOUNT).unwrap().is_none(),
+            "account {ACCOUNT} exists: another system test is running (use flock /tmp/bpc-system.lock) or did not clean up"
+        );
+        let dir = Path::new("/var/lib/bpc-enroll-tests/bin-rsyncsend");
+        fs::create_dir_all(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let program = dir.join("bpc-enroll");
+        fs::copy(env!("CARGO_BIN_EXE_bpc-enroll"), &program).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        let account = BackupAccount { program };
+        testkit::run(Command::new("/usr/sbin/useradd").args([
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--shell",
+            "/bin/sh",
+            "--password",
+            "*",
+            ACCOUNT,
+        ]));
+        client::system::install_sudoers(ACCOUNT, account.program.to_str().unwrap(), config).unwrap();
+        account
+    }
+}
+
+impl Drop for BackupAccount {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(client::system::sudoers_path(ACCOUNT));
+        let _ = Command::new("/usr/sbin/userdel").arg(ACCOUNT).output();
+        let _ = fs::remove_file(&self.program);
+    }
+}
+
+#[test]
+fn through_the_backup_account_and_real_sudo_narrow_paths_hold() {
+    if testkit::skip(
+        module_path!(),
+        testkit::require_root_and(&["/usr/bin/sudo", "/usr/bin/setpriv", "/usr/sbin/useradd"]),
+    ) {
+        return;
+    }
+    let machine = Machine::new(HOME, true);
+    let account = BackupAccount::new(&machine.path("client.toml"));
+    // sshd runs the forced command as the backup account, not as root.
+    fs::write(
+        machine.path("fake-ssh"),
+        format!(
+            "#!/bin/sh\nshift\nexec /usr/bin/setpriv --reuid={ACCOUNT} --regid={ACCOUNT} --init-groups \
+             /usr/bin/env -i SSH_CONNECTION='127.0.0.1 40000 127.0.0.1 22' SSH_ORIGINAL_COMMAND=\"$*\" \
+             {program} rsyncsend --config {config}\n",
+            program = account.program.display(),
+            config = machine.path("client.toml").display()
+        ),
+    )
+    .unwrap();
+    fs::create_dir_all(machine.path("home/alice/docs")).unwrap();
+    fs::write(machine.path("home/alice/docs/notes"), "mine\n").unwrap();
+    let output = machine.backup(&["-rlptgoD", "--numeric-ids"], "home/alice/", "got");
+    assert!(output.status.success(), "a backup inside the allowed paths failed: {}", said(&output));
+    assert_eq!(fs::read_to_string(machine.path("got/docs/notes")).unwrap(), "mine\n");
+
+    machine.alice_symlink("outside", "home/alice/link");
+    let output = machine.backup(&["-rlptgoD", "--numeric-ids"], "home/alice/link/", "stolen");
+    assert!(!machine.path("stolen/shadow").exists(), "the backup read outside /home: {}", said(&output));
+    assert!(said(&output).contains("outside the allowed paths"), "{}", said(&output));
+
+    fs::remove_file(machine.path("home/alice/link")).unwrap();
+    symlink(machine.path("outside/.ssh"), machine.path("home/alice/link")).unwrap();
+    fs::create_dir_all(machine.path("payload")).unwrap();
+    fs::write(machine.path("payload/authorized_keys"), "ssh-ed25519 AAAA attacker\n").unwrap();
+    fs::copy("/bin/sh", machine.path("payload/rootshell")).unwrap();
+    fs::set_permissions(machine.path("payload/rootshell"), fs::Permissions::from_mode(0o4755)).unwrap();
+    let output = machine.restore(&["-rlptgoD", "--numeric-ids"], "payload", "home/alice/link/");
+    let keys = fs::read_to_string(machine.path("outside/.ssh/authorized_keys")).unwrap();
+    assert_eq!(keys, "ssh-ed25519 AAAA root's own\n", "the restore wrote outside /home: {}", said(&output));
+
+    let output = machine.restore(&["-rlptgoD", "--numeric-ids"], "payload", "home/alice/restored/");
+    assert!(output.status.success(), "a restore inside the allowed paths failed: {}", said(&output));
+    let mode = fs::metadata(machine.path("home/alice/restored/rootshell")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o755, "a restore through sudo made a setuid file");
+    let owner = fs::metadata(machine.path("home/alice/restored/rootshell")).unwrap().uid();
+    assert_eq!(owner, 0, "the restore did not run as root");
+}
