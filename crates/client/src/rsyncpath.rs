@@ -265,4 +265,18 @@ mod tests {
             Path::new(&format!("{base}/home/alice"))
         );
     }
+
+    #[test]
+    fn a_component_swapped_for_a_symlink_after_the_pin_changes_nothing() {
+        let (_dir, base) = tree();
+        std::fs::write(format!("{base}/home/alice/docs/notes"), "mine").unwrap();
+        std::fs::write(format!("{base}/etc/shadow"), "secret").unwrap();
+        let pinned = pin(&format!("{base}/home/alice/docs/"), &[format!("{base}/home")]).unwrap();
+        std::fs::rename(format!("{base}/home/alice"), format!("{base}/home/moved")).unwrap();
+        std::fs::create_dir(format!("{base}/home/alice")).unwrap();
+        symlink(format!("{base}/etc"), format!("{base}/home/alice/docs")).unwrap();
+        let names: Vec<_> =
+            std::fs::read_dir(&pinned.handed).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(names, ["notes"]);
+    }
 }
