@@ -345,7 +345,8 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
         if let Err(reason) = rsync_is_recent_enough() {
             return refuse(reason);
         }
-        match client::rsyncpath::pin(&invocation.path, &config.allowed_paths) {
+        let must_exist = invocation.mode == client::rsyncsend::RsyncMode::Backup;
+        match client::rsyncpath::pin(&invocation.path, &config.allowed_paths, must_exist) {
             Ok(pinned) => (pinned.handed.clone(), Some(pinned.root.clone()), Some(pinned)),
             Err(error) => return refuse(error.to_string()),
         }

@@ -117,8 +117,12 @@ fn component_name(component: Component<'_>) -> Option<std::ffi::OsString> {
 /// Resolves `requested` and every allowed root, checks that the one lies in
 /// the other, and pins it: see the module's documentation. A trailing `/`
 /// on `requested` is kept, since rsync reads it (a folder's contents rather
-/// than the folder).
-pub fn pin(requested: &str, allowed: &[String]) -> Result<PinnedPath, PathError> {
+/// than the folder). A backup (`must_exist`) needs the whole path to exist:
+/// rsync's sender follows a symlink at its source root, so a name left for
+/// rsync to look up could be planted as one after the check. A restore may
+/// name a folder still to be created; rsync's receiver refuses a symlink
+/// there unless root owns it.
+pub fn pin(requested: &str, allowed: &[String], must_exist: bool) -> Result<PinnedPath, PathError> {
     let resolved = resolve(requested)?;
     let resolved_text = text(&resolved, requested)?;
     let mut best: Option<String> = None;
@@ -134,6 +138,18 @@ pub fn pin(requested: &str, allowed: &[String]) -> Result<PinnedPath, PathError>
     let Some(root) = best else {
         return Err(PathError::Outside { requested: requested.to_owned(), resolved: resolved_text });
     };
+    pin_resolved(requested, &resolved, resolved_text, root, must_exist)
+}
+
+/// Opens the checked, resolved path from `/` without following any symlink
+/// (the second half of [`pin`]): a symlink met here appeared after the check.
+fn pin_resolved(
+    requested: &str,
+    resolved: &Path,
+    resolved_text: String,
+    root: String,
+    must_exist: bool,
+) -> Result<PinnedPath, PathError> {
     let names: Vec<&std::ffi::OsStr> = resolved.iter().skip(1).collect();
     let raced = |component: &std::ffi::OsStr| PathError::Raced {
         path: resolved_text.clone(),
@@ -148,11 +164,21 @@ pub fn pin(requested: &str, allowed: &[String]) -> Result<PinnedPath, PathError>
                 fd = next;
                 opened += 1;
             }
-            Err(nix::errno::Errno::ENOENT) => break,
+            Err(nix::errno::Errno::ENOENT) if !must_exist => break,
+            Err(nix::errno::Errno::ENOENT) => {
+                return Err(PathError::Unresolvable {
+                    path: requested.to_owned(),
+                    reason: format!("`{}` does not exist", name.to_string_lossy()),
+                });
+            }
             // The last component may be a file (a backup of one file): it is
             // handed by name below the pinned folder, and rsync opens it with
-            // O_NOFOLLOW itself.
-            Err(nix::errno::Errno::ENOTDIR) if opened + 1 == names.len() => break,
+            // O_NOFOLLOW itself. A symlink there appeared after the check.
+            Err(nix::errno::Errno::ENOTDIR)
+                if opened + 1 == names.len() && !requested.ends_with('/') && is_plain_file(&fd, name) =>
+            {
+                break;
+            }
             Err(_) => return Err(raced(name)),
         }
     }
@@ -208,6 +234,16 @@ fn open_dir(parent: Option<&OwnedFd>, name: &std::ffi::OsStr) -> Result<OwnedFd,
     }
 }
 
+/// Whether `name` below `parent` is neither a folder nor a symlink.
+fn is_plain_file(parent: &OwnedFd, name: &std::ffi::OsStr) -> bool {
+    use nix::fcntl::AtFlags;
+    use nix::sys::stat::{SFlag, fstatat};
+    fstatat(parent.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|stat| {
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        kind != SFlag::S_IFLNK && kind != SFlag::S_IFDIR
+    })
+}
+
 fn text(path: &Path, requested: &str) -> Result<String, PathError> {
     path.to_str().map(str::to_owned).ok_or_else(|| PathError::Unresolvable {
         path: requested.to_owned(),
@@ -248,18 +284,21 @@ mod tests {
     fn refuses_a_symlink_out_of_the_allowed_root_and_pins_what_stays_inside() {
         let (_dir, base) = tree();
         let allowed = vec![format!("{base}/home")];
-        let outside = pin(&format!("{base}/home/alice/link/"), &allowed).unwrap_err();
+        let outside = pin(&format!("{base}/home/alice/link/"), &allowed, true).unwrap_err();
         assert!(matches!(outside, PathError::Outside { .. }), "{outside}");
-        let inside = pin(&format!("{base}/home/alice/inside/"), &allowed).unwrap();
+        let inside = pin(&format!("{base}/home/alice/inside/"), &allowed, true).unwrap();
         assert_eq!(inside.resolved, format!("{base}/home/alice/docs"));
         assert_eq!(inside.root, format!("{base}/home"));
         assert_eq!(inside.handed, format!("/proc/self/fd/{}/", inside.fd.as_raw_fd()));
-        let named = pin(&format!("{base}/home/alice/docs"), &allowed).unwrap();
+        let named = pin(&format!("{base}/home/alice/docs"), &allowed, true).unwrap();
         assert_eq!(named.handed, format!("/proc/self/fd/{}/docs", named.fd.as_raw_fd()));
-        let file = pin(&format!("{base}/home/alice/file"), &allowed).unwrap();
+        let file = pin(&format!("{base}/home/alice/file"), &allowed, true).unwrap();
         assert_eq!(file.handed, format!("/proc/self/fd/{}/file", file.fd.as_raw_fd()));
-        let new = pin(&format!("{base}/home/alice/new/"), &allowed).unwrap();
+        let new = pin(&format!("{base}/home/alice/new/"), &allowed, false).unwrap();
         assert_eq!(new.handed, format!("/proc/self/fd/{}/new/", new.fd.as_raw_fd()));
+        // A backup of a missing folder would leave its name for a user to plant.
+        assert!(matches!(pin(&format!("{base}/home/alice/new/"), &allowed, true), Err(PathError::Unresolvable { .. })));
+        assert!(pin(&format!("{base}/home/alice/file/"), &allowed, true).is_err());
         assert_eq!(
             std::fs::read_link(format!("/proc/self/fd/{}", new.fd.as_raw_fd())).unwrap(),
             Path::new(&format!("{base}/home/alice"))
@@ -271,12 +310,26 @@ mod tests {
         let (_dir, base) = tree();
         std::fs::write(format!("{base}/home/alice/docs/notes"), "mine").unwrap();
         std::fs::write(format!("{base}/etc/shadow"), "secret").unwrap();
-        let pinned = pin(&format!("{base}/home/alice/docs/"), &[format!("{base}/home")]).unwrap();
+        let pinned = pin(&format!("{base}/home/alice/docs/"), &[format!("{base}/home")], true).unwrap();
         std::fs::rename(format!("{base}/home/alice"), format!("{base}/home/moved")).unwrap();
         std::fs::create_dir(format!("{base}/home/alice")).unwrap();
         symlink(format!("{base}/etc"), format!("{base}/home/alice/docs")).unwrap();
         let names: Vec<_> =
             std::fs::read_dir(&pinned.handed).unwrap().map(|entry| entry.unwrap().file_name()).collect();
         assert_eq!(names, ["notes"]);
+    }
+
+    #[test]
+    fn a_symlink_that_appears_between_the_check_and_the_pin_is_refused() {
+        let (_dir, base) = tree();
+        // As if `link` had been a folder when it was resolved and checked.
+        for requested in ["home/alice/link/", "home/alice/link/x/", "home/alice/link"] {
+            let requested = format!("{base}/{requested}");
+            let resolved = PathBuf::from(&requested);
+            match pin_resolved(&requested, &resolved, requested.clone(), format!("{base}/home"), true) {
+                Err(PathError::Raced { component, .. }) => assert_eq!(component, "link", "{requested}"),
+                other => panic!("{requested}: {other:?}"),
+            }
+        }
     }
 }
