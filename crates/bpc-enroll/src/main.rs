@@ -60,8 +60,11 @@ enum Command {
     /// sshd starts it with BackupPC's command in SSH_ORIGINAL_COMMAND. Only
     /// rsync's server mode as BackupPC 4 sends it is accepted (backups, and
     /// restores unless `allow-restore = false`); anything else is refused
-    /// with a message and a line in the system log. rsync then replaces this
-    /// process and talks to the server directly.
+    /// with a message and a line in the system log. Started as the backup
+    /// account, it runs itself again as root through `sudo -n` (the rule
+    /// setup installs); as root, with allowed-paths narrower than /, it
+    /// resolves the path as root sees it and holds it open. rsync then
+    /// replaces this process and talks to the server directly.
     Rsyncsend(ConfigArgs),
 }
 

@@ -24,7 +24,7 @@ use std::fmt;
 
 /// The rsync program run for the backup server.
 pub const RSYNC: &str = "/usr/bin/rsync";
-/// The sudo program that gives rsync the rights to read and restore everything.
+/// The sudo program through which the backup account runs rsyncsend again as root.
 pub const SUDO: &str = "/usr/bin/sudo";
 /// The oldest rsync trusted with paths narrower than `/`: 3.5.0 brings
 /// `--confine-root`, `--drop-D` and the ownership-checked walks this relies on.
