@@ -3,13 +3,17 @@
 # of a tree through the backup account's forced command, against the same
 # rsync through plain ssh with the same account and the same sudo rule.
 #
-#   sudo bash bench/rsyncsend.sh [SIZE_MIB] [ROUNDS]     (defaults: 1024 3)
+#   sudo bash bench/rsyncsend.sh [SIZE_MIB] [ROUNDS] [narrow]   (defaults: 1024 3)
+#
+# With `narrow`, allowed-paths is the tree's folder instead of `/`: rsyncsend
+# then also asks rsync its version and resolves and pins the path.
 #
 # Everything runs on 127.0.0.1 with its own sshd, account and folder, and is
 # removed at the end. Prints both medians and their ratio.
 set -euo pipefail
 size_mib=${1:-1024}
 rounds=${2:-3}
+narrow=${3:-}
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "run as root: it creates an account and starts sshd" >&2; exit 2; }
 
@@ -38,9 +42,16 @@ done
 
 useradd --system --user-group --no-create-home --home-dir "$work/home" --shell /bin/sh --password '*' "$account"
 mkdir -p "$work/home" && chmod 0750 "$work/home" && chgrp "$account" "$work/home"
-printf 'allow-restore = false\n' >"$work/client.toml"
+allowed=/
+[ "$narrow" = narrow ] && allowed=$work/tree
+printf 'allow-restore = false\nallowed-paths = ["%s"]\n' "$allowed" >"$work/client.toml"
+# The gated key: the rule setup installs. The plain key: rsync's server mode.
 rule="$work/sudoers"
-printf '%s ALL=(root) NOPASSWD: /usr/bin/rsync --server --sender *\n' "$account" >"$rule"
+{
+    printf 'Defaults:%s env_keep += "SSH_ORIGINAL_COMMAND SSH_CONNECTION"\n' "$account"
+    printf '%s ALL=(root) NOPASSWD: %s rsyncsend --config %s\n' "$account" "$program" "$work/client.toml"
+    printf '%s ALL=(root) NOPASSWD: /usr/bin/rsync --server --sender *\n' "$account"
+} >"$rule"
 visudo -c -q -f "$rule"
 install -m 0440 "$rule" "/etc/sudoers.d/bpc-enroll-bench-$account"
 
@@ -101,5 +112,6 @@ for ((round = 1; round <= rounds; round++)); do
 done
 g=$(printf '%s\n' "${gated[@]}" | median)
 p=$(printf '%s\n' "${plain[@]}" | median)
+printf 'allowed-paths %s\n' "$allowed"
 printf 'full backup of %s MiB, median of %s: rsyncsend %.2f s, plain ssh %.2f s, ratio %.3f\n' \
     "$size_mib" "$rounds" "$g" "$p" "$(awk -v g="$g" -v p="$p" 'BEGIN { print g / p }')"

@@ -65,8 +65,11 @@ enum Command {
     /// sshd starts it with BackupPC's command in SSH_ORIGINAL_COMMAND. Only
     /// rsync's server mode as BackupPC 4 sends it is accepted (backups, and
     /// restores unless `allow-restore = false`); anything else is refused
-    /// with a message and a line in the system log. rsync then replaces this
-    /// process and talks to the server directly.
+    /// with a message and a line in the system log. Started as the backup
+    /// account, it runs itself again as root through `sudo -n` (the rule
+    /// setup installs); as root, with allowed-paths narrower than /, it
+    /// resolves the path as root sees it and holds it open. rsync then
+    /// replaces this process and talks to the server directly.
     Rsyncsend(ConfigArgs),
 }
 
@@ -342,7 +345,7 @@ fn uninstall(args: RootArgs) -> Result<(), Failure> {
 
 /// Checks BackupPC's command and becomes rsync; returns only on refusal.
 fn rsyncsend(args: ConfigArgs) -> ExitCode {
-    use client::rsyncsend::{check_command, log_event};
+    use client::rsyncsend::{SUDO, check_command, log_event};
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::process::CommandExt;
     let connection = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "-".into());
@@ -365,12 +368,60 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
                 return refuse(format!("{refusal}: {shown}"));
             }
         };
-    log_event(false, &format!("{connection} {} ({})", invocation.mode, invocation.flags));
-    let argv = invocation.argv(nix::unistd::geteuid().is_root());
+    if !nix::unistd::geteuid().is_root() {
+        // The backup account: the sudo rule lets it run exactly this program,
+        // this subcommand and this configuration as root, which checks again
+        // and resolves the path as root sees it.
+        let Some(config_path) = args.config.as_ref() else {
+            return refuse("the backup account must name its configuration with --config".into());
+        };
+        let mut sudo = std::process::Command::new(SUDO);
+        sudo.args(["-n", &program(), "rsyncsend", "--config"]).arg(config_path).env_clear();
+        sudo.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("SSH_CONNECTION", &connection);
+        if let Some(command) = &command {
+            sudo.env("SSH_ORIGINAL_COMMAND", command);
+        }
+        let error = sudo.exec();
+        return refuse(format!("cannot run {SUDO}: {error}"));
+    }
+    let (path, root, _pinned) = if invocation.narrow {
+        if let Err(reason) = rsync_is_recent_enough() {
+            return refuse(reason);
+        }
+        let must_exist = invocation.mode == client::rsyncsend::RsyncMode::Backup;
+        match client::rsyncpath::pin(&invocation.path, &config.allowed_paths, must_exist) {
+            Ok(pinned) => (pinned.handed.clone(), Some(pinned.root.clone()), Some(pinned)),
+            Err(error) => return refuse(error.to_string()),
+        }
+    } else {
+        (invocation.path.clone(), None, None)
+    };
+    log_event(false, &format!("{connection} {} ({}) {}", invocation.mode, invocation.flags, invocation.path));
+    let argv = invocation.argv(&path, root.as_deref());
     let Some((program, rest)) = argv.split_first() else { return refuse("empty command".into()) };
     let error =
         std::process::Command::new(program).args(rest).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").exec();
     refuse(format!("cannot run {program}: {error}"))
+}
+
+/// Refuses an rsync older than the one whose options a narrow path relies on.
+fn rsync_is_recent_enough() -> Result<(), String> {
+    use client::rsyncsend::{MIN_RSYNC_VERSION, RSYNC, parse_rsync_version};
+    let (major, minor, patch) = MIN_RSYNC_VERSION;
+    let output = std::process::Command::new(RSYNC)
+        .arg("--version")
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run {RSYNC} --version: {error}"))?;
+    match parse_rsync_version(&String::from_utf8_lossy(&output.stdout)) {
+        Some(version) if version >= MIN_RSYNC_VERSION => Ok(()),
+        found => Err(format!(
+            "{RSYNC} is {}, older than {major}.{minor}.{patch}, which allowed-paths narrower than / needs \
+             (--confine-root, --drop-D, symlink-safe opens): upgrade rsync or set allowed-paths = [\"/\"]",
+            found.map_or("of an unknown version".to_owned(), |(a, b, c)| format!("version {a}.{b}.{c}"))
+        )),
+    }
 }
 
 fn run_demo(args: DemoArgs) -> Result<(), Failure> {

@@ -289,6 +289,35 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
 }
 
 #[test]
+fn backuppc_backs_up_and_restores_an_allowed_path_narrower_than_slash() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let client_sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+    let server = server(base, client_sshd.port);
+    let config = client_config(base, &server, &server.sshd.known_hosts_line(), server.sshd.port);
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("allowed-paths = [\"{}\"]\n", base.display()));
+    fs::write(&config, text).unwrap();
+    bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).assert().success();
+
+    // BackupPC's own options, through sshd, sudo and the root stage's pin,
+    // --confine-root and (on the restore) --drop-D and --chmod=ug-s.
+    let tree = base.join("tree");
+    make_tree(&tree);
+    let host_config = server.backuppc.conf_dir().join(format!("{HOST}.pl"));
+    let mut text = fs::read_to_string(&host_config).unwrap();
+    text.push_str(&format!("$Conf{{RsyncShareName}} = ['{}'];\n$Conf{{BackupsDisable}} = 1;\n", tree.display()));
+    fs::write(&host_config, text).unwrap();
+    server.backuppc.dump(HOST, "-f");
+    let restored = base.join("restored");
+    server.backuppc.restore(HOST, server.backuppc.newest_backup(HOST), &tree, &restored);
+    assert_eq!(describe(&restored), describe(&tree));
+}
+
+#[test]
 fn a_changed_server_host_key_or_an_unreachable_server_changes_nothing() {
     require_system!();
     let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

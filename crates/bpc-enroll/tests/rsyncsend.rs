@@ -92,3 +92,28 @@ fn a_missing_configuration_refuses_everything() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read the client configuration"));
 }
+
+#[test]
+fn letters_that_take_a_value_or_follow_symlinks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let narrow = dir.path().join("narrow.toml");
+    fs::write(&narrow, "allow-restore = true\nallowed-paths = [\"/nonexistent-home\"]\n").unwrap();
+    let cases = [
+        // -T, -B, -f and -M swallow the rest of the bundle as their value.
+        ("rsync --server -rlTtmp . /nonexistent-home/x", "option -T is not allowed"),
+        ("rsync --server --sender -rlBxe.iLsfxC . /nonexistent-home/x", "option -B is not allowed"),
+        ("rsync --server --sender -rlfPxe.iLsfxC . /nonexistent-home/x", "option -f is not allowed"),
+        ("rsync --server --sender -rlMxe.iLsfxC . /nonexistent-home/x", "option -M is not allowed"),
+        ("rsync --server --sender -rLe.iLsfxC . /nonexistent-home/x", "option -L is refused"),
+        ("rsync --server --sender -rlke.iLsfxC . /nonexistent-home/x", "option -k is refused"),
+        ("rsync --server -rlKe.iLsfxC . /nonexistent-home/x", "option -K is refused"),
+        ("rsync --server -rlXe.iLsfxC . /nonexistent-home/x", "option -X is refused"),
+    ];
+    for (command, reason) in cases {
+        let output = rsyncsend(&narrow, command);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(stderr.starts_with("bpc-enroll rsyncsend: refused: "), "{command:?}: {stderr}");
+        assert!(stderr.contains(reason), "{command:?}: {stderr}");
+    }
+}

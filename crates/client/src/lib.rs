@@ -12,6 +12,7 @@ pub mod install;
 pub mod manage;
 pub mod manifest;
 pub mod paths;
+pub mod rsyncpath;
 pub mod rsyncsend;
 pub mod setup;
 pub mod system;

@@ -12,13 +12,30 @@
 //! see them (`--remove-source-files`, `--log-file=/etc/...`). bpc-register's
 //! host config therefore has BackupPC send its options on the command line,
 //! where every one of them is checked here, together with the share's path.
+//!
+//! Short options come from an allow-list (rsync's letters that take no
+//! value, as Debian's `rrsync` lists them, less `s`); when the allowed paths
+//! are narrower than `/`, the letters that follow symlinks (`K`, `L`, `k`)
+//! and, on restores, `X` (extended attributes, which as root include file
+//! capabilities) are refused too. Paths are checked twice: here as text, and
+//! in [`crate::rsyncpath`] after resolution, as root sees them.
 
 use std::fmt;
 
 /// The rsync program run for the backup server.
 pub const RSYNC: &str = "/usr/bin/rsync";
-/// The sudo program that gives rsync the rights to read and restore everything.
+/// The sudo program through which the backup account runs rsyncsend again as root.
 pub const SUDO: &str = "/usr/bin/sudo";
+/// The oldest rsync trusted with paths narrower than `/`: 3.5.0 brings
+/// `--confine-root`, `--drop-D` and the ownership-checked walks this relies on.
+pub const MIN_RSYNC_VERSION: (u32, u32, u32) = (3, 5, 0);
+/// The short options rsync takes without a value (Debian's `rrsync` list),
+/// less `s` (`--protect-args`). Anything else, in particular letters that
+/// take a value (`B`, `T`, `f`, `M`, `@`...), is refused.
+pub const SHORT_OPTIONS: &str = "ACDEHIJKLNORSUWXbcdgklmnopqrtuvxyz";
+/// The letters that make rsync follow symlinks: refused when the allowed
+/// paths are narrower than `/`, since a user's symlink would lead out of them.
+pub const SYMLINK_FOLLOWING: &str = "KLk";
 /// The longest command accepted; BackupPC's are under 100 bytes.
 const MAX_COMMAND_LEN: usize = 512;
 
@@ -51,6 +68,9 @@ pub struct RsyncInvocation {
     pub options: Vec<String>,
     /// The share being backed up, or the folder restored into.
     pub path: String,
+    /// Whether the allowed paths are narrower than `/`: then rsync is
+    /// confined, and restores create no device, no setuid or setgid file.
+    pub narrow: bool,
 }
 
 /// The long options BackupPC's rsync passes to the server side, and the only
@@ -101,6 +121,13 @@ pub enum RsyncRefusal {
     /// The path is not a plain absolute path inside the allowed ones.
     #[error("path `{0}` is not inside the allowed paths")]
     PathNotAllowed(String),
+    /// A short option that is not on the allow-list, such as one that takes a value.
+    #[error("rsync option -{0} is not allowed with this key")]
+    Letter(char),
+    /// A short option that follows symlinks, or (restores) sets extended
+    /// attributes, while the allowed paths are narrower than `/`.
+    #[error("rsync option -{0} is refused when allowed-paths is narrower than /")]
+    NarrowLetter(char),
 }
 
 /// Checks `command` (the text of `SSH_ORIGINAL_COMMAND`) against the shapes
@@ -148,15 +175,8 @@ pub fn check_command(
         return Err(RsyncRefusal::RestoreDisabled);
     }
     let flags = next.ok_or(RsyncRefusal::BadFlags)?;
-    if !is_flag_bundle(flags) {
-        return Err(match flags.starts_with("--") {
-            true => RsyncRefusal::Forbidden(flags.to_owned()),
-            false => RsyncRefusal::BadFlags,
-        });
-    }
-    if flags.split('e').next().is_some_and(|letters| letters.contains('s')) {
-        return Err(RsyncRefusal::ProtectArgs);
-    }
+    let narrow = is_narrow(allowed_paths);
+    check_flags(flags, mode, narrow)?;
     let mut options = Vec::new();
     loop {
         match words.next() {
@@ -173,7 +193,7 @@ pub fn check_command(
     if !path_allowed(path, allowed_paths) {
         return Err(RsyncRefusal::PathNotAllowed(path.to_owned()));
     }
-    Ok(RsyncInvocation { mode, flags: flags.to_owned(), options, path: path.to_owned() })
+    Ok(RsyncInvocation { mode, flags: flags.to_owned(), options, path: path.to_owned(), narrow })
 }
 
 /// Whether `path` is absolute, plain (no `.` or `..` component, no
@@ -189,37 +209,97 @@ pub fn path_allowed(path: &str, allowed: &[String]) -> bool {
     plain && allowed.iter().any(inside)
 }
 
-/// `-` then letters; an `e` may be followed by rsync's capability string
-/// (`.` and letters), which is how rsync's client tells its server what it
-/// supports. No digits, `=`, `/` or second dash: no option takes a value here.
-fn is_flag_bundle(word: &str) -> bool {
-    let Some(bundle) = word.strip_prefix('-') else { return false };
+/// Whether `allowed` stops short of the whole machine (no entry is `/`).
+pub fn is_narrow(allowed: &[String]) -> bool {
+    !allowed.iter().any(|root| root.trim_end_matches('/').is_empty())
+}
+
+/// One bundle: `-`, letters from [`SHORT_OPTIONS`], then optionally `e` and
+/// rsync's capability string as `rrsync` accepts it (digits, `.`, then
+/// letters, digits or `_`), which is how rsync's client tells its server
+/// what it supports. No option here takes a value.
+fn check_flags(word: &str, mode: RsyncMode, narrow: bool) -> Result<(), RsyncRefusal> {
+    let Some(bundle) = word.strip_prefix('-') else {
+        return Err(RsyncRefusal::BadFlags);
+    };
+    if bundle.starts_with('-') {
+        return Err(RsyncRefusal::Forbidden(word.to_owned()));
+    }
     let (letters, capabilities) = match bundle.split_once('e') {
         Some((before, after)) => (before, Some(after)),
         None => (bundle, None),
     };
-    let letters_ok = letters.chars().all(|c| c.is_ascii_alphabetic());
-    let capabilities_ok = capabilities.is_none_or(|c| c.chars().all(|c| c == '.' || c.is_ascii_alphabetic()));
-    !bundle.is_empty() && letters_ok && capabilities_ok
+    if bundle.is_empty() || !bundle.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_') {
+        return Err(RsyncRefusal::BadFlags);
+    }
+    if let Some(capabilities) = capabilities {
+        let (digits, rest) = capabilities.split_at(capabilities.bytes().take_while(u8::is_ascii_digit).count());
+        let ok =
+            rest.strip_prefix('.').is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if !ok || digits.len() > 10 {
+            return Err(RsyncRefusal::BadFlags);
+        }
+    }
+    for letter in letters.chars() {
+        if letter == 's' {
+            return Err(RsyncRefusal::ProtectArgs);
+        }
+        if !SHORT_OPTIONS.contains(letter) {
+            return Err(match letter.is_ascii_alphabetic() {
+                true => RsyncRefusal::Letter(letter),
+                false => RsyncRefusal::BadFlags,
+            });
+        }
+        if narrow && (SYMLINK_FOLLOWING.contains(letter) || (mode == RsyncMode::Restore && letter == 'X')) {
+            return Err(RsyncRefusal::NarrowLetter(letter));
+        }
+    }
+    Ok(())
+}
+
+/// The version in the first line of `rsync --version`
+/// (`rsync  version 3.5.0  protocol version 32`), if it has one.
+pub fn parse_rsync_version(output: &str) -> Option<(u32, u32, u32)> {
+    let mut words = output.lines().next()?.split_whitespace();
+    if words.next()? != "rsync" || words.next()? != "version" {
+        return None;
+    }
+    let version = words.next()?;
+    let mut numbers = version.split('.').map(|part| {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    let major = numbers.next()??;
+    let minor = numbers.next()??;
+    let patch = numbers.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
 }
 
 impl RsyncInvocation {
-    /// The argument vector to run: rsync's fixed path and the checked parts,
-    /// never the text as received. Root runs rsync itself; the backup account
-    /// goes through `sudo -n`, whose rule allows exactly these invocations.
-    pub fn argv(&self, as_root: bool) -> Vec<String> {
-        let mut argv = Vec::new();
-        if !as_root {
-            argv.extend([SUDO, "-n"].map(str::to_owned));
+    /// The argument vector to run as root: rsync's fixed path and the checked
+    /// parts, never the text as received, with `path` (the resolved, pinned
+    /// spelling of [`RsyncInvocation::path`]) as the path. When the allowed
+    /// paths are narrower than `/`, rsync is confined to `confine_root` for
+    /// the paths it opens itself (merge files), and a restore creates no
+    /// device or special file and drops setuid and setgid bits.
+    pub fn argv(&self, path: &str, confine_root: Option<&str>) -> Vec<String> {
+        let mut argv = vec![RSYNC.to_owned()];
+        if self.narrow {
+            if let Some(root) = confine_root {
+                argv.push(format!("--confine-root={root}"));
+            }
+            if self.mode == RsyncMode::Restore {
+                argv.extend(["--drop-D", "--chmod=ug-s"].map(str::to_owned));
+            }
         }
-        argv.extend([RSYNC, "--server"].map(str::to_owned));
+        argv.push("--server".to_owned());
         if self.mode == RsyncMode::Backup {
             argv.push("--sender".to_owned());
         }
         argv.push(self.flags.clone());
         argv.extend(self.options.iter().cloned());
         argv.push(".".to_owned());
-        argv.push(self.path.clone());
+        argv.push(path.to_owned());
         argv
     }
 }
@@ -271,23 +351,81 @@ mod tests {
         let invocation =
             check("/opt/evil/rsync --server --sender -lHogDtprcxe.iLsfxC --numeric-ids . /", false).unwrap();
         assert_eq!(
-            invocation.argv(false),
-            [
-                "/usr/bin/sudo",
-                "-n",
-                "/usr/bin/rsync",
-                "--server",
-                "--sender",
-                "-lHogDtprcxe.iLsfxC",
-                "--numeric-ids",
-                ".",
-                "/"
-            ]
+            invocation.argv("/", None),
+            ["/usr/bin/rsync", "--server", "--sender", "-lHogDtprcxe.iLsfxC", "--numeric-ids", ".", "/"]
         );
         assert_eq!(
-            check(RESTORE, true).unwrap().argv(true)[..3],
+            check(RESTORE, true).unwrap().argv("/tmp/restore/", Some("/tmp"))[..3],
             ["/usr/bin/rsync", "--server", "-lHogDtpre.iLsfxCIvu"]
         );
+    }
+
+    #[test]
+    fn narrow_paths_confine_rsync_and_defuse_restores() {
+        let allowed = vec!["/home".to_owned()];
+        let restore = "/usr/bin/rsync --server -lHogDtpre.iLsfxCIvu --numeric-ids . /home/alice/";
+        let invocation = check_command(Some(restore.as_bytes()), true, &allowed).unwrap();
+        assert!(invocation.narrow);
+        assert_eq!(
+            invocation.argv("/proc/self/fd/3/", Some("/home")),
+            [
+                "/usr/bin/rsync",
+                "--confine-root=/home",
+                "--drop-D",
+                "--chmod=ug-s",
+                "--server",
+                "-lHogDtpre.iLsfxCIvu",
+                "--numeric-ids",
+                ".",
+                "/proc/self/fd/3/"
+            ]
+        );
+        let backup = "/usr/bin/rsync --server --sender -lHogDtprcxe.iLsfxC . /home/";
+        assert_eq!(
+            check_command(Some(backup.as_bytes()), false, &allowed).unwrap().argv("/proc/self/fd/3/", Some("/home"))
+                [..3],
+            ["/usr/bin/rsync", "--confine-root=/home", "--server"]
+        );
+    }
+
+    #[test]
+    fn only_letters_without_a_value_pass_and_symlink_followers_only_for_the_whole_machine() {
+        let home = vec!["/home".to_owned()];
+        let backup = |flags: &str, allowed: &[String]| {
+            check_command(Some(format!("rsync --server --sender {flags} . /home/").as_bytes()), true, allowed)
+        };
+        let restore = |flags: &str, allowed: &[String]| {
+            check_command(Some(format!("rsync --server {flags} . /home/").as_bytes()), true, allowed)
+        };
+        for flags in ["-lHogDtprcxe.iLsfxC", "-lHogDtprRe.iLsfxCIvu", "-vlogDtpre31.iLsfxC_v", "-r"] {
+            assert!(backup(flags, &home).is_ok(), "{flags}");
+            assert!(restore(flags, &home).is_ok(), "{flags}");
+        }
+        for letter in ['L', 'k', 'K'] {
+            let flags = format!("-rl{letter}tpe.iLsfxC");
+            assert_eq!(backup(&flags, &home), Err(RsyncRefusal::NarrowLetter(letter)));
+            assert!(backup(&flags, &everywhere()).is_ok(), "{flags}");
+        }
+        assert_eq!(restore("-rlXe.iLsfxC", &home), Err(RsyncRefusal::NarrowLetter('X')));
+        assert!(backup("-rlXe.iLsfxC", &home).is_ok());
+        for letter in ['B', 'T', 'f', 'M', 'F', 'P', 'a', 'h', 'i', 'w', 'Z'] {
+            let flags = format!("-rl{letter}tmp");
+            assert_eq!(backup(&flags, &everywhere()), Err(RsyncRefusal::Letter(letter)), "{flags}");
+        }
+        for flags in ["-e", "-re", "-re.x/y", "-re1x", "-r.e.x", "-r_"] {
+            assert_eq!(backup(flags, &everywhere()), Err(RsyncRefusal::BadFlags), "{flags}");
+        }
+    }
+
+    #[test]
+    fn reads_rsyncs_version() {
+        assert_eq!(parse_rsync_version("rsync  version 3.5.0  protocol version 32\nCopyright"), Some((3, 5, 0)));
+        assert_eq!(parse_rsync_version("rsync  version v3.2.7  protocol version 31"), None);
+        assert_eq!(parse_rsync_version("rsync  version 3.4.1-dev  protocol version 32"), Some((3, 4, 1)));
+        assert_eq!(parse_rsync_version("rsync version 3.10"), Some((3, 10, 0)));
+        assert!(parse_rsync_version("rsync  version 3.4.1").unwrap() < MIN_RSYNC_VERSION);
+        assert_eq!(parse_rsync_version("openrsync: protocol version 29"), None);
+        assert_eq!(parse_rsync_version(""), None);
     }
 
     #[test]
@@ -297,46 +435,50 @@ mod tests {
             ("/bin/sh", RsyncRefusal::NotRsync),
             ("sh -c id", RsyncRefusal::NotRsync),
             ("rsync-evil --server --sender -a . /", RsyncRefusal::NotRsync),
-            ("/tmp/rsync2 --server --sender -a . /", RsyncRefusal::NotRsync),
-            ("rsync --sender -a . /", RsyncRefusal::NotServer),
+            ("/tmp/rsync2 --server --sender -r . /", RsyncRefusal::NotRsync),
+            ("rsync --sender -r . /", RsyncRefusal::NotServer),
             ("rsync --daemon --server", RsyncRefusal::NotServer),
             ("rsync --server -lHogDtpre.iLsfxC . /", RsyncRefusal::RestoreDisabled),
             ("rsync --server --sender -slHogDtprcxe.iLsfxC", RsyncRefusal::ProtectArgs),
             ("rsync --server --sender -lse.iLsfxC . /", RsyncRefusal::ProtectArgs),
-            ("rsync --server --sender -e sh . /", RsyncRefusal::Forbidden("sh".into())),
-            ("rsync --server --sender --rsh=sh -a . /", RsyncRefusal::Forbidden("--rsh=sh".into())),
+            ("rsync --server --sender -e sh . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender --rsh=sh -r . /", RsyncRefusal::Forbidden("--rsh=sh".into())),
             (
-                "rsync --server --sender -a --remove-source-files . /",
+                "rsync --server --sender -r --remove-source-files . /",
                 RsyncRefusal::Forbidden("--remove-source-files".into()),
             ),
             (
-                "rsync --server --sender -a --log-file=/etc/crontab . /",
+                "rsync --server --sender -r --log-file=/etc/crontab . /",
                 RsyncRefusal::Forbidden("--log-file=/etc/crontab".into()),
             ),
             (
-                "rsync --server --sender -a --write-batch=/tmp/x . /",
+                "rsync --server --sender -r --write-batch=/tmp/x . /",
                 RsyncRefusal::Forbidden("--write-batch=/tmp/x".into()),
             ),
-            ("rsync --server --sender -a --daemon . /", RsyncRefusal::Forbidden("--daemon".into())),
-            ("rsync --server --sender -a . / /etc/shadow", RsyncRefusal::Forbidden("/etc/shadow".into())),
-            ("rsync --server --sender -a .", RsyncRefusal::Forbidden("(no path)".into())),
-            ("rsync --server --sender -a", RsyncRefusal::Forbidden("(no path)".into())),
-            ("rsync --server --sender -a . relative/path", RsyncRefusal::PathNotAllowed("relative/path".into())),
-            ("rsync --server --sender -a . /home/../etc", RsyncRefusal::PathNotAllowed("/home/../etc".into())),
-            ("rsync --server --sender -a . /home/some\\ share", RsyncRefusal::Forbidden("share".into())),
+            ("rsync --server --sender -r --daemon . /", RsyncRefusal::Forbidden("--daemon".into())),
+            ("rsync --server --sender -r . / /etc/shadow", RsyncRefusal::Forbidden("/etc/shadow".into())),
+            ("rsync --server --sender -r .", RsyncRefusal::Forbidden("(no path)".into())),
+            ("rsync --server --sender -r", RsyncRefusal::Forbidden("(no path)".into())),
+            ("rsync --server --sender -r . relative/path", RsyncRefusal::PathNotAllowed("relative/path".into())),
+            ("rsync --server --sender -r . /home/../etc", RsyncRefusal::PathNotAllowed("/home/../etc".into())),
+            ("rsync --server --sender -r . /home/some\\ share", RsyncRefusal::Forbidden("share".into())),
             (
-                "rsync --server --sender -a . /home/some\\share",
+                "rsync --server --sender -r . /home/some\\share",
                 RsyncRefusal::PathNotAllowed("/home/some\\share".into()),
             ),
-            ("rsync --server --sender -a . ~root", RsyncRefusal::PathNotAllowed("~root".into())),
-            ("rsync --server --sender -a;id . /", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -a$(id) . /", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -B1024 . /", RsyncRefusal::BadFlags),
-            ("rsync --server --sender -a --timeout=1;id . /", RsyncRefusal::Forbidden("--timeout=1;id".into())),
-            ("rsync --server --sender -a --timeout=x . /", RsyncRefusal::Forbidden("--timeout=x".into())),
-            ("rsync --server --sender -a\t. /", RsyncRefusal::BadCharacters),
-            ("rsync --server --sender -a\n. /", RsyncRefusal::BadCharacters),
-            ("rsync --server --sender -a  . /", RsyncRefusal::Forbidden("".into())),
+            ("rsync --server --sender -r . ~root", RsyncRefusal::PathNotAllowed("~root".into())),
+            ("rsync --server --sender -r;id . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -r$(id) . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -B1024 . /", RsyncRefusal::Letter('B')),
+            ("rsync --server --sender -lT/tmp . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -lTetc . /", RsyncRefusal::BadFlags),
+            ("rsync --server --sender -rfPxe.iLsfxC . /", RsyncRefusal::Letter('f')),
+            ("rsync --server --sender -rMxe.iLsfxC . /", RsyncRefusal::Letter('M')),
+            ("rsync --server --sender -r --timeout=1;id . /", RsyncRefusal::Forbidden("--timeout=1;id".into())),
+            ("rsync --server --sender -r --timeout=x . /", RsyncRefusal::Forbidden("--timeout=x".into())),
+            ("rsync --server --sender -r\t. /", RsyncRefusal::BadCharacters),
+            ("rsync --server --sender -r\n. /", RsyncRefusal::BadCharacters),
+            ("rsync --server --sender -r  . /", RsyncRefusal::Forbidden("".into())),
             ("rsync --server --sender - . /", RsyncRefusal::BadFlags),
             ("rsync --server --sender -e.iLs/x . /", RsyncRefusal::BadFlags),
         ];
@@ -345,7 +487,7 @@ mod tests {
         }
         assert_eq!(check_command(None, true, &everywhere()), Err(RsyncRefusal::NoCommand));
         assert_eq!(
-            check_command(Some(b"rsync --server -a . /\xff"), true, &everywhere()),
+            check_command(Some(b"rsync --server -r . /\xff"), true, &everywhere()),
             Err(RsyncRefusal::BadCharacters)
         );
         assert_eq!(check(&format!("{FULL}{}", "/x".repeat(300)), true), Err(RsyncRefusal::BadCharacters));
@@ -371,8 +513,32 @@ mod tests {
         #[test]
         fn checker_never_panics_and_never_passes_a_shell_character(input in any::<Vec<u8>>(), restore in any::<bool>()) {
             if let Ok(invocation) = check_command(Some(&input), restore, &everywhere()) {
-                for word in invocation.argv(false) {
+                for word in invocation.argv(&invocation.path, None) {
                     prop_assert!(!word.contains([';', '|', '&', '$', '`', '<', '>', ' ', '\'', '"', '\\']));
+                }
+            }
+        }
+
+        #[test]
+        fn accepted_bundles_hold_only_allowed_letters(
+            letters in "[A-Za-z0-9]{1,12}",
+            capabilities in proptest::option::of("[0-9]{0,3}\\.[A-Za-z0-9_]{0,10}"),
+            restore in any::<bool>(),
+            narrow in any::<bool>(),
+        ) {
+            let flags = format!("-{letters}{}", capabilities.map(|c| format!("e{c}")).unwrap_or_default());
+            let allowed = if narrow { vec!["/home".to_owned()] } else { everywhere() };
+            let command = format!("rsync --server {}{flags} . /home/x", if restore { "" } else { "--sender " });
+            if let Ok(invocation) = check_command(Some(command.as_bytes()), true, &allowed) {
+                let bundle = invocation.flags.trim_start_matches('-');
+                let letters = bundle.split('e').next().unwrap_or_default();
+                prop_assert!(letters.chars().all(|c| SHORT_OPTIONS.contains(c)));
+                prop_assert!(!letters.contains('s'));
+                prop_assert_eq!(invocation.narrow, narrow);
+                if narrow {
+                    prop_assert!(!letters.contains(['K', 'L', 'k']));
+                    prop_assert!(!restore || !letters.contains('X'));
+                    prop_assert!(invocation.argv("/home/x", Some("/home")).contains(&"--confine-root=/home".to_owned()));
                 }
             }
         }

@@ -415,8 +415,12 @@ impl Installed<'_> {
         }
         if self.options.system {
             self.will_create(manifest, &system::sudoers_path(&self.options.config.account))?;
-            let path = system::install_sudoers(&self.options.config.account, self.options.config.allow_restore)?;
-            written.push((path, "the backup account's sudo rule (rsync server mode only)"));
+            let path = system::install_sudoers(
+                &self.options.config.account,
+                &self.options.program,
+                &self.layout.client_config(),
+            )?;
+            written.push((path, "the backup account's sudo rule (rsyncsend as root only)"));
         }
         Ok(written)
     }

@@ -2,7 +2,6 @@
 //! Only `setup` and `uninstall` running as root call these, each through
 //! the system's own tools, by absolute path, without a shell.
 
-use crate::rsyncsend::RSYNC;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -78,6 +77,11 @@ pub enum SystemError {
         /// What visudo said.
         stderr: String,
     },
+    /// A path that the sudo rule would have to quote.
+    #[error(
+        "`{0}` cannot go in a sudo rule (only letters, digits and /._+- are allowed): install bpc-enroll and its configuration under plain paths"
+    )]
+    UnplainPath(String),
     /// A file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -345,26 +349,34 @@ pub fn sudoers_path(account: &str) -> PathBuf {
     Path::new(SUDOERS_DIR).join(format!("bpc-enroll-{account}"))
 }
 
-/// The sudo rule: the account may run rsync's server mode as root, without a
-/// password or a terminal, and nothing else. `rsyncsend` has checked the
-/// command before it asks sudo.
-pub fn sudoers_rule(account: &str, allow_restore: bool) -> String {
-    let mut rule = format!(
-        "# Written by bpc-enroll setup: the backup account may run rsync's server mode as root, nothing else.\n\
-         Defaults:{account} !requiretty, !lecture, env_reset\n\
-         {account} ALL=(root) NOPASSWD: {RSYNC} --server --sender *\n"
-    );
-    if allow_restore {
-        rule.push_str(&format!("{account} ALL=(root) NOPASSWD: {RSYNC} --server -*\n"));
+/// The sudo rule: the account may run `PROGRAM rsyncsend --config CONFIG`
+/// as root, with these exact arguments (no wildcard), without a password,
+/// and nothing else; sudo keeps `SSH_ORIGINAL_COMMAND` and `SSH_CONNECTION`
+/// for it. rsyncsend then checks BackupPC's command and resolves its path as
+/// root, and execs rsync itself with no sudo in between. Both Debian's sudo
+/// and sudo-rs accept the rule. `program` and `config` must be plain paths:
+/// sudoers gives spaces, commas, colons, `=` and `\` a meaning.
+pub fn sudoers_rule(account: &str, program: &str, config: &Path) -> Result<String, SystemError> {
+    check_account_name(account)?;
+    let config = config.to_str().unwrap_or_default();
+    for path in [program, config] {
+        let plain = path.starts_with('/') && path.chars().all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+        if !plain {
+            return Err(SystemError::UnplainPath(path.to_owned()));
+        }
     }
-    rule
+    Ok(format!(
+        "# Written by bpc-enroll setup: the backup account may run rsyncsend as root, nothing else.\n\
+         Defaults:{account} env_keep += \"SSH_ORIGINAL_COMMAND SSH_CONNECTION\"\n\
+         {account} ALL=(root) NOPASSWD: {program} rsyncsend --config {config}\n"
+    ))
 }
 
 /// Checks the rule with `visudo -c` in a temp file, then installs it
 /// atomically with mode 0440 (what sudo requires).
-pub fn install_sudoers(account: &str, allow_restore: bool) -> Result<PathBuf, SystemError> {
+pub fn install_sudoers(account: &str, program: &str, config: &Path) -> Result<PathBuf, SystemError> {
     let path = sudoers_path(account);
-    let body = sudoers_rule(account, allow_restore);
+    let body = sudoers_rule(account, program, config)?;
     let io_error = |source| SystemError::Io { path: path.clone(), source };
     let pending = files::AtomicWrite::prepare(&path, body.as_bytes(), 0o440).map_err(io_error)?;
     let output = Command::new("/usr/sbin/visudo")
@@ -410,11 +422,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rule_allows_rsync_server_mode_only() {
-        let rule = sudoers_rule("bckpciuem", false);
-        assert!(rule.contains("bckpciuem ALL=(root) NOPASSWD: /usr/bin/rsync --server --sender *\n"));
-        assert!(!rule.contains("--server -*"));
-        assert!(sudoers_rule("bckpciuem", true).contains("NOPASSWD: /usr/bin/rsync --server -*\n"));
+    fn the_rule_allows_rsyncsend_with_its_configuration_only() {
+        let rule = sudoers_rule("bckpciuem", "/usr/bin/bpc-enroll", Path::new("/etc/bpc-enroll/client.toml")).unwrap();
+        assert_eq!(
+            rule,
+            "# Written by bpc-enroll setup: the backup account may run rsyncsend as root, nothing else.\n\
+             Defaults:bckpciuem env_keep += \"SSH_ORIGINAL_COMMAND SSH_CONNECTION\"\n\
+             bckpciuem ALL=(root) NOPASSWD: /usr/bin/bpc-enroll rsyncsend --config /etc/bpc-enroll/client.toml\n"
+        );
+        assert!(!rule.contains('*') && !rule.contains("requiretty"));
+        for (program, config) in [("/usr/bin/bpc enroll", "/etc/c.toml"), ("/usr/bin/x", "/etc/a,b"), ("x", "/etc/c")] {
+            assert!(sudoers_rule("bckpciuem", program, Path::new(config)).is_err(), "{program} {config}");
+        }
     }
 
     #[test]
