@@ -3,7 +3,9 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matches_all};
-use client::{ClientConfig, SetupError, SetupOptions, SshSettings, demo, transport_with};
+#[cfg(feature = "file")]
+use client::demo;
+use client::{ClientConfig, SetupError, SetupOptions, SshSettings, transport_with};
 use protocol::text::printable;
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
@@ -16,10 +18,14 @@ use std::process::ExitCode;
 /// Exit status: 0 success, 1 refused by the server or by a check, 2 usage or
 /// configuration error, 3 the server cannot be reached.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+#[command(about, long_about, disable_version_flag = true, arg_required_else_help = true)]
 struct Cli {
+    /// Print the version, the transports built in (the URL schemes each
+    /// handles) and the credential stores available, as `svn --version` does
+    #[arg(short = 'V', long)]
+    version: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,12 +172,13 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup(args) => setup(args),
-        Command::Demo(args) => run_demo(args),
-        Command::Status(args) => status(args),
-        Command::Auth(args) => auth(args),
-        Command::Uninstall(args) => uninstall(args),
-        Command::Rsyncsend(args) => return rsyncsend(args),
+        None if cli.version => version(),
+        None => bail_usage("a subcommand is needed: see bpc-enroll --help"),
+        Some(_) if cli.version => bail_usage("--version goes alone, without a subcommand"),
+        Some(command) => match command {
+            Command::Rsyncsend(args) => return rsyncsend(args),
+            command => run(command),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +187,39 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+fn run(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Setup(args) => setup(args),
+        Command::Demo(args) => run_demo(args),
+        Command::Status(args) => status(args),
+        Command::Auth(args) => auth(args),
+        Command::Uninstall(args) => uninstall(args),
+        Command::Rsyncsend(_) => bail_usage("rsyncsend runs on its own"),
+    }
+}
+
+/// What this build can do, in the spirit of `svn --version`: the transports
+/// built in with the schemes each handles, and the credential stores.
+fn version() -> Result<(), Failure> {
+    let mut out = String::new();
+    out.push_str(&format!("bpc-enroll, version {}\n\n", env!("CARGO_PKG_VERSION")));
+    out.push_str("The following transports are available:\n");
+    for transport in client::transport::built_in() {
+        out.push_str(&format!("* {} : {}\n", transport.name, transport.description));
+        for scheme in transport.schemes {
+            out.push_str(&format!("  - handles '{scheme}' scheme\n"));
+        }
+    }
+    out.push_str("\nThe following credential stores are available:\n");
+    out.push_str("* the Subversion-format file cache (auth/svn.simple under the configuration folder)\n");
+    match client::credentials::KeyringStore::detect() {
+        Some(_) => out.push_str("* the OS credential store (the Secret Service answers)\n"),
+        None => out.push_str("  (no OS credential store answers here: passwords can only go to the file cache)\n"),
+    }
+    print!("{out}");
+    Ok(())
 }
 
 impl ConfigArgs {
@@ -424,6 +464,12 @@ fn rsync_is_recent_enough() -> Result<(), String> {
     }
 }
 
+#[cfg(not(feature = "file"))]
+fn run_demo(_args: DemoArgs) -> Result<(), Failure> {
+    bail_usage("the demo needs the in-process server (file://), which is not in this build")
+}
+
+#[cfg(feature = "file")]
 fn run_demo(args: DemoArgs) -> Result<(), Failure> {
     let report = demo::run(args.dir.as_deref(), &program(), &args.auth).map_err(|error| match error {
         demo::DemoError::Setup(error) => setup_failure(error),
@@ -503,6 +549,7 @@ fn ask_logon() -> anyhow::Result<String> {
     Ok(line.trim().to_owned())
 }
 
+#[cfg(feature = "file")]
 /// How to run the two programs in the demo's hints: by name when they are
 /// installed on the PATH, else by the path of this build (bpc-register
 /// beside it when it was built, else through cargo).

@@ -170,13 +170,33 @@ fn a_broken_client_config_names_file_line_and_key() {
 
 #[test]
 fn help_is_complete_for_every_command() {
-    for args in [&["--help"][..], &["setup", "--help"], &["demo", "--help"]] {
-        let output = bpc_enroll().args(args).env("COLUMNS", "100").output().unwrap();
+    let commands = ["setup", "demo", "status", "uninstall", "auth", "rsyncsend"];
+    let mut every = vec![vec!["--help"]];
+    every.extend(commands.iter().map(|command| vec![*command, "--help"]));
+    for args in every {
+        let output = bpc_enroll().args(&args).env("COLUMNS", "100").output().unwrap();
         assert!(output.status.success());
         let name = format!("help_{}", args.join("_").replace("--", ""));
-        insta::assert_snapshot!(name, String::from_utf8(output.stdout).unwrap());
+        let text = String::from_utf8(output.stdout).unwrap();
+        insta::assert_snapshot!(name, text);
     }
-    bpc_enroll().arg("--version").assert().success().stdout(predicate::str::starts_with("bpc-enroll "));
+    let top = String::from_utf8(bpc_enroll().arg("--help").output().unwrap().stdout).unwrap();
+    for command in commands {
+        assert!(top.contains(&format!("\n  {command} ")), "{command} is missing from --help");
+    }
+}
+
+#[test]
+fn version_lists_the_transports_and_credential_stores_of_this_build() {
+    let output = bpc_enroll().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with(&format!("bpc-enroll, version {}\n", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(text.contains("* ssh : ") && text.contains("  - handles 'ssh' scheme\n"), "{text}");
+    // The tests are built with the in-process server.
+    assert!(text.contains("* file : ") && text.contains("  - handles 'file' scheme\n"), "{text}");
+    assert!(text.contains("The following credential stores are available:\n* the Subversion-format file cache"));
+    bpc_enroll().args(["--version", "status"]).assert().code(2);
 }
 
 #[test]

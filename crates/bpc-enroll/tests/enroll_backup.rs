@@ -63,7 +63,11 @@ impl SystemGuard {
         fs::create_dir_all(dir).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
         let program = dir.join("bpc-enroll");
-        fs::copy(env!("CARGO_BIN_EXE_bpc-enroll"), &program).unwrap();
+        // BPC_ENROLL_UNDER_TEST: another build of bpc-enroll to install, such
+        // as the one for client machines, built without the in-process server.
+        let built = std::env::var_os("BPC_ENROLL_UNDER_TEST")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_bpc-enroll")), PathBuf::from);
+        fs::copy(&built, &program).unwrap();
         fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
         *PROGRAM.lock().unwrap_or_else(|p| p.into_inner()) = Some(program);
         SystemGuard

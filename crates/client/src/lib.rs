@@ -1,4 +1,5 @@
-//! The client side of bpc-enroll: `bpc-enroll setup` and `bpc-enroll demo`.
+//! The client side of bpc-enroll: `bpc-enroll setup` and, with the `file`
+//! feature (the in-process server), `bpc-enroll demo`.
 //!
 //! [`setup::enroll`] sends the request over a [`Transport`], reads the answer
 //! with `protocol`, and installs the server's key for the backup account.
@@ -7,6 +8,7 @@
 
 pub mod config;
 pub mod credentials;
+#[cfg(feature = "file")]
 pub mod demo;
 pub mod install;
 pub mod manage;
@@ -20,7 +22,9 @@ pub mod transport;
 
 pub use config::ClientConfig;
 pub use setup::{Enrollment, SetupError, SetupOptions, enroll, setup};
-pub use transport::{FileTransport, SshSettings, Transport, TransportError, transport_for, transport_with};
+#[cfg(feature = "file")]
+pub use transport::FileTransport;
+pub use transport::{SshSettings, Transport, TransportError, transport_for, transport_with};
 
 /// The OS part of `OS:logon` for the machine this runs on.
 pub fn detected_os() -> &'static str {

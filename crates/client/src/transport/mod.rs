@@ -1,0 +1,198 @@
+//! How the request reaches the server, chosen by the server URL's scheme:
+//! `ssh://` runs the system OpenSSH client ([`ssh`]); `file://` runs the
+//! register logic in this process ([`file`], built in only with the `file`
+//! feature, as Subversion links `ra_local` only when built in). Both answer
+//! the server's challenges through one [`session::ChallengeSession`].
+
+#[cfg(feature = "file")]
+mod file;
+pub mod session;
+mod ssh;
+
+#[cfg(feature = "file")]
+pub use file::FileTransport;
+pub use session::{ChallengeSession, converse};
+pub use ssh::{SETPRIV, SSH, SshSettings, SshTransport};
+
+use crate::credentials::{Authenticator, CredentialError};
+use protocol::Request;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Carries one request to the server and brings back its answer.
+pub trait Transport {
+    /// Sends `request`, answers the server's challenges with `auth`, and
+    /// returns the server's answer, unparsed.
+    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError>;
+
+    /// The addresses of the server this transport reached, for `from=` when
+    /// the server does not say where BackupPC connects from. Empty when there
+    /// is no network in between.
+    fn reached_addresses(&self) -> Vec<IpAddr> {
+        Vec::new()
+    }
+}
+
+/// Why the request could not be carried.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The server URL cannot be used.
+    #[error("bad server URL `{url}`: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `file://` needs the address the server should see.
+    #[error("a file:// server needs --client-ip: the address whose DNS name the server checks")]
+    MissingClientIp,
+    /// The client configuration lacks what the transport needs.
+    #[error("{0}")]
+    Config(String),
+    /// The server asked for a password that could not be given.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+    /// The server's SSH host key is not the pinned one.
+    #[error(
+        "the server's SSH host key does not match the one pinned in {known_hosts}: refusing to register \
+         (a forged server could read this whole machine); nothing was changed. If the server's key really \
+         changed, get the new known_hosts from the backup administrator"
+    )]
+    HostKeyMismatch {
+        /// The pinned known_hosts file.
+        known_hosts: PathBuf,
+    },
+    /// The server could not be reached (or, for `file://`, started).
+    #[error("cannot reach the server {server}: {reason}")]
+    Unreachable {
+        /// The server URL.
+        server: String,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// One transport built into this program, as `bpc-enroll --version` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltIn {
+    /// Its name.
+    pub name: &'static str,
+    /// The URL schemes it handles.
+    pub schemes: &'static [&'static str],
+    /// What it does.
+    pub description: &'static str,
+}
+
+/// The transports this build has, in the spirit of `svn --version`'s list of
+/// repository access modules.
+pub fn built_in() -> Vec<BuiltIn> {
+    let mut transports = vec![BuiltIn {
+        name: "ssh",
+        schemes: &["ssh"],
+        description: "the system OpenSSH client, the server's host key pinned",
+    }];
+    if cfg!(feature = "file") {
+        transports.push(BuiltIn {
+            name: "file",
+            schemes: &["file"],
+            description: "the register logic in this process, against a server.toml",
+        });
+    }
+    transports
+}
+
+/// The transport for `url`: `file:///path/to/server.toml` runs the register
+/// logic in this process (like Subversion's `file://`, and only when built
+/// in), seeing the request as coming from `client_ip`.
+pub fn transport_for(url: &str, client_ip: Option<IpAddr>) -> Result<Box<dyn Transport>, TransportError> {
+    transport_with(url, client_ip, None)
+}
+
+/// Like [`transport_for`], with what the `ssh://` transport needs.
+pub fn transport_with(
+    url: &str,
+    client_ip: Option<IpAddr>,
+    ssh: Option<SshSettings>,
+) -> Result<Box<dyn Transport>, TransportError> {
+    let bad = |reason: &str| TransportError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
+    let parsed = url::Url::parse(url).map_err(|error| bad(&error.to_string()))?;
+    match parsed.scheme() {
+        #[cfg(feature = "file")]
+        "file" => {
+            let config_path = parsed.to_file_path().map_err(|()| bad("a file:// URL needs an absolute local path"))?;
+            let client_ip = client_ip.ok_or(TransportError::MissingClientIp)?;
+            Ok(Box::new(FileTransport { config_path, client_ip }))
+        }
+        #[cfg(not(feature = "file"))]
+        "file" => {
+            let _ = client_ip;
+            Err(bad("file:// is not in this build (the in-process server is built in only with the `file` feature)"))
+        }
+        "ssh" => {
+            let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("an ssh:// URL needs a host"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            if host.starts_with('-') || !parsed.path().trim_matches('/').is_empty() {
+                return Err(bad("an ssh:// URL is ssh://[user@]host[:port], nothing more"));
+            }
+            let login = match parsed.username() {
+                "" => "backuppc".to_owned(),
+                user if protocol::Logon::parse(user).is_ok() => user.to_owned(),
+                _ => return Err(bad("the user part of the URL is not a plain account name")),
+            };
+            let settings = ssh.ok_or_else(|| {
+                TransportError::Config(
+                    "an ssh:// server needs `register-key` and `known-hosts` in client.toml (shipped by the backup administrator)".into(),
+                )
+            })?;
+            let port = parsed.port().unwrap_or(22);
+            Ok(Box::new(SshTransport { host, port, login, settings, reached: Default::default() }))
+        }
+        other => {
+            let schemes: Vec<String> =
+                built_in().iter().flat_map(|t| t.schemes).map(|scheme| format!("{scheme}://")).collect();
+            Err(bad(&format!("the `{other}` scheme is not supported; this build handles {}", schemes.join(", "))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "file")]
+    #[test]
+    fn picks_the_transport_from_the_scheme() {
+        let ip = Some("127.0.0.2".parse().unwrap());
+        assert!(transport_for("file:///srv/server.toml", ip).is_ok());
+        assert!(matches!(transport_for("file:///srv/server.toml", None), Err(TransportError::MissingClientIp)));
+        assert!(matches!(transport_for("gopher://x", ip), Err(TransportError::BadUrl { .. })));
+        assert!(matches!(transport_for("ssh://backup.example.org", ip), Err(TransportError::Config(_))));
+        assert!(transport_for("not a url", ip).is_err());
+    }
+
+    #[cfg(not(feature = "file"))]
+    #[test]
+    fn file_urls_say_they_are_not_in_this_build() {
+        let error = transport_for("file:///srv/server.toml", Some("127.0.0.2".parse().unwrap())).err().unwrap();
+        assert!(error.to_string().contains("file:// is not in this build"), "{error}");
+    }
+
+    #[test]
+    fn ssh_urls_are_checked() {
+        let ssh = || Some(SshSettings { register_key: "k".into(), known_hosts: "h".into(), run_as: None, timeout: 5 });
+        assert!(transport_with("ssh://backup.example.org:2222", None, ssh()).is_ok());
+        assert!(transport_with("ssh://-oProxyCommand=x", None, ssh()).is_err());
+        assert!(transport_with("ssh://backup.example.org/path", None, ssh()).is_err());
+        assert!(transport_with("ssh://a;b@backup.example.org", None, ssh()).is_err());
+        let error = transport_with("gopher://x", None, ssh()).err().unwrap().to_string();
+        assert!(error.contains("this build handles ssh://"), "{error}");
+    }
+
+    #[test]
+    fn the_build_lists_its_transports() {
+        let names: Vec<&str> = built_in().iter().map(|t| t.name).collect();
+        assert_eq!(names.first(), Some(&"ssh"));
+        assert_eq!(names.contains(&"file"), cfg!(feature = "file"));
+    }
+}
