@@ -119,9 +119,8 @@ fn component_name(component: Component<'_>) -> Option<std::ffi::OsString> {
 /// on `requested` is kept, since rsync reads it (a folder's contents rather
 /// than the folder). A backup (`must_exist`) needs the whole path to exist:
 /// rsync's sender follows a symlink at its source root, so a name left for
-/// rsync to look up could be planted as one after the check. A restore may
-/// name a folder still to be created; rsync's receiver refuses a symlink
-/// there unless root owns it.
+/// rsync to look up could be planted as one after the check. A restore is
+/// handed its destination folder itself (see `pin_restore`).
 pub fn pin(requested: &str, allowed: &[String], must_exist: bool) -> Result<PinnedPath, PathError> {
     let resolved = resolve(requested)?;
     let resolved_text = text(&resolved, requested)?;
@@ -138,7 +137,55 @@ pub fn pin(requested: &str, allowed: &[String], must_exist: bool) -> Result<Pinn
     let Some(root) = best else {
         return Err(PathError::Outside { requested: requested.to_owned(), resolved: resolved_text });
     };
-    pin_resolved(requested, &resolved, resolved_text, root, must_exist)
+    match must_exist {
+        true => pin_resolved(requested, &resolved, resolved_text, root, true),
+        false => pin_restore(requested, &resolved, resolved_text, root),
+    }
+}
+
+/// The pin of a restore's destination: the folder itself, held open and
+/// handed as `/proc/self/fd/N/`, so that no name is left for rsync to look
+/// up (a user who owns a folder on the way could swap such a name for a
+/// root-owned symlink, which rsync's receiver follows). A missing last folder
+/// is created here as root (0700; rsync then gives it the restored folder's
+/// mode and owner) and opened without following a link; a path with more
+/// than one missing folder is refused, and so is one that ends in a file.
+fn pin_restore(requested: &str, resolved: &Path, resolved_text: String, root: String) -> Result<PinnedPath, PathError> {
+    let names: Vec<&std::ffi::OsStr> = resolved.iter().skip(1).collect();
+    let raced = |component: &std::ffi::OsStr| PathError::Raced {
+        path: resolved_text.clone(),
+        component: component.to_string_lossy().into_owned(),
+    };
+    let mut fd = open_dir(None, std::ffi::OsStr::new("/")).map_err(|_| raced(std::ffi::OsStr::new("/")))?;
+    for (index, name) in names.iter().enumerate() {
+        let last = index + 1 == names.len();
+        match open_dir(Some(&fd), name) {
+            Ok(next) => fd = next,
+            Err(nix::errno::Errno::ENOENT) if last => {
+                nix::sys::stat::mkdirat(&fd, *name, nix::sys::stat::Mode::from_bits_truncate(0o700))
+                    .map_err(|_| raced(name))?;
+                fd = open_dir(Some(&fd), name).map_err(|_| raced(name))?;
+            }
+            Err(nix::errno::Errno::ENOENT) => {
+                return Err(PathError::Unresolvable {
+                    path: requested.to_owned(),
+                    reason: format!(
+                        "`{}` does not exist: a restore creates at most the last folder of its path",
+                        name.to_string_lossy()
+                    ),
+                });
+            }
+            Err(nix::errno::Errno::ENOTDIR) if last && is_plain_file(&fd, name) => {
+                return Err(PathError::Unresolvable {
+                    path: requested.to_owned(),
+                    reason: "a restore writes into a folder, and this is a file".into(),
+                });
+            }
+            Err(_) => return Err(raced(name)),
+        }
+    }
+    let handed = format!("/proc/self/fd/{}/", fd.as_raw_fd());
+    Ok(PinnedPath { fd, handed, resolved: resolved_text, root })
 }
 
 /// Opens the checked, resolved path from `/` without following any symlink
@@ -294,14 +341,15 @@ mod tests {
         assert_eq!(named.handed, format!("/proc/self/fd/{}/docs", named.fd.as_raw_fd()));
         let file = pin(&format!("{base}/home/alice/file"), &allowed, true).unwrap();
         assert_eq!(file.handed, format!("/proc/self/fd/{}/file", file.fd.as_raw_fd()));
-        let new = pin(&format!("{base}/home/alice/new/"), &allowed, false).unwrap();
-        assert_eq!(new.handed, format!("/proc/self/fd/{}/new/", new.fd.as_raw_fd()));
         // A backup of a missing folder would leave its name for a user to plant.
         assert!(matches!(pin(&format!("{base}/home/alice/new/"), &allowed, true), Err(PathError::Unresolvable { .. })));
         assert!(pin(&format!("{base}/home/alice/file/"), &allowed, true).is_err());
+        // A restore's missing folder is made and held itself.
+        let new = pin(&format!("{base}/home/alice/new/"), &allowed, false).unwrap();
+        assert_eq!(new.handed, format!("/proc/self/fd/{}/", new.fd.as_raw_fd()));
         assert_eq!(
             std::fs::read_link(format!("/proc/self/fd/{}", new.fd.as_raw_fd())).unwrap(),
-            Path::new(&format!("{base}/home/alice"))
+            Path::new(&format!("{base}/home/alice/new"))
         );
     }
 
@@ -317,6 +365,47 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(&pinned.handed).unwrap().map(|entry| entry.unwrap().file_name()).collect();
         assert_eq!(names, ["notes"]);
+    }
+
+    #[test]
+    fn a_restore_is_handed_its_folder_itself_so_no_swapped_name_leads_out() {
+        let (_dir, base) = tree();
+        let allowed = [format!("{base}/home")];
+        // An existing folder, named with or without the trailing slash, and
+        // one the pin creates: each is held, and a name swapped afterwards
+        // for a symlink out of the tree leads nowhere.
+        for (requested, existing) in [("home/alice/docs", true), ("home/alice/docs/", true), ("home/alice/new", false)]
+        {
+            let path = format!("{base}/{requested}");
+            let pinned = pin(&path, &allowed, false).unwrap();
+            assert!(pinned.handed.ends_with('/'), "{}", pinned.handed);
+            assert!(std::path::Path::new(&path).is_dir(), "{requested}");
+            let folder = path.trim_end_matches('/').to_owned();
+            std::fs::rename(&folder, format!("{folder}.moved")).unwrap();
+            symlink(format!("{base}/etc"), &folder).unwrap();
+            std::fs::write(format!("{}restored", pinned.handed), "x").unwrap();
+            assert!(!std::path::Path::new(&format!("{base}/etc/restored")).exists(), "{requested}: wrote outside");
+            assert!(std::path::Path::new(&format!("{folder}.moved/restored")).exists(), "{requested}");
+            std::fs::remove_file(&folder).unwrap();
+            if existing {
+                std::fs::rename(format!("{folder}.moved"), &folder).unwrap();
+                std::fs::remove_file(format!("{folder}/restored")).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_restore_creates_at_most_its_last_folder_and_never_into_a_file() {
+        let (_dir, base) = tree();
+        let allowed = [format!("{base}/home")];
+        let deep = format!("{base}/home/alice/a/b/");
+        assert!(matches!(pin(&deep, &allowed, false), Err(PathError::Unresolvable { .. })));
+        assert!(!std::path::Path::new(&format!("{base}/home/alice/a")).exists());
+        std::fs::write(format!("{base}/home/alice/file"), "").unwrap();
+        assert!(matches!(
+            pin(&format!("{base}/home/alice/file"), &allowed, false),
+            Err(PathError::Unresolvable { .. })
+        ));
     }
 
     #[test]
