@@ -152,6 +152,9 @@ impl Challenger for Bridge<'_> {
     }
 
     fn failed(&mut self, _reason: &str) {
-        self.session.failed();
+        // The in-process server says so at most once per answer.
+        if let Err(error) = self.session.failed() {
+            self.error = Some(error);
+        }
     }
 }

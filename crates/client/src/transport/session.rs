@@ -49,12 +49,13 @@ pub struct ChallengeSession<'a> {
     realm: Option<String>,
     answered: bool,
     challenges: usize,
+    failures: usize,
 }
 
 impl<'a> ChallengeSession<'a> {
     /// A session for the server at `origin` (`scheme://host:port`).
     pub fn new(origin: &str, auth: &'a mut dyn Authenticator) -> ChallengeSession<'a> {
-        ChallengeSession { auth, origin: origin.to_owned(), realm: None, answered: false, challenges: 0 }
+        ChallengeSession { auth, origin: origin.to_owned(), realm: None, answered: false, challenges: 0, failures: 0 }
     }
 
     /// The server asked (`auth-required` with `server_realmstring`): the
@@ -80,12 +81,22 @@ impl<'a> ChallengeSession<'a> {
         }
     }
 
-    /// The server rejected the last credentials.
-    pub fn failed(&mut self) {
+    /// The server rejected the last credentials; an error when it says so
+    /// more often than it asked (a server streaming `auth-failed` lines
+    /// would otherwise keep the client looping).
+    pub fn failed(&mut self) -> Result<(), TransportError> {
+        self.failures += 1;
+        if self.failures > self.challenges {
+            return Err(TransportError::Unreachable {
+                server: self.origin.clone(),
+                reason: "the server rejected credentials it had not asked for; giving up".into(),
+            });
+        }
         if let (true, Some(realm)) = (self.answered, &self.realm) {
             self.auth.rejected(realm);
         }
         self.answered = false;
+        Ok(())
     }
 
     /// The server's final answer came: only a registration made proves the
@@ -134,7 +145,7 @@ pub fn converse(
             continue;
         }
         if parse_auth_failed(&text).is_some() {
-            session.failed();
+            session.failed()?;
             continue;
         }
         session.finished(line.starts_with(b"success"));
@@ -179,6 +190,18 @@ mod tests {
         assert_eq!(sent.lines().filter(|l| l.starts_with("PLAIN ")).count(), MAX_CHALLENGES);
         assert_eq!(sent.lines().last(), Some(render_cancel().trim_end()));
         assert_eq!(auth.accepted, 0);
+    }
+
+    #[test]
+    fn a_server_that_streams_rejections_is_cut_off() {
+        let server = "auth-required PLAIN Example\n".to_owned() + &"auth-failed no\n".repeat(10_000);
+        let mut reader = std::io::Cursor::new(server.into_bytes());
+        let mut auth = Always::default();
+        let error = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut auth).unwrap_err();
+        assert!(error.to_string().contains("had not asked for"), "{error}");
+        assert_eq!(auth.asked, 1);
+        let mut reader = std::io::Cursor::new(b"auth-failed no\nsuccess\n".to_vec());
+        assert!(converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut Always::default()).is_err());
     }
 
     #[test]
