@@ -22,7 +22,7 @@ pub struct ClientConfig {
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
     /// The local backup account.
-    #[serde(default = "default_account")]
+    #[serde(default = "default_account", deserialize_with = "account_name")]
     pub account: String,
     /// Whether rsyncsend accepts restores.
     #[serde(default = "yes")]
@@ -180,6 +180,14 @@ fn quote(text: &str) -> String {
     out
 }
 
+/// The backup account, checked as the one rule both sides share: a value
+/// that reached the configuration can become a system account, a path and a
+/// sudo rule.
+fn account_name<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    protocol::AccountName::parse(&text).map(|name| name.to_string()).map_err(serde::de::Error::custom)
+}
+
 fn default_account() -> String {
     "bckpciuem".to_owned()
 }
@@ -219,6 +227,17 @@ mod tests {
     fn unknown_keys_are_refused() {
         let error = files::parse_toml::<ClientConfig>("acount = \"x\"\n", Path::new("c.toml")).unwrap_err();
         assert!(error.to_string().contains("acount"), "{error}");
+    }
+
+    #[test]
+    fn a_backup_account_that_could_not_be_a_system_account_is_refused_at_load() {
+        for bad in ["Root", "a b", "../x", "a\\\"b", "x,y"] {
+            let text = format!("account = {}\n", quote(bad));
+            let error = files::parse_toml::<ClientConfig>(&text, Path::new("c.toml")).unwrap_err();
+            assert!(error.to_string().contains("account"), "{bad:?}: {error}");
+        }
+        let config: ClientConfig = files::parse_toml("account = \"backup_1\"\n", Path::new("c.toml")).unwrap();
+        assert_eq!(config.account, "backup_1");
     }
 
     #[test]

@@ -140,7 +140,7 @@ pub fn bound_to(line: &str, command: &str) -> bool {
     let mut rest = line.trim();
     if let Some(after) = rest.strip_prefix("from=\"") {
         let Some((from, after)) = after.split_once("\",") else { return false };
-        if !protocol::is_address_list(from) {
+        if protocol::AddressList::parse(from).is_err() {
             return false;
         }
         rest = after;

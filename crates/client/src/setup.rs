@@ -213,9 +213,10 @@ pub fn enroll(
     {
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
-    let from = match success.get("from") {
-        Some(from) if protocol::is_address_list(from) => Some(from.to_owned()),
-        Some(from) => {
+    let from = match success.get("from").map(protocol::AddressList::parse) {
+        Some(Ok(from)) => Some(from.to_string()),
+        Some(Err(_)) => {
+            let from = success.get("from").unwrap_or_default();
             return Err(SetupError::BadAnswer(format!("from: is not a list of addresses: {}", printable(from))));
         }
         None => {

@@ -107,10 +107,7 @@ pub struct Account {
 
 /// Checks an account name the way `useradd` accepts it by default.
 pub fn check_account_name(name: &str) -> Result<(), SystemError> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if first_ok && rest_ok && name.len() <= 32 { Ok(()) } else { Err(SystemError::BadAccountName(name.to_owned())) }
+    protocol::AccountName::parse(name).map(|_| ()).map_err(|_| SystemError::BadAccountName(name.to_owned()))
 }
 
 /// The account named `name`, if it exists.

@@ -17,7 +17,7 @@ pub mod text;
 
 pub use answer::{Answer, SuccessAnswer, parse_answer, render_error, render_success};
 pub use connection::{ConnectionError, SshConnection};
-pub use names::{Domain, HostName, Logon, NameError, OsName, is_address_list};
+pub use names::{AccountName, AddressList, Domain, HostName, Logon, NameError, OsName, is_address_list};
 pub use refusal::Refusal;
 pub use request::{MAX_REQUEST_LEN, Request, RequestError, parse_request};
 pub use secret::Secret;

@@ -149,8 +149,69 @@ impl Domain {
 /// patterns as sshd's `from=` takes them (letters, digits and `.:-/*?!_`),
 /// with nothing that could end the option or start another.
 pub fn is_address_list(text: &str) -> bool {
-    text.split(',')
-        .all(|item| !item.is_empty() && item.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_".contains(c)))
+    AddressList::parse(text).is_ok()
+}
+
+/// A checked `from=` list: comma-separated addresses, host names or patterns
+/// as sshd takes them, with nothing that could end the option or start
+/// another, so it can go between the quotes of `from="..."` as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressList(String);
+
+impl AddressList {
+    /// Checks `text` as a `from=` list.
+    pub fn parse(text: &str) -> Result<AddressList, NameError> {
+        const KIND: &str = "address list";
+        check_length(text, KIND, 4096)?;
+        let ok = text
+            .split(',')
+            .all(|item| !item.is_empty() && item.chars().all(|c| c.is_ascii_alphanumeric() || ".:-/*?!_".contains(c)));
+        match ok {
+            true => Ok(AddressList(text.to_owned())),
+            false => Err(NameError::BadCharacter {
+                kind: KIND,
+                allowed: "comma-separated addresses, names or patterns (letters, digits and .:-/*?!_)",
+            }),
+        }
+    }
+
+    /// The list as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A local account name as `useradd` accepts it by default: a lowercase
+/// letter or `_`, then lowercase letters, digits, `_` or `-`, at most 32 in
+/// all. Both sides use this one rule: the client creates the account, the
+/// server writes it unquoted into `RsyncSshArgs`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountName(String);
+
+impl AccountName {
+    /// The longest account name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// Checks `text` as an account name.
+    pub fn parse(text: &str) -> Result<AccountName, NameError> {
+        const KIND: &str = "account name";
+        check_length(text, KIND, Self::MAX_LEN)?;
+        let mut chars = text.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        match first_ok && rest_ok {
+            true => Ok(AccountName(text.to_owned())),
+            false => Err(NameError::BadCharacter {
+                kind: KIND,
+                allowed: "a lowercase letter or '_', then lowercase letters, digits, '_' or '-'",
+            }),
+        }
+    }
+
+    /// The account name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 macro_rules! display_as_str {
@@ -162,7 +223,7 @@ macro_rules! display_as_str {
         }
     )*};
 }
-display_as_str!(Logon, OsName, HostName, Domain);
+display_as_str!(Logon, OsName, HostName, Domain, AddressList, AccountName);
 
 fn check_length(text: &str, kind: &'static str, max: usize) -> Result<(), NameError> {
     if text.is_empty() {
@@ -258,6 +319,13 @@ mod tests {
 
     #[test]
     fn address_lists_are_plain() {
+        assert_eq!(AddressList::parse("192.0.2.10,::1").unwrap().as_str(), "192.0.2.10,::1");
+        assert!(AddressList::parse("").is_err());
+        assert_eq!(AccountName::parse("bckpciuem").unwrap().to_string(), "bckpciuem");
+        assert!(AccountName::parse("_svc-1").is_ok());
+        for bad in ["", "Root", "a b", "-x", "1abc", "a;b", "../x", "a\"b", &"a".repeat(33)] {
+            assert!(AccountName::parse(bad).is_err(), "{bad:?}");
+        }
         assert!(is_address_list("192.0.2.10,2001:db8::/32,*.example.org,!10.0.0.1"));
         for bad in ["", "a,,b", "1.2.3.4 ", "1.2.3.4\",command=\"x", "a\nb"] {
             assert!(!is_address_list(bad), "{bad:?}");

@@ -377,24 +377,13 @@ fn url_template<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
 /// written into `RsyncSshArgs` (a Perl string run by BackupPC) unquoted.
 fn account<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let text = String::deserialize(deserializer)?;
-    let mut chars = text.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if first_ok && rest_ok && text.len() <= 32 {
-        Ok(text)
-    } else {
-        Err(serde::de::Error::custom("must be a lowercase account name of at most 32 characters ([a-z_][a-z0-9_-]*)"))
-    }
+    protocol::AccountName::parse(&text).map(|name| name.to_string()).map_err(serde::de::Error::custom)
 }
 
 /// Addresses or patterns as sshd's `from=` option takes them, comma-separated.
 fn from_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    if protocol::is_address_list(&text) {
-        Ok(Some(text))
-    } else {
-        Err(serde::de::Error::custom("must be comma-separated addresses, names or patterns, without spaces or quotes"))
-    }
+    protocol::AddressList::parse(&text).map(|list| Some(list.to_string())).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]
