@@ -80,7 +80,8 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
             return Err(RequestError::NotOsLogon);
         }
         if let Some(version) = option.strip_prefix("proto=") {
-            protocol = version.parse().map_err(|_| RequestError::NotOsLogon)?;
+            // Versions start at 1 (the seed's exchange); 0 names none.
+            protocol = version.parse().ok().filter(|v: &u32| *v >= 1).ok_or(RequestError::NotOsLogon)?;
         }
     }
     Ok(Request { os, logon, protocol })
@@ -118,6 +119,7 @@ mod tests {
             b"linux:alice  proto=2",
             b"linux:alice ",
             b"linux:alice\n",
+            b"l:aliae pro proto=0",
             b"linux:alice\0",
             b"\xff\xfe:alice",
             b"linux:alice proto=x",
