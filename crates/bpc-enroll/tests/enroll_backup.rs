@@ -572,3 +572,72 @@ fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
     assert!(!String::from_utf8_lossy(&again.stderr).contains("took over"));
     assert_eq!(fs::read_to_string(&keys).unwrap(), text);
 }
+
+#[test]
+fn an_installed_client_config_someone_else_can_change_makes_setup_refuse_and_change_nothing() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let url = file_server(base);
+    let config = base.join("client.toml");
+    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+    let installed = Path::new(INSTALLED_CONFIG);
+    let folder = installed.parent().unwrap();
+    assert!(!folder.exists(), "{} exists: not touching it", folder.display());
+    fs::create_dir(folder).unwrap();
+    let _remove_folder = RemoveOnDrop(folder.to_owned());
+    fs::set_permissions(folder, fs::Permissions::from_mode(0o755)).unwrap();
+    // Whoever can write it decides what rsyncsend as root may read and write.
+    let text = format!("account = \"{ACCOUNT}\"\nallowed-paths = [\"/\"]\nallow-restore = true\n");
+    fs::write(installed, &text).unwrap();
+    let set_mode = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let cases: [Spoiling<'_>; 3] = [
+        ("a group-writable file", Box::new(|| set_mode(installed, 0o664)), Box::new(|| set_mode(installed, 0o644))),
+        (
+            "a file owned by a user",
+            Box::new(|| std::os::unix::fs::chown(installed, Some(4242), None).unwrap()),
+            Box::new(|| std::os::unix::fs::chown(installed, Some(0), None).unwrap()),
+        ),
+        ("a group-writable folder", Box::new(|| set_mode(folder, 0o775)), Box::new(|| set_mode(folder, 0o755))),
+    ];
+    for (what, spoil, mend) in cases {
+        spoil();
+        let refused = bpc_enroll()
+            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", "alice", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        // rsyncsend as root refuses it too, before reading it.
+        let rsyncsend = bpc_enroll()
+            .args(["rsyncsend", "--config", INSTALLED_CONFIG])
+            .env("SSH_ORIGINAL_COMMAND", "rsync --server --sender -slHogDtprxe.iLsfxC . /etc/")
+            .output()
+            .unwrap();
+        mend();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{what}: {stderr}");
+        assert!(stderr.contains("can be changed by someone other than root"), "{what}: {stderr}");
+        assert!(nix::unistd::User::from_name(ACCOUNT).unwrap().is_none(), "{what}: the account was created");
+        for path in [MANIFEST.to_owned(), format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}")] {
+            assert!(!Path::new(&path).exists(), "{what}: {path} was written");
+        }
+        assert_eq!(fs::read_to_string(installed).unwrap(), text);
+        let said = String::from_utf8_lossy(&rsyncsend.stderr);
+        assert!(!rsyncsend.status.success(), "{what}: rsyncsend as root trusted it: {said}");
+        assert!(said.contains("can be changed by someone other than root"), "{what}: {said}");
+    }
+}
+
+/// A folder a test made, removed with what it holds even when the test fails.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A way to let someone other than root change a file, and the way back.
+type Spoiling<'a> = (&'static str, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>);
