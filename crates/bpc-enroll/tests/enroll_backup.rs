@@ -573,6 +573,110 @@ fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
     assert_eq!(fs::read_to_string(&keys).unwrap(), text);
 }
 
+/// The account's line in /etc/passwd.
+fn passwd_shell() -> String {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd.lines().find(|line| line.starts_with(&format!("{ACCOUNT}:"))).unwrap();
+    line.rsplit(':').next().unwrap().to_owned()
+}
+
+/// Logs in with the backup key as BackupPC would and asks for what
+/// rsyncsend refuses: the login itself is what is tested.
+fn backup_login(sshd: &Sshd, key: &Path) -> String {
+    let output = ssh_as_account(sshd, key);
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(said.contains("bpc-enroll rsyncsend: refused"), "the backup key did not reach rsyncsend: {output:?}");
+    said
+}
+
+#[test]
+fn a_taken_over_account_runs_no_start_up_file_at_a_backup_connection() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let url = file_server(base);
+    let backup_key = base.join("file-server/id_ed25519");
+    let config = base.join("client.toml");
+    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+    let setup = || {
+        bpc_enroll()
+            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", "alice", "--config"])
+            .arg(&config)
+            .arg("--take-over-account")
+            .output()
+            .unwrap()
+    };
+
+    // Its former controller gave it bash and left a .bashrc, which Debian's
+    // bash reads whenever sshd starts it, forced command or not.
+    let home = PathBuf::from(format!("/var/lib/{ACCOUNT}"));
+    run(Command::new("/usr/sbin/useradd")
+        .args(["--system", "--user-group", "--shell", "/bin/bash", "--password", "*", "--home-dir"])
+        .arg(&home)
+        .arg(ACCOUNT));
+    let account = nix::unistd::User::from_name(ACCOUNT).unwrap().unwrap();
+    let (uid, gid) = (account.uid.as_raw(), account.gid.as_raw());
+    let marks = base.join("marks");
+    fs::create_dir_all(&marks).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&marks, Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+    let bashrc = home.join(".bashrc");
+    let mark = marks.join("bashrc-ran");
+    fs::write(&bashrc, format!("/usr/bin/id -u > {}\n", mark.display())).unwrap();
+    std::os::unix::fs::chown(&bashrc, Some(uid), Some(gid)).unwrap();
+    let sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+
+    let taken = setup();
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    if taken.status.success() {
+        backup_login(&sshd, &backup_key);
+    }
+    assert!(!mark.exists(), "the planted .bashrc ran as the account at a backup connection: {stderr}");
+    assert_eq!(taken.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&bashrc.display().to_string()) && stderr.contains("remove them or move them"), "{stderr}");
+    assert_eq!(passwd_shell(), "/bin/bash", "the refused setup changed the shell");
+    assert_eq!(fs::metadata(&home).unwrap().uid(), uid, "the refused setup changed the home");
+    assert!(!Path::new(MANIFEST).exists());
+
+    // What sshd reads for the account elsewhere, or something of its own
+    // that systemd would start, is refused in the same way.
+    let linger_dir = Path::new("/var/lib/systemd/linger");
+    let made_linger_dir = !linger_dir.exists();
+    fs::create_dir_all(linger_dir).unwrap();
+    fs::write(linger_dir.join(ACCOUNT), "").unwrap();
+    fs::remove_file(&bashrc).unwrap();
+    let refused = setup();
+    fs::remove_file(linger_dir.join(ACCOUNT)).unwrap();
+    if made_linger_dir {
+        fs::remove_dir(linger_dir).unwrap();
+    }
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("systemd lingering"), "{stderr}");
+    assert!(!Path::new(MANIFEST).exists());
+
+    // Once the home holds nothing of its own, the take-over gives it /bin/sh.
+    let taken = setup();
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(taken.status.success(), "{stderr}");
+    assert!(stderr.contains("set the shell of bpcetest to /bin/sh"), "{stderr}");
+    assert_eq!(passwd_shell(), "/bin/sh");
+
+    // /bin/sh reads no start-up file for the forced command, wherever it comes from.
+    for name in [".bashrc", ".profile", ".bash_profile", ".bash_login", ".shrc"] {
+        fs::write(home.join(name), format!("/usr/bin/id -u > {}\n", marks.join(name).display())).unwrap();
+    }
+    backup_login(&sshd, &backup_key);
+    let ran: Vec<_> = fs::read_dir(&marks).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(ran.is_empty(), "start-up files ran at a backup connection: {ran:?}");
+    for name in [".bashrc", ".profile", ".bash_profile", ".bash_login", ".shrc"] {
+        fs::remove_file(home.join(name)).unwrap();
+    }
+}
+
 #[test]
 fn an_installed_client_config_someone_else_can_change_makes_setup_refuse_and_change_nothing() {
     require_system!();

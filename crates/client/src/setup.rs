@@ -418,6 +418,16 @@ impl Installed<'_> {
             if system::disable_password(&account.name)? {
                 taken_over.push(format!("disabled the password of {} (keys only from now on)", account.name));
             }
+            if system::set_shell(&account.name)? {
+                taken_over.push(format!(
+                    "set the shell of {} to {} (it reads no start-up file for the forced command)",
+                    account.name,
+                    system::ACCOUNT_SHELL
+                ));
+            }
+            // What the account could have put in its home before it became
+            // root's must not be there to run as it once the rule is in.
+            system::check_home(account, &self.layout.home(), "The sudo rule was not installed")?;
             // Nothing can log in as the account any more; what was started
             // before must not be there to use the rule.
             if *origin == AccountOrigin::TakeOver
