@@ -223,12 +223,15 @@ fn version() -> Result<(), Failure> {
 }
 
 impl ConfigArgs {
-    fn load(&self) -> Result<ClientConfig, client::config::TomlError> {
-        let path = self
-            .config
+    /// `--config`, else `BPC_ENROLL_CONFIG`; `None` means the default path.
+    fn given(&self) -> Option<PathBuf> {
+        self.config
             .clone()
-            .or_else(|| std::env::var_os("BPC_ENROLL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
-        ClientConfig::load_default_or(path.as_deref())
+            .or_else(|| std::env::var_os("BPC_ENROLL_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+    }
+
+    fn load(&self) -> Result<ClientConfig, client::config::TomlError> {
+        ClientConfig::load_default_or(self.given().as_deref())
     }
 }
 
@@ -395,6 +398,24 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
         log_event(true, &format!("{connection} refused: {reason}"));
         ExitCode::FAILURE
     };
+    if nix::unistd::geteuid().is_root() {
+        // Root trusts the configuration's allowed-paths and allow-restore:
+        // only root may be able to change it (or, missing, create it).
+        let path = args.given().unwrap_or_else(|| PathBuf::from(client::config::DEFAULT_CONFIG_PATH));
+        let shown = |path: &Path| protocol::text::escape(path.as_os_str().as_bytes());
+        match client::trust::changeable_by_others(&path, 0) {
+            Ok(found) if found.is_empty() => {}
+            Ok(found) => {
+                let found = found.iter().map(|p| shown(p)).collect::<Vec<_>>().join(", ");
+                return refuse(format!(
+                    "the client configuration {} can be changed by someone other than root ({found}: not root's, \
+                     or writable by group or others)",
+                    shown(&path)
+                ));
+            }
+            Err(error) => return refuse(format!("cannot check the client configuration {}: {error}", shown(&path))),
+        }
+    }
     let config = match args.load() {
         Ok(config) => config,
         Err(error) => return refuse(format!("cannot read the client configuration: {error}")),

@@ -572,3 +572,176 @@ fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
     assert!(!String::from_utf8_lossy(&again.stderr).contains("took over"));
     assert_eq!(fs::read_to_string(&keys).unwrap(), text);
 }
+
+/// The account's line in /etc/passwd.
+fn passwd_shell() -> String {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd.lines().find(|line| line.starts_with(&format!("{ACCOUNT}:"))).unwrap();
+    line.rsplit(':').next().unwrap().to_owned()
+}
+
+/// Logs in with the backup key as BackupPC would and asks for what
+/// rsyncsend refuses: the login itself is what is tested.
+fn backup_login(sshd: &Sshd, key: &Path) -> String {
+    let output = ssh_as_account(sshd, key);
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(said.contains("bpc-enroll rsyncsend: refused"), "the backup key did not reach rsyncsend: {output:?}");
+    said
+}
+
+#[test]
+fn a_taken_over_account_runs_no_start_up_file_at_a_backup_connection() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let url = file_server(base);
+    let backup_key = base.join("file-server/id_ed25519");
+    let config = base.join("client.toml");
+    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+    let setup = || {
+        bpc_enroll()
+            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", "alice", "--config"])
+            .arg(&config)
+            .arg("--take-over-account")
+            .output()
+            .unwrap()
+    };
+
+    // Its former controller gave it bash and left a .bashrc, which Debian's
+    // bash reads whenever sshd starts it, forced command or not.
+    let home = PathBuf::from(format!("/var/lib/{ACCOUNT}"));
+    run(Command::new("/usr/sbin/useradd")
+        .args(["--system", "--user-group", "--shell", "/bin/bash", "--password", "*", "--home-dir"])
+        .arg(&home)
+        .arg(ACCOUNT));
+    let account = nix::unistd::User::from_name(ACCOUNT).unwrap().unwrap();
+    let (uid, gid) = (account.uid.as_raw(), account.gid.as_raw());
+    let marks = base.join("marks");
+    fs::create_dir_all(&marks).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&marks, Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(&home, Some(uid), Some(gid)).unwrap();
+    let bashrc = home.join(".bashrc");
+    let mark = marks.join("bashrc-ran");
+    fs::write(&bashrc, format!("/usr/bin/id -u > {}\n", mark.display())).unwrap();
+    std::os::unix::fs::chown(&bashrc, Some(uid), Some(gid)).unwrap();
+    let sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+
+    let taken = setup();
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    if taken.status.success() {
+        backup_login(&sshd, &backup_key);
+    }
+    assert!(!mark.exists(), "the planted .bashrc ran as the account at a backup connection: {stderr}");
+    assert_eq!(taken.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&bashrc.display().to_string()) && stderr.contains("remove them or move them"), "{stderr}");
+    assert_eq!(passwd_shell(), "/bin/bash", "the refused setup changed the shell");
+    assert_eq!(fs::metadata(&home).unwrap().uid(), uid, "the refused setup changed the home");
+    assert!(!Path::new(MANIFEST).exists());
+
+    // What sshd reads for the account elsewhere, or something of its own
+    // that systemd would start, is refused in the same way.
+    let linger_dir = Path::new("/var/lib/systemd/linger");
+    let made_linger_dir = !linger_dir.exists();
+    fs::create_dir_all(linger_dir).unwrap();
+    fs::write(linger_dir.join(ACCOUNT), "").unwrap();
+    fs::remove_file(&bashrc).unwrap();
+    let refused = setup();
+    fs::remove_file(linger_dir.join(ACCOUNT)).unwrap();
+    if made_linger_dir {
+        fs::remove_dir(linger_dir).unwrap();
+    }
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("systemd lingering"), "{stderr}");
+    assert!(!Path::new(MANIFEST).exists());
+
+    // Once the home holds nothing of its own, the take-over gives it /bin/sh.
+    let taken = setup();
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(taken.status.success(), "{stderr}");
+    assert!(stderr.contains("set the shell of bpcetest to /bin/sh"), "{stderr}");
+    assert_eq!(passwd_shell(), "/bin/sh");
+
+    // /bin/sh reads no start-up file for the forced command, wherever it comes from.
+    for name in [".bashrc", ".profile", ".bash_profile", ".bash_login", ".shrc"] {
+        fs::write(home.join(name), format!("/usr/bin/id -u > {}\n", marks.join(name).display())).unwrap();
+    }
+    backup_login(&sshd, &backup_key);
+    let ran: Vec<_> = fs::read_dir(&marks).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(ran.is_empty(), "start-up files ran at a backup connection: {ran:?}");
+    for name in [".bashrc", ".profile", ".bash_profile", ".bash_login", ".shrc"] {
+        fs::remove_file(home.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn an_installed_client_config_someone_else_can_change_makes_setup_refuse_and_change_nothing() {
+    require_system!();
+    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = SystemGuard::new();
+    let base = system::base_dir();
+    let base = base.path();
+    let url = file_server(base);
+    let config = base.join("client.toml");
+    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+    let installed = Path::new(INSTALLED_CONFIG);
+    let folder = installed.parent().unwrap();
+    assert!(!folder.exists(), "{} exists: not touching it", folder.display());
+    fs::create_dir(folder).unwrap();
+    let _remove_folder = RemoveOnDrop(folder.to_owned());
+    fs::set_permissions(folder, fs::Permissions::from_mode(0o755)).unwrap();
+    // Whoever can write it decides what rsyncsend as root may read and write.
+    let text = format!("account = \"{ACCOUNT}\"\nallowed-paths = [\"/\"]\nallow-restore = true\n");
+    fs::write(installed, &text).unwrap();
+    let set_mode = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let cases: [Spoiling<'_>; 3] = [
+        ("a group-writable file", Box::new(|| set_mode(installed, 0o664)), Box::new(|| set_mode(installed, 0o644))),
+        (
+            "a file owned by a user",
+            Box::new(|| std::os::unix::fs::chown(installed, Some(4242), None).unwrap()),
+            Box::new(|| std::os::unix::fs::chown(installed, Some(0), None).unwrap()),
+        ),
+        ("a group-writable folder", Box::new(|| set_mode(folder, 0o775)), Box::new(|| set_mode(folder, 0o755))),
+    ];
+    for (what, spoil, mend) in cases {
+        spoil();
+        let refused = bpc_enroll()
+            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", "alice", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        // rsyncsend as root refuses it too, before reading it.
+        let rsyncsend = bpc_enroll()
+            .args(["rsyncsend", "--config", INSTALLED_CONFIG])
+            .env("SSH_ORIGINAL_COMMAND", "rsync --server --sender -slHogDtprxe.iLsfxC . /etc/")
+            .output()
+            .unwrap();
+        mend();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{what}: {stderr}");
+        assert!(stderr.contains("can be changed by someone other than root"), "{what}: {stderr}");
+        assert!(nix::unistd::User::from_name(ACCOUNT).unwrap().is_none(), "{what}: the account was created");
+        for path in [MANIFEST.to_owned(), format!("/etc/sudoers.d/bpc-enroll-{ACCOUNT}")] {
+            assert!(!Path::new(&path).exists(), "{what}: {path} was written");
+        }
+        assert_eq!(fs::read_to_string(installed).unwrap(), text);
+        let said = String::from_utf8_lossy(&rsyncsend.stderr);
+        assert!(!rsyncsend.status.success(), "{what}: rsyncsend as root trusted it: {said}");
+        assert!(said.contains("can be changed by someone other than root"), "{what}: {said}");
+    }
+}
+
+/// A folder a test made, removed with what it holds even when the test fails.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A way to let someone other than root change a file, and the way back.
+type Spoiling<'a> = (&'static str, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>);

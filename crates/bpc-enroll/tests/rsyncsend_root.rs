@@ -326,3 +326,37 @@ fn through_the_backup_account_and_real_sudo_narrow_paths_hold() {
     let owner = fs::metadata(machine.path("home/alice/restored/rootshell")).unwrap().uid();
     assert_eq!(owner, 0, "the restore did not run as root");
 }
+
+#[test]
+fn rsyncsend_as_root_refuses_a_configuration_someone_else_can_change() {
+    require_root!();
+    let machine = Machine::new(EVERYTHING, true);
+    fs::write(machine.path("home/alice/notes"), "mine\n").unwrap();
+    let output = machine.backup(&["-rlptgoD", "--numeric-ids"], "home/alice/", "got");
+    assert!(output.status.success(), "{}", said(&output));
+    let config = machine.path("client.toml");
+    let folder = machine.path("");
+    let set_mode = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    let cases: [Spoiling<'_>; 4] = [
+        ("group-writable", Box::new(|| set_mode(&config, 0o664)), Box::new(|| set_mode(&config, 0o644))),
+        ("writable by others", Box::new(|| set_mode(&config, 0o646)), Box::new(|| set_mode(&config, 0o644))),
+        (
+            "owned by a user",
+            Box::new(|| std::os::unix::fs::chown(&config, Some(ALICE), None).unwrap()),
+            Box::new(|| std::os::unix::fs::chown(&config, Some(0), None).unwrap()),
+        ),
+        ("in a group-writable folder", Box::new(|| set_mode(&folder, 0o775)), Box::new(|| set_mode(&folder, 0o755))),
+    ];
+    for (what, spoil, mend) in cases {
+        spoil();
+        let output = machine.backup(&["-rlptgoD", "--numeric-ids"], "home/alice/", "again");
+        mend();
+        assert!(!machine.path("again/notes").exists(), "a configuration {what} was trusted: {}", said(&output));
+        assert!(said(&output).contains("can be changed by someone other than root"), "{what}: {}", said(&output));
+    }
+    let output = machine.backup(&["-rlptgoD", "--numeric-ids"], "home/alice/", "again");
+    assert!(output.status.success(), "{}", said(&output));
+}
+
+/// A way to let someone other than root change a file, and the way back.
+type Spoiling<'a> = (&'static str, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>);

@@ -19,6 +19,7 @@ pub mod rsyncsend;
 pub mod setup;
 pub mod system;
 pub mod transport;
+pub mod trust;
 
 pub use config::ClientConfig;
 pub use setup::{Enrollment, SetupError, SetupOptions, enroll, setup};

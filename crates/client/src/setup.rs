@@ -9,6 +9,7 @@ use crate::install::{
 use crate::manifest::{AddedKey, Manifest};
 use crate::system::{self, Account, AccountOrigin, SystemError};
 use crate::transport::{Transport, TransportError};
+use crate::trust::changeable_by_others;
 use protocol::text::{hides_text, printable};
 use protocol::{Answer, Logon, OsName, Request, parse_answer};
 use std::path::PathBuf;
@@ -115,7 +116,7 @@ pub fn setup(
 ) -> Result<Enrollment, SetupError> {
     let layout = Layout::new(&options.root, &options.config.account);
     if options.system {
-        preflight(&options.program)?;
+        preflight(&options.program, &layout.client_config())?;
     }
     let account = match options.system {
         true => {
@@ -141,10 +142,12 @@ pub fn setup(
 }
 
 /// What a real installation needs, checked before anything changes: the
-/// system tools it runs, and a program that only root can replace, since the
-/// backup key (and through sudo, root) will run it.
-fn preflight(program: &str) -> Result<(), SetupError> {
-    use std::os::unix::fs::MetadataExt;
+/// system tools it runs, a program that only root can replace, since the
+/// backup key (and through sudo, root) will run it, and a client
+/// configuration (kept when it exists) that only root can change, since
+/// the sudo rule lets rsyncsend as root trust its `allowed-paths` and
+/// `allow-restore`.
+fn preflight(program: &str, config: &std::path::Path) -> Result<(), SetupError> {
     for tool in [
         "/usr/sbin/useradd",
         "/usr/sbin/usermod",
@@ -158,18 +161,28 @@ fn preflight(program: &str) -> Result<(), SetupError> {
         }
     }
     let program = std::path::Path::new(program);
-    for path in program.ancestors().filter(|p| !p.as_os_str().is_empty()) {
-        let meta = std::fs::metadata(path).map_err(|e| SetupError::NotReady(format!("{}: {e}", path.display())))?;
-        // A sticky folder such as /tmp lets no one else rename what root owns in it.
-        let others_can_write = meta.mode() & 0o022 != 0 && !(meta.is_dir() && meta.mode() & 0o1000 != 0);
-        if meta.uid() != 0 || others_can_write {
-            return Err(SetupError::NotReady(format!(
-                "{} can be changed by someone other than root, and the backup key would run {}: \
-                 install bpc-enroll in a root-owned folder such as /usr/local/bin first (nothing was changed)",
-                path.display(),
-                program.display()
-            )));
-        }
+    let not_ready =
+        |path: &std::path::Path, e: std::io::Error| SetupError::NotReady(format!("{}: {e}", path.display()));
+    if !program.exists() {
+        return Err(not_ready(program, std::io::ErrorKind::NotFound.into()));
+    }
+    if let Some(path) = changeable_by_others(program, 0).map_err(|e| not_ready(program, e))?.first() {
+        return Err(SetupError::NotReady(format!(
+            "{} can be changed by someone other than root, and the backup key would run {}: \
+             install bpc-enroll in a root-owned folder such as /usr/local/bin first (nothing was changed)",
+            path.display(),
+            program.display()
+        )));
+    }
+    if let Some(path) = changeable_by_others(config, 0).map_err(|e| not_ready(config, e))?.first() {
+        return Err(SetupError::NotReady(format!(
+            "{} can be changed by someone other than root (it must be root's and writable by root alone), \
+             and rsyncsend as root would trust {} for what backups may read and restores may write: \
+             make it root's and not writable by group or others (chown root: / chmod go-w), or remove it, \
+             then run setup again (nothing was changed)",
+            path.display(),
+            config.display()
+        )));
     }
     Ok(())
 }
@@ -406,6 +419,16 @@ impl Installed<'_> {
             if system::disable_password(&account.name)? {
                 taken_over.push(format!("disabled the password of {} (keys only from now on)", account.name));
             }
+            if system::set_shell(&account.name)? {
+                taken_over.push(format!(
+                    "set the shell of {} to {} (it reads no start-up file for the forced command)",
+                    account.name,
+                    system::ACCOUNT_SHELL
+                ));
+            }
+            // What the account could have put in its home before it became
+            // root's must not be there to run as it once the rule is in.
+            system::check_home(account, &self.layout.home(), "The sudo rule was not installed")?;
             // Nothing can log in as the account any more; what was started
             // before must not be there to use the rule.
             if *origin == AccountOrigin::TakeOver

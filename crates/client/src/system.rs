@@ -9,6 +9,21 @@ use std::process::{Command, Stdio};
 /// The folder of sudo's drop-in rules.
 pub const SUDOERS_DIR: &str = "/etc/sudoers.d";
 
+/// The backup account's shell, through which sshd runs the forced command.
+/// A POSIX `sh` given a command (`sh -c`) reads no start-up file: Debian's
+/// dash, and bash started as `sh`. bash started as `bash` reads `~/.bashrc`
+/// whenever sshd starts it, forced command or not.
+pub const ACCOUNT_SHELL: &str = "/bin/sh";
+
+/// sshd, asked (`sshd -T`) where it reads the account's keys from.
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// at's queue on Debian: one file per job, owned by whoever queued it.
+const AT_JOBS: &str = "/var/spool/cron/atjobs";
+
+/// systemd's lingering marks: a user manager runs for each account listed.
+const LINGER: &str = "/var/lib/systemd/linger";
+
 /// Why a system change failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemError {
@@ -65,6 +80,24 @@ pub enum SystemError {
         account: String,
         /// What runs.
         what: String,
+    },
+    /// The account's home holds something the account owns or can change,
+    /// which its shell or sshd could read and run as it.
+    #[error(
+        "the home of account {account}, {home}, holds what the account owns or can change, which a shell \
+         or sshd may read (start-up files, .ssh/rc, .ssh/environment, .forward, .config/systemd...) and run \
+         as the account at every backup connection, and from there rsyncsend as root: {found}. {outcome}: \
+         remove them or move them out of the home, then run setup again"
+    )]
+    HomeLeftovers {
+        /// The account.
+        account: String,
+        /// Its home.
+        home: PathBuf,
+        /// What is there, listed.
+        found: String,
+        /// What this run did about it.
+        outcome: &'static str,
     },
     /// The account name cannot be a system account name.
     #[error("`{0}` is not a valid account name ([a-z_][a-z0-9_-]*, at most 32 characters)")]
@@ -137,7 +170,9 @@ pub enum AccountOrigin {
 /// account is used only when an earlier setup made or took it over
 /// (`made_by_setup`) or when `take_over` allows it, and only when it is
 /// safe to bind a root-equivalent sudo rule to it; what taking it over
-/// changes happens after the server's `success`.
+/// changes happens after the server's `success`. Whichever it is, its home
+/// must hold nothing it owns or can write ([`home_leftovers`]): a new
+/// account whose home does is removed again.
 pub fn prepare_account(
     name: &str,
     home: &Path,
@@ -147,6 +182,7 @@ pub fn prepare_account(
     check_account_name(name)?;
     if let Some(account) = find_account(name)? {
         check_existing_account(&account, home)?;
+        check_home(&account, home, "Nothing was changed")?;
         if made_by_setup {
             return Ok((account, AccountOrigin::Setup));
         }
@@ -154,6 +190,8 @@ pub fn prepare_account(
             return Err(SystemError::ForeignAccount { account: name.into(), home: home.to_owned() });
         }
         check_nothing_runs_as(&account)?;
+        check_sole_owner_of_uid(&account)?;
+        check_sshd_reads_keys_from_home(&account)?;
         // A rule of setup's own may be left from a run that stopped half-way;
         // any other rule would stay in force beside the backup rule.
         if !sudoers_path(name).exists() && has_sudo_rules(name)? {
@@ -180,7 +218,7 @@ pub fn prepare_account(
             "--home-dir",
             home_text,
             "--shell",
-            "/bin/sh",
+            ACCOUNT_SHELL,
             "--comment",
             "BackupPC client (bpc-enroll)",
             "--password",
@@ -192,6 +230,12 @@ pub fn prepare_account(
         account: name.into(),
         problem: "is missing right after useradd".into(),
     })?;
+    // A home left by an earlier account of that name may hold its files,
+    // and useradd may give the new account the old one's uid.
+    if let Err(error) = check_home(&account, home, "The account was removed again") {
+        remove_account(name)?;
+        return Err(error);
+    }
     Ok((account, AccountOrigin::Created))
 }
 
@@ -274,13 +318,27 @@ fn check_nothing_runs_as(account: &Account) -> Result<(), SystemError> {
     Ok(())
 }
 
-/// What of the account's own is scheduled (a crontab) or running (a live
-/// process), if anything; `pkill -u` and `crontab -r -u` advice included.
+/// What of the account's own is scheduled (a crontab, an at job, systemd
+/// lingering, which starts its user manager and its units) or running (a
+/// live process), if anything, with the advice to stop it.
 pub fn running_as(account: &Account) -> Result<Option<String>, SystemError> {
     for spool in ["/var/spool/cron/crontabs", "/var/spool/cron"] {
         let crontab = Path::new(spool).join(&account.name);
         if crontab.is_file() {
             return Ok(Some(format!("a crontab, {} (crontab -r -u {})", crontab.display(), account.name)));
+        }
+    }
+    let linger = Path::new(LINGER).join(&account.name);
+    if linger.exists() {
+        return Ok(Some(format!("systemd lingering, {} (loginctl disable-linger {})", linger.display(), account.name)));
+    }
+    if let Ok(jobs) = std::fs::read_dir(AT_JOBS) {
+        use std::os::unix::fs::MetadataExt;
+        for job in jobs.flatten() {
+            let queued = !job.file_name().to_string_lossy().starts_with('.');
+            if queued && job.metadata().is_ok_and(|meta| meta.is_file() && meta.uid() == account.uid) {
+                return Ok(Some(format!("an at job, {} (atq; atrm)", job.path().display())));
+            }
         }
     }
     let processes = std::fs::read_dir("/proc").map_err(|source| SystemError::Io { path: "/proc".into(), source })?;
@@ -296,6 +354,207 @@ pub fn running_as(account: &Account) -> Result<Option<String>, SystemError> {
         }
     }
     Ok(None)
+}
+
+/// The most entries [`HomeLeftovers`](SystemError::HomeLeftovers) lists.
+const LISTED_AT_MOST: usize = 20;
+
+/// Refuses a home holding what the account owns or can change (see
+/// [`home_leftovers`]); `outcome` says what this run did about it.
+pub fn check_home(account: &Account, home: &Path, outcome: &'static str) -> Result<(), SystemError> {
+    let found = home_leftovers(account, home)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let mut listed: Vec<String> = found.iter().take(LISTED_AT_MOST).map(|path| path.display().to_string()).collect();
+    if found.len() > LISTED_AT_MOST {
+        listed.push(format!("and {} more", found.len() - LISTED_AT_MOST));
+    }
+    Err(SystemError::HomeLeftovers {
+        account: account.name.clone(),
+        home: home.to_owned(),
+        found: listed.join(", "),
+        outcome,
+    })
+}
+
+/// Everything in `home`, at any depth, that the account owns or can write
+/// (as its owner, through one of its groups, or as anyone), and every
+/// symbolic link it owns or that points to something it can write; the
+/// home itself, `.ssh` and the two keys files are left out, since setup
+/// makes them root's. A shell reads its start-up files there (`.bashrc`,
+/// `.profile`...), sshd reads `.ssh/rc` and `.ssh/environment`, mail
+/// `.forward`, systemd `.config/systemd/user`: whatever the account could
+/// put there would run as it, and the account may run rsyncsend as root.
+pub fn home_leftovers(account: &Account, home: &Path) -> Result<Vec<PathBuf>, SystemError> {
+    use std::os::unix::fs::MetadataExt;
+    fn io_error(path: &Path) -> impl Fn(io::Error) -> SystemError + '_ {
+        move |source| SystemError::Io { path: path.to_owned(), source }
+    }
+    match std::fs::symlink_metadata(home) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Ok(vec![home.to_owned()]),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(SystemError::Io { path: home.to_owned(), source }),
+    }
+    let groups = account_groups(account)?;
+    let writable = |meta: &std::fs::Metadata| {
+        meta.uid() == account.uid
+            || meta.mode() & 0o002 != 0
+            || (meta.mode() & 0o020 != 0 && groups.contains(&meta.gid()))
+    };
+    let ssh = home.join(".ssh");
+    let setups_own = [ssh.clone(), ssh.join("authorized_keys"), ssh.join("authorized_keys2")];
+    let mut found = Vec::new();
+    let mut pending = vec![home.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let path = entry.map_err(io_error(&dir))?.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(io_error(&path))?;
+            let changeable = if meta.file_type().is_symlink() {
+                meta.uid() == account.uid || std::fs::metadata(&path).is_ok_and(|target| writable(&target))
+            } else {
+                writable(&meta)
+            };
+            if changeable && !setups_own.contains(&path) {
+                found.push(path.clone());
+            }
+            if meta.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The account's group ids: its own and those it is a member of.
+fn account_groups(account: &Account) -> Result<Vec<u32>, SystemError> {
+    let user = std::ffi::CString::new(account.name.as_str())
+        .map_err(|e| SystemError::UnusableAccount { account: account.name.clone(), problem: e.to_string() })?;
+    let groups = nix::unistd::getgrouplist(&user, nix::unistd::Gid::from_raw(account.gid))
+        .map_err(|e| SystemError::Io { path: "/etc/group".into(), source: e.into() })?;
+    Ok(groups.into_iter().map(|gid| gid.as_raw()).collect())
+}
+
+/// Sets the account's shell to [`ACCOUNT_SHELL`] unless it is already;
+/// run after the server's `success`, as [`disable_password`]. Returns
+/// whether it changed.
+pub fn set_shell(name: &str) -> Result<bool, SystemError> {
+    check_account_name(name)?;
+    let passwd = read_system_file(Path::new("/etc/passwd"))?;
+    let current = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&name)).then(|| fields.get(6).copied().unwrap_or_default())
+    });
+    if current == Some(ACCOUNT_SHELL) {
+        return Ok(false);
+    }
+    run("/usr/sbin/usermod", &["--shell", ACCOUNT_SHELL, name])?;
+    Ok(true)
+}
+
+/// Another name with the same uid is the same account to the kernel, with
+/// its own password, keys and home.
+fn check_sole_owner_of_uid(account: &Account) -> Result<(), SystemError> {
+    let passwd = read_system_file(Path::new("/etc/passwd"))?;
+    if let Some(other) = other_name_with_uid(&passwd, account) {
+        return Err(SystemError::UnusableAccount {
+            account: account.name.clone(),
+            problem: format!("shares its uid {} with the account {other}; remove that entry first", account.uid),
+        });
+    }
+    Ok(())
+}
+
+/// The first name of `passwd` other than the account's with its uid.
+fn other_name_with_uid<'a>(passwd: &'a str, account: &Account) -> Option<&'a str> {
+    let uid = account.uid.to_string();
+    passwd.lines().map(|line| line.split(':').collect::<Vec<_>>()).find_map(|fields| {
+        let name = fields.first().copied()?;
+        (name != account.name && fields.get(2) == Some(&uid.as_str())).then_some(name)
+    })
+}
+
+/// Refuses an account whose keys sshd reads from elsewhere than the home's
+/// `.ssh/authorized_keys` and `.ssh/authorized_keys2` (which setup takes
+/// over), or asks a command for: such keys would stay in force. sshd's
+/// configuration for the account comes from `sshd -T -C user=ACCOUNT`;
+/// without sshd there is nothing to ask.
+fn check_sshd_reads_keys_from_home(account: &Account) -> Result<(), SystemError> {
+    if !Path::new(SSHD).exists() {
+        return Ok(());
+    }
+    let output = Command::new(SSHD)
+        .args(["-T", "-C", &format!("user={}", account.name)])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| SystemError::Spawn { program: SSHD.into(), source })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(SystemError::Failed { program: format!("{SSHD} -T"), status: output.status, stderr });
+    }
+    match sshd_key_sources_problem(&String::from_utf8_lossy(&output.stdout), account) {
+        Some(problem) => Err(SystemError::UnusableAccount { account: account.name.clone(), problem }),
+        None => Ok(()),
+    }
+}
+
+/// What in `sshd -T`'s output lets keys in for `account` other than those
+/// of its home's `.ssh/authorized_keys` and `.ssh/authorized_keys2`.
+pub fn sshd_key_sources_problem(sshd_t: &str, account: &Account) -> Option<String> {
+    let setting = |key: &str| {
+        sshd_t.lines().find_map(|line| {
+            let (name, value) = line.split_once(' ').unwrap_or((line, ""));
+            name.eq_ignore_ascii_case(key).then(|| value.trim().to_owned())
+        })
+    };
+    if let Some(command) = setting("authorizedkeyscommand").filter(|value| value != "none") {
+        return Some(format!(
+            "gets keys from sshd's AuthorizedKeysCommand `{command}`, which setup cannot take over; \
+             choose another `account` in client.toml"
+        ));
+    }
+    let ssh = account.home.join(".ssh");
+    let allowed = [ssh.join("authorized_keys"), ssh.join("authorized_keys2")];
+    let files = setting("authorizedkeysfile").unwrap_or_default();
+    for file in files.split_whitespace().filter(|file| *file != "none") {
+        let expanded = expand_sshd_tokens(file, account);
+        let path = account.home.join(&expanded);
+        if !allowed.contains(&path) {
+            return Some(format!(
+                "gets keys from {} (sshd's AuthorizedKeysFile `{file}`), which setup cannot take over; \
+                 choose another `account` in client.toml",
+                path.display()
+            ));
+        }
+    }
+    None
+}
+
+/// `%%`, `%h`, `%u` and `%U` of an sshd path, as sshd expands them.
+fn expand_sshd_tokens(text: &str, account: &Account) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('h') => out.push_str(&account.home.to_string_lossy()),
+            Some('u') => out.push_str(&account.name),
+            Some('U') => out.push_str(&account.uid.to_string()),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 /// Whether sudo lets the account run anything, as `sudo -l -U` lists it.
@@ -431,6 +690,81 @@ mod tests {
         for (program, config) in [("/usr/bin/bpc enroll", "/etc/c.toml"), ("/usr/bin/x", "/etc/a,b"), ("x", "/etc/c")] {
             assert!(sudoers_rule("bckpciuem", program, Path::new(config)).is_err(), "{program} {config}");
         }
+    }
+
+    fn account() -> Account {
+        Account { name: "bckpciuem".into(), uid: 999, gid: 999, home: "/var/lib/bckpciuem".into() }
+    }
+
+    #[test]
+    fn sshd_may_read_keys_only_from_the_two_files_setup_takes_over() {
+        let with = |files: &str, command: &str| {
+            let text = format!("port 22\nauthorizedkeyscommand {command}\nauthorizedkeysfile {files}\nusepam yes\n");
+            sshd_key_sources_problem(&text, &account())
+        };
+        for files in [
+            ".ssh/authorized_keys .ssh/authorized_keys2",
+            ".ssh/authorized_keys",
+            "%h/.ssh/authorized_keys",
+            "/var/lib/%u/.ssh/authorized_keys2",
+            "none",
+        ] {
+            assert_eq!(with(files, "none"), None, "{files}");
+        }
+        for files in [
+            "/etc/ssh/authorized_keys/%u",
+            ".ssh/authorized_keys .ssh/other_keys",
+            "/var/lib/%U/keys",
+            "%%h/.ssh/authorized_keys",
+            ".ssh/../.ssh2/authorized_keys",
+        ] {
+            let problem = with(files, "none").unwrap_or_default();
+            assert!(problem.contains("AuthorizedKeysFile"), "{files}: {problem}");
+        }
+        let problem = with(".ssh/authorized_keys", "/usr/bin/sss_ssh_authorizedkeys %u").unwrap_or_default();
+        assert!(problem.contains("AuthorizedKeysCommand `/usr/bin/sss_ssh_authorizedkeys %u`"), "{problem}");
+        assert_eq!(expand_sshd_tokens("%h/%u/%U/%%/%x%", &account()), "/var/lib/bckpciuem/bckpciuem/999/%/%x%");
+    }
+
+    #[test]
+    fn another_passwd_entry_with_the_same_uid_is_found() {
+        let passwd = "root:x:0:0::/root:/bin/bash\nbckpciuem:x:999:999::/var/lib/bckpciuem:/bin/sh\n";
+        assert_eq!(other_name_with_uid(passwd, &account()), None);
+        let shared = format!("{passwd}toor:x:999:0::/root:/bin/bash\n");
+        assert_eq!(other_name_with_uid(&shared, &account()), Some("toor"));
+    }
+
+    #[test]
+    fn what_the_account_owns_or_can_write_in_its_home_is_listed_but_the_keys_setup_takes_over() {
+        use std::fs;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let mode = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        fs::create_dir_all(home.join(".ssh")).unwrap();
+        fs::create_dir_all(home.join(".config/systemd")).unwrap();
+        for (file, file_mode) in [("notes", 0o644), (".ssh/rc", 0o664), (".ssh/authorized_keys", 0o666)] {
+            fs::write(home.join(file), "").unwrap();
+            mode(&home.join(file), file_mode);
+        }
+        mode(&home.join(".ssh"), 0o755);
+        mode(&home.join(".config"), 0o777);
+        mode(&home.join(".config/systemd"), 0o755);
+        fs::write(dir.path().join("open"), "").unwrap();
+        mode(&dir.path().join("open"), 0o666);
+        std::os::unix::fs::symlink(dir.path().join("open"), home.join(".profile")).unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let my_group = nix::unistd::getegid().as_raw();
+        // Another uid in the files' group: what that group or anyone may write.
+        let other = Account { name: "bpce-nosuch".into(), uid: me + 1, gid: my_group, home: home.clone() };
+        let listed = home_leftovers(&other, &home).unwrap();
+        assert_eq!(listed, [".config", ".profile", ".ssh/rc"].map(|name| home.join(name)));
+        // The owner of everything: all of it but .ssh and its keys.
+        let owner = Account { uid: me, ..other };
+        let listed = home_leftovers(&owner, &home).unwrap();
+        let expected = [".config", ".config/systemd", ".profile", ".ssh/rc", "notes"].map(|name| home.join(name));
+        assert_eq!(listed, expected);
+        assert!(home_leftovers(&owner, &dir.path().join("missing")).unwrap().is_empty());
     }
 
     #[test]
