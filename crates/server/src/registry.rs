@@ -206,6 +206,12 @@ impl BackupPcRegistry {
 
     /// Takes BackupPC's own lock, the one its CGI holds while it rewrites
     /// `hosts`; it is released when the returned file is closed.
+    ///
+    /// The folder belongs to `backuppc`, and bpc-register may run as root (an
+    /// administrator, or an in-process `file://` setup): a link planted at
+    /// `LOCK` is never followed, so root creates or opens nothing elsewhere,
+    /// and anything but a regular file (a FIFO would block the open, a device
+    /// would be opened) is refused.
     fn lock(&self) -> Result<File, RegistryError> {
         let path = self.conf_dir.join("LOCK");
         let fail = |action, source| RegistryError::Hosts { path: path.clone(), action, source };
@@ -214,8 +220,14 @@ impl BackupPcRegistry {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| fail("open the lock", e))?;
+        let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
+        if !file_type.is_file() {
+            let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
+            return Err(fail("use the lock", source));
+        }
         file.lock().map_err(|e| fail("take the lock", e))?;
         Ok(file)
     }
@@ -613,6 +625,41 @@ mod tests {
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
         assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
         assert!(!dir.path().join("pc.example.org.pl").exists());
+    }
+
+    #[test]
+    fn a_lock_replaced_by_a_link_is_neither_followed_nor_created() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), DEBIAN_HOSTS).unwrap();
+        let absent = dir.path().join("absent-target");
+        std::os::unix::fs::symlink(&absent, dir.path().join("LOCK")).unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert!(!absent.exists(), "the link's target was created");
+        assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
+        assert!(!dir.path().join("pc.example.org.pl").exists());
+
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(dir.path().join("LOCK")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("LOCK")).unwrap();
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert!(error.to_string().contains("LOCK"), "{error}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_lock_that_is_not_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("LOCK"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let error = BackupPcRegistry::new(dir.path()).register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert!(!dir.path().join("hosts").exists());
     }
 
     #[test]
