@@ -73,6 +73,11 @@ fn owners_are_the_ones_backuppc_sees() {
         b"host dhcp user moreUsers\npc1 0 alice\\\n#pc2 0 bob\n",
         b"host dhcp user moreUsers\npc/1 0 alice\npc;2 0 bob\npc.3 0 carol\n",
         b"host dhcp user moreUsers\npc1  0   alice\\  x\n",
+        b"host dhcp user user\npc1 0 alice mallory\npc2 0 bob\n",
+        b"user host dhcp user\nbob pc1 0 alice\n",
+        b"host dhcp user moreUsers\npc1 0 a\\\rb\\\rc\n",
+        b"host dhcp user moreUsers\r\npc1 0 alice\\\r\r\npc2\r0 bob\\\r\n",
+        b"host dhcp user moreUsers\npc1 0 al\\\x0bice\\\x0c\\\tx\n",
     ];
     for hosts in cases {
         assert_eq!(we_see(hosts), backuppc_sees(hosts), "{}", String::from_utf8_lossy(hosts));
