@@ -55,15 +55,19 @@ enum Command {
     },
     /// Check the server for problems and say how to fix them.
     ///
-    /// It checks BackupPC's server-wide config.pl (in `conf-dir`),
-    /// read with Perl as BackupPC reads it: BackupPC's web page must not let a
-    /// host's owner change a command BackupPC runs, the paths or arguments it
-    /// passes (RsyncSshArgs, RsyncArgs, RsyncShareName...), the transfer method
-    /// or the address it connects to (ClientNameAlias). Only config.pl's
-    /// CgiUserConfigEditEnable and CgiUserConfigEdit decide that; setting them
-    /// in a HOST.pl has no effect. When they allow it, it prints the lines to
-    /// add to config.pl;
-    /// bpc-register refuses to register hosts until they are there.
+    /// It checks BackupPC's server-wide config.pl (in `conf-dir`, after
+    /// /etc/backuppc/localconfig.pl), read with Perl as BackupPC reads it:
+    /// BackupPC's web page must let a host's owner change only harmless
+    /// settings (schedules, kept backups, files, blackouts, reminders), never
+    /// a command BackupPC runs, the paths or arguments it passes (RsyncSshArgs,
+    /// RsyncArgs, RsyncShareName...), the transfer method, the address it
+    /// connects to (ClientNameAlias) or the mail it sends (EMail*Mesg hold the
+    /// To: header). Only config.pl's CgiUserConfigEditEnable and
+    /// CgiUserConfigEdit decide that; setting them in a HOST.pl has no effect.
+    /// When they allow more, it prints the lines to add to config.pl;
+    /// bpc-register refuses to register hosts until they are there. Run as
+    /// root, it runs those files as their folder's owner (else config.pl's,
+    /// else nobody), never as root.
     ///
     /// Exit status: 0 when nothing was found, 1 when a problem was found,
     /// 2 when the configuration cannot be used.
@@ -132,15 +136,16 @@ fn check(config_path: &std::path::Path) -> ExitCode {
     match server::owner_edits::read(conf_dir) {
         Ok(edits) if edits.is_safe() => {
             println!(
-                "ok: {}: host owners cannot change the commands, paths, arguments or address BackupPC uses",
+                "ok: {}: host owners can change only harmless settings (no command, path, argument, address or mail)",
                 edits.config_path.display()
             );
             ExitCode::SUCCESS
         }
         Ok(edits) => {
             println!(
-                "problem: {}: BackupPC's web page lets a host's owner change {}; the next backup would run what \
-                 the owner wrote, as backuppc. bpc-register refuses to register hosts until it is fixed.",
+                "problem: {}: BackupPC's web page lets a host's owner change {}, which are not on bpc-register's \
+                 list of harmless settings: the next backup could run what the owner wrote, as backuppc, or \
+                 BackupPC could send her mail to anyone. bpc-register refuses to register hosts until it is fixed.",
                 edits.config_path.display(),
                 edits.dangerous_editable().join(", ")
             );

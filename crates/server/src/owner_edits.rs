@@ -6,14 +6,21 @@
 //! and then lets the owner save a key only when the server-wide
 //! `$Conf{CgiUserConfigEdit}{KEY}` is true; a key absent from that hash is
 //! not editable. Both come from `config.pl` (after Debian's optional
-//! `localconfig.pl`), never from the host's own `HOST.pl`. The values are
-//! Perl, so Perl reads them: `/usr/bin/perl` runs a fixed program that `do`es
-//! each file, as BackupPC's `ConfigDataRead` does, and prints the two
-//! settings as plain lines.
+//! `/etc/backuppc/localconfig.pl`, a path BackupPC hard-codes whatever its
+//! `ConfDir`), never from the host's own `HOST.pl`. The values are Perl, so
+//! Perl reads them: `/usr/bin/perl` runs a fixed program that `do`es each
+//! file, as BackupPC's `ConfigDataRead` does, and prints the two settings as
+//! plain lines.
+//!
+//! A key is safe to leave to owners only when it is on [`OWNER_EDITABLE`], a
+//! short allow-list of settings that change nothing but the owner's own
+//! backups (schedules, what to back up, when to be reminded): any other key
+//! an owner may edit is reported, whatever its name.
 
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,23 +43,25 @@ pub struct OwnerEdits {
 }
 
 impl OwnerEdits {
-    /// The dangerous keys a host's owner can change, in name order: none
-    /// when the editor is closed to owners.
+    /// The keys a host's owner can change that are not on
+    /// [`OWNER_EDITABLE`], in name order: none when the editor is closed to
+    /// owners.
     pub fn dangerous_editable(&self) -> Vec<&str> {
         if !self.enabled {
             return Vec::new();
         }
-        self.editable.iter().map(String::as_str).filter(|key| is_dangerous(key)).collect()
+        self.editable.iter().map(String::as_str).filter(|key| !owners_may_edit(key)).collect()
     }
 
-    /// Whether no owner can change a command BackupPC runs, the paths or
-    /// arguments it passes, or the machine it connects to.
+    /// Whether owners can change nothing but the settings on
+    /// [`OWNER_EDITABLE`]: no command BackupPC runs, path or argument it
+    /// passes, machine it connects to, or mail it sends.
     pub fn is_safe(&self) -> bool {
         self.dangerous_editable().is_empty()
     }
 
     /// The lines to add at the end of `config.pl` to make it safe while
-    /// leaving owners their harmless settings (schedules, files, email).
+    /// leaving owners their harmless settings (schedules, files, reminders).
     pub fn fix_lines(&self) -> Vec<String> {
         self.dangerous_editable().iter().map(|key| format!("$Conf{{CgiUserConfigEdit}}{{{key}}} = 0;")).collect()
     }
@@ -61,9 +70,9 @@ impl OwnerEdits {
     pub fn problem(&self) -> String {
         let keys = self.dangerous_editable();
         format!(
-            "{}: BackupPC's web page lets a host's owner change {} (commands, paths, arguments or the address \
-             BackupPC uses as itself); add to that file `{}`, or turn the owners' editor off with \
-             `$Conf{{CgiUserConfigEditEnable}} = 0;`",
+            "{}: BackupPC's web page lets a host's owner change {} (not on bpc-register's list of harmless \
+             settings: commands, paths, arguments, addresses or the mail BackupPC sends); add to that file `{}`, \
+             or turn the owners' editor off with `$Conf{{CgiUserConfigEditEnable}} = 0;`",
             self.config_path.display(),
             keys.join(", "),
             self.fix_lines().join(" ")
@@ -71,41 +80,57 @@ impl OwnerEdits {
     }
 }
 
-/// Whether an owner who may change `key` in a host's config can make BackupPC
-/// run another command, pass it other arguments or paths, or connect to
-/// another machine (where the backup key would let it in).
-///
-/// Every `*Cmd` and every `*Path` (program paths) is dangerous, and so are
-/// the keys below: the transfer method (it selects other commands), the
-/// share names and the client paths they map to, the ssh, rsync and tar
-/// arguments, the host name alias, the Perl modules BackupPC loads, and the
-/// two settings that decide what owners may edit.
-pub fn is_dangerous(key: &str) -> bool {
-    key.ends_with("Cmd") || key.ends_with("Path") || DANGEROUS.contains(&key)
+/// Whether a host's owner may be left to change `key` in BackupPC's web
+/// page: only when it is on [`OWNER_EDITABLE`].
+pub fn owners_may_edit(key: &str) -> bool {
+    OWNER_EDITABLE.contains(&key)
 }
 
-/// Dangerous keys that do not end in `Cmd` or `Path` (from BackupPC 4.4's
-/// `Config/Meta.pm` and Debian's `config.pl`).
-const DANGEROUS: &[&str] = &[
-    "XferMethod",
-    "ClientNameAlias",
-    "RsyncShareName",
-    "SmbShareName",
-    "TarShareName",
-    "FtpShareName",
-    "ClientShareName2Path",
-    "RsyncSshArgs",
-    "RsyncArgs",
-    "RsyncArgsExtra",
-    "RsyncFullArgsExtra",
-    "RsyncIncrArgsExtra",
-    "RsyncRestoreArgs",
-    "RsyncRestoreArgsExtra",
-    "TarFullArgs",
-    "TarIncrArgs",
-    "PerlModuleLoad",
-    "CgiUserConfigEdit",
-    "CgiUserConfigEditEnable",
+/// The settings a host's owner may change without reaching beyond her own
+/// host's backups, decided key by key from BackupPC 4.4's
+/// `$Conf{CgiUserConfigEdit}` (Debian's `config.pl`): the schedules and how
+/// long backups are kept, what is backed up, the blackout periods, when
+/// BackupPC tells her that backups are missing, and the log level.
+///
+/// Left out, among the keys Debian lets owners edit: every command, program
+/// path, share, client path, transfer method and ssh/rsync/tar argument
+/// (`ClientCharset` becomes rsync's `--iconv`); `ClientNameAlias` (the
+/// machine BackupPC connects to with its key); the mail templates
+/// (`EMail*Mesg`: they hold the `To:` header, and BackupPC sends them with
+/// `sendmail -t`), their subjects, `EMailHeaders`, `EMailUserDestDomain` and
+/// `EMailFromUserName` (the recipients and the sender of the mail); the
+/// settings of transfer methods these hosts do not use (`Ftp*`, `Smb*`,
+/// `Rsyncd*`, `Archive*` but `ArchiveInfoKeepCnt`), and `ClientComment`
+/// (text BackupPC's pages show).
+pub const OWNER_EDITABLE: &[&str] = &[
+    "ArchiveInfoKeepCnt",
+    "BackupFilesExclude",
+    "BackupFilesOnly",
+    "BackupZeroFilesIsFatal",
+    "BackupsDisable",
+    "BlackoutBadPingLimit",
+    "BlackoutGoodCnt",
+    "BlackoutPeriods",
+    "ClientTimeout",
+    "CompressLevel",
+    "EMailNotifyMinDays",
+    "EMailNotifyOldBackupDays",
+    "EMailNotifyOldOutlookDays",
+    "FillCycle",
+    "FixedIPNetBiosNameCheck",
+    "FullAgeMax",
+    "FullKeepCnt",
+    "FullKeepCntMin",
+    "FullPeriod",
+    "IncrAgeMax",
+    "IncrKeepCnt",
+    "IncrKeepCntMin",
+    "IncrPeriod",
+    "MaxOldPerPCLogFiles",
+    "PingMaxMsec",
+    "RefCntFsck",
+    "RestoreInfoKeepCnt",
+    "XferLogLevel",
 ];
 
 /// Why BackupPC's configuration could not be read.
@@ -129,6 +154,20 @@ pub enum OwnerEditsError {
         /// The system's reason.
         source: io::Error,
     },
+    /// Perl, run as someone other than root, could not read a file.
+    #[error(
+        "{path}: {user} cannot read it ({reason}); bpc-register reads BackupPC's configuration as {user}: run as \
+         root, it runs that Perl code as the configuration folder's owner, else config.pl's, else nobody, never \
+         as root; make the file readable by {user}, or run `bpc-register check` as the backuppc user"
+    )]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Who Perl ran as (`uid N`).
+        user: String,
+        /// Perl's reason.
+        reason: String,
+    },
     /// Perl could not load the file, as BackupPC could not either.
     #[error("{path}: BackupPC cannot load it either: {reason}; fix the file")]
     Perl {
@@ -139,11 +178,18 @@ pub enum OwnerEditsError {
     },
 }
 
-/// Reads what owners may edit from `conf_dir/config.pl` (and Debian's
-/// `localconfig.pl` when present), running Perl every time.
+/// Where Debian's BackupPC looks for `localconfig.pl`, whatever its
+/// `ConfDir` (`BackupPC::Storage::Text::ConfigDataRead`).
+pub const LOCALCONFIG: &str = "/etc/backuppc/localconfig.pl";
+
+/// Reads what owners may edit from `conf_dir/config.pl` (after
+/// [`LOCALCONFIG`] when present), running Perl every time.
 pub fn read(conf_dir: &Path) -> Result<OwnerEdits, OwnerEditsError> {
-    let files = ConfigFiles::of(conf_dir)?;
-    let output = run_perl(&files)?;
+    read_files(&ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?)
+}
+
+fn read_files(files: &ConfigFiles) -> Result<OwnerEdits, OwnerEditsError> {
+    let output = run_perl(files)?;
     parse_output(&files.config, &output)
 }
 
@@ -152,7 +198,7 @@ pub fn read(conf_dir: &Path) -> Result<OwnerEdits, OwnerEditsError> {
 /// nanoseconds, or absence) differs from the one recorded. A cache that
 /// cannot be written only costs time.
 pub fn read_cached(conf_dir: &Path, cache: &Path) -> Result<OwnerEdits, OwnerEditsError> {
-    let files = ConfigFiles::of(conf_dir)?;
+    let files = ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?;
     let key = files.identity()?;
     if let Some(output) = cached_output(cache, &key) {
         return parse_output(&files.config, &output);
@@ -171,12 +217,13 @@ const CACHE_HEADER: &str = "bpc-register owner-edits cache 1";
 
 /// The files BackupPC reads for its server-wide configuration, in order.
 struct ConfigFiles {
+    conf_dir: PathBuf,
     local: PathBuf,
     config: PathBuf,
 }
 
 impl ConfigFiles {
-    fn of(conf_dir: &Path) -> Result<ConfigFiles, OwnerEditsError> {
+    fn of(conf_dir: &Path, local: &Path) -> Result<ConfigFiles, OwnerEditsError> {
         let conf_dir = std::path::absolute(conf_dir)
             .map_err(|source| OwnerEditsError::Missing { path: conf_dir.join("config.pl"), source })?;
         let config = conf_dir.join("config.pl");
@@ -187,7 +234,7 @@ impl ConfigFiles {
             };
             return Err(OwnerEditsError::Missing { path: config, source });
         }
-        Ok(ConfigFiles { local: conf_dir.join("localconfig.pl"), config })
+        Ok(ConfigFiles { conf_dir, local: local.to_owned(), config })
     }
 
     /// One line naming each file and its identity.
@@ -215,7 +262,67 @@ impl ConfigFiles {
         // A path holding a line break cannot be told apart in the file.
         Ok(key.replace(['\n', '\r'], "?"))
     }
+
+    /// The files, opened now: what Perl reads and what decides whom it runs
+    /// as are the same inodes, whatever is renamed afterwards.
+    fn open(&self) -> Result<OpenedFiles, OwnerEditsError> {
+        let missing = |path: &Path| {
+            let path = path.to_owned();
+            move |source| OwnerEditsError::Missing { path, source }
+        };
+        let folder = File::open(&self.conf_dir).map_err(missing(&self.conf_dir))?;
+        let folder = folder.metadata().map_err(missing(&self.conf_dir))?;
+        let mut loaded = Vec::new();
+        match File::open(&self.local) {
+            Ok(file) => loaded.push((regular(file, &self.local)?, self.local.clone())),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(OwnerEditsError::Missing { path: self.local.clone(), source }),
+        }
+        let config = File::open(&self.config).map_err(missing(&self.config))?;
+        let config = regular(config, &self.config)?;
+        let config_owner = config.metadata().map_err(missing(&self.config))?.uid();
+        loaded.push((config, self.config.clone()));
+        Ok(OpenedFiles { folder_owner: folder.uid(), config_owner, loaded })
+    }
 }
+
+/// `file` when it is a regular file, as BackupPC's `-f` wants.
+fn regular(file: File, path: &Path) -> Result<File, OwnerEditsError> {
+    let meta = file.metadata().map_err(|source| OwnerEditsError::Missing { path: path.to_owned(), source })?;
+    if meta.is_file() {
+        Ok(file)
+    } else {
+        Err(OwnerEditsError::Missing { path: path.to_owned(), source: io::Error::other("not a regular file") })
+    }
+}
+
+/// The configuration files held open, in the order BackupPC loads them.
+struct OpenedFiles {
+    folder_owner: u32,
+    config_owner: u32,
+    loaded: Vec<(File, PathBuf)>,
+}
+
+impl OpenedFiles {
+    /// Whom Perl runs as when bpc-register runs as root: never root, since
+    /// the files are code that others may write. The configuration folder's
+    /// owner (`backuppc` on Debian) can replace any file in it and already
+    /// has BackupPC run them as `backuppc`, so running them as that owner
+    /// gives no one anything; when root owns the folder, `config.pl`'s owner,
+    /// for the same reason; when root owns both, `nobody`, which can read
+    /// Debian's files (0644) and write nothing of BackupPC's.
+    fn perl_identity(&self) -> (u32, u32) {
+        let uid = [self.folder_owner, self.config_owner].into_iter().find(|uid| *uid != 0).unwrap_or(NOBODY);
+        let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map_or(NOBODY, |user| user.gid.as_raw());
+        (uid, if gid == 0 { NOBODY } else { gid })
+    }
+}
+
+/// The uid and gid of `nobody` and `nogroup` on Debian.
+const NOBODY: u32 = 65534;
 
 /// The cached Perl output when the cache's key is `key`.
 fn cached_output(cache: &Path, key: &str) -> Option<String> {
@@ -228,20 +335,29 @@ fn cached_output(cache: &Path, key: &str) -> Option<String> {
 /// Loads the files in the package BackupPC loads them in, with `%Conf`
 /// carried from one to the next, and prints `enable 0|1`, `hash 0|1` (whether
 /// `CgiUserConfigEdit` is a hash) and `edit KEY 0|1` for each plain key. The
-/// files' own output goes to /dev/null so it cannot pose as ours. The paths
-/// arrive in `@ARGV`; nothing is interpolated into the program.
+/// files' own output goes to /dev/null so it cannot pose as ours. The files
+/// arrive in `@ARGV` as pairs: the descriptor's path (`/proc/self/fd/N`,
+/// opened by bpc-register) and the name to report; nothing is interpolated
+/// into the program. The Nth file (from 0) that it cannot open ends it with
+/// status 4 + N.
 const PERL_PROGRAM: &str = r#"
 package BackupPC::Storage::Text;
 use vars qw(%Conf);
 open(my $out, '>&', \*STDOUT) or die "cannot dup stdout: $!\n";
 open(STDOUT, '>', '/dev/null') or die "cannot redirect stdout: $!\n";
 my $conf = {};
-foreach my $file (@ARGV) {
-    next if ( !-f $file );
+my $index = 0;
+while ( my($file, $name) = splice(@ARGV, 0, 2) ) {
+    if ( !open(my $probe, '<', $file) ) {
+        print STDERR "$!\n";
+        exit(4 + $index);
+    }
+    $index++;
     %Conf = %$conf;
     $! = 0;
     if ( !defined(my $ret = do $file) && ($! || $@) ) {
-        my $why = $@ ? "cannot execute $file: $@" : "cannot open $file: $!";
+        my $why = $@ ? "cannot execute $name: $@" : "cannot open $name: $!";
+        $why =~ s/\Q$file\E/$name/g;
         $why =~ s/[\n\r]+/ /g;
         print STDERR "$why\n";
         exit 3;
@@ -260,45 +376,45 @@ if ( ref($edit) eq 'HASH' ) {
 print $out "end\n";
 "#;
 
-/// Runs the reading program as whoever runs bpc-register, except root: the
-/// file is code, and root (`bpc-register check` run by an administrator)
-/// runs it as the file's owner, who could change that code anyway, so that
-/// the owner of `config.pl` (`backuppc` on Debian) gains nothing by it.
-fn perl_command(config: &Path) -> Result<Command, OwnerEditsError> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(Command::new(PERL));
-    }
-    let meta = fs::metadata(config).map_err(|source| OwnerEditsError::Missing { path: config.to_owned(), source })?;
-    if meta.uid() == 0 {
-        return Ok(Command::new(PERL));
-    }
-    let mut command = Command::new(SETPRIV);
-    command.arg(format!("--reuid={}", meta.uid())).arg(format!("--regid={}", meta.gid())).args([
-        "--clear-groups",
-        "--",
-        PERL,
-    ]);
-    Ok(command)
-}
-
 /// util-linux's tool to drop root's identity before running Perl.
 const SETPRIV: &str = "/usr/bin/setpriv";
 
+/// Runs the reading program on the files held open: as whoever runs
+/// bpc-register, or, as root, as [`OpenedFiles::perl_identity`].
 fn run_perl(files: &ConfigFiles) -> Result<String, OwnerEditsError> {
-    let output = perl_command(&files.config)?
-        .arg("-e")
-        .arg(PERL_PROGRAM)
-        .arg("--")
-        .arg(&files.local)
-        .arg(&files.config)
+    let opened = files.open()?;
+    let (mut command, user) = if nix::unistd::geteuid().is_root() {
+        let (uid, gid) = opened.perl_identity();
+        let mut command = Command::new(SETPRIV);
+        command.arg(format!("--reuid={uid}")).arg(format!("--regid={gid}")).args(["--clear-groups", "--", PERL]);
+        (command, format!("uid {uid}"))
+    } else {
+        (Command::new(PERL), format!("uid {}", nix::unistd::geteuid()))
+    };
+    command.arg("-e").arg(PERL_PROGRAM).arg("--");
+    let names: Vec<PathBuf> = opened.loaded.iter().map(|(_, name)| name.clone()).collect();
+    for (file, name) in &opened.loaded {
+        // Perl inherits the descriptor and reads the very file examined
+        // here. It is closed right after this spawn; a process spawned by
+        // another thread meanwhile may inherit it too, read-only.
+        nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
+            .map_err(|errno| OwnerEditsError::Missing { path: name.clone(), source: errno.into() })?;
+        command.arg(format!("/proc/self/fd/{}", file.as_raw_fd())).arg(name);
+    }
+    let output = command
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| OwnerEditsError::Spawn { path: files.config.clone(), source })?;
+        .map_err(|source| OwnerEditsError::Spawn { path: files.config.clone(), source });
+    drop(opened);
+    let output = output?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let reason = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(path) = output.status.code().and_then(|code| names.get(usize::try_from(code).ok()?.checked_sub(4)?)) {
+        return Err(OwnerEditsError::Unreadable { path: path.clone(), user, reason });
+    }
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let reason = stderr.split_whitespace().collect::<Vec<_>>().join(" ");
         let reason = if reason.is_empty() { format!("perl ended with {}", output.status) } else { reason };
         return Err(OwnerEditsError::Perl { path: files.config.clone(), reason });
     }
@@ -367,8 +483,17 @@ mod tests {
         let edits = read(dir.path()).unwrap();
         assert!(!edits.is_safe());
         let keys = edits.dangerous_editable();
-        for key in ["RsyncSshArgs", "RsyncArgs", "RsyncShareName", "ClientNameAlias", "XferMethod"] {
-            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        let mail = [
+            "EMailNoBackupEverMesg",
+            "EMailNoBackupRecentMesg",
+            "EMailOutlookBackupMesg",
+            "EMailHeaders",
+            "EMailUserDestDomain",
+            "EMailFromUserName",
+        ];
+        for key in ["RsyncSshArgs", "RsyncArgs", "RsyncShareName", "ClientNameAlias", "XferMethod"].iter().chain(&mail)
+        {
+            assert!(keys.contains(key), "{key} missing from {keys:?}");
         }
         for harmless in ["FullPeriod", "BackupFilesExclude", "EMailNotifyMinDays", "RsyncClientPath"] {
             assert!(!keys.contains(&harmless), "{harmless} in {keys:?}");
@@ -407,6 +532,29 @@ mod tests {
     }
 
     #[test]
+    fn a_key_not_on_the_allow_list_is_reported_whatever_its_name() {
+        let dir = conf_dir(
+            "$Conf{CgiUserConfigEditEnable} = 1;\n\
+             $Conf{CgiUserConfigEdit} = { FullPeriod => 1, EMailNoBackupEverMesg => 1, SomeFutureKey => 1 };\n",
+        );
+        let edits = read(dir.path()).unwrap();
+        assert_eq!(edits.dangerous_editable(), ["EMailNoBackupEverMesg", "SomeFutureKey"]);
+        assert_eq!(
+            edits.fix_lines(),
+            ["$Conf{CgiUserConfigEdit}{EMailNoBackupEverMesg} = 0;", "$Conf{CgiUserConfigEdit}{SomeFutureKey} = 0;"]
+        );
+    }
+
+    #[test]
+    fn every_allowed_key_is_one_debian_lets_owners_edit() {
+        let Some(dir) = debian_plus("") else { return };
+        let edits = read(dir.path()).unwrap();
+        for key in OWNER_EDITABLE {
+            assert!(edits.editable.contains(*key), "{key} is not a key BackupPC's editor offers owners");
+        }
+    }
+
+    #[test]
     fn a_key_absent_from_the_hash_is_not_editable() {
         let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit} = { FullPeriod => 1 };\n");
         let edits = read(dir.path()).unwrap();
@@ -441,6 +589,11 @@ mod tests {
         assert!(read(&odd).unwrap().is_safe());
     }
 
+    /// [`read`] with `localconfig.pl` in `dir` instead of [`LOCALCONFIG`].
+    fn read_with_local_in(dir: &Path) -> Result<OwnerEdits, OwnerEditsError> {
+        read_files(&ConfigFiles::of(dir, &dir.join("localconfig.pl"))?)
+    }
+
     #[test]
     fn localconfig_is_read_first_and_config_pl_wins() {
         let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
@@ -449,16 +602,88 @@ mod tests {
             "$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit}{RsyncSshArgs} = 1;\n",
         )
         .unwrap();
-        assert!(read(dir.path()).unwrap().is_safe());
+        assert!(read_with_local_in(dir.path()).unwrap().is_safe());
         fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 1;\n").unwrap();
-        assert_eq!(read(dir.path()).unwrap().dangerous_editable(), ["RsyncSshArgs"]);
+        assert_eq!(read_with_local_in(dir.path()).unwrap().dangerous_editable(), ["RsyncSshArgs"]);
+    }
+
+    #[test]
+    fn the_localconfig_read_is_the_one_backuppc_loads_not_one_beside_config_pl() {
+        // BackupPC loads /etc/backuppc/localconfig.pl whatever its ConfDir.
+        let dir = conf_dir("$Conf{CgiUserConfigEdit} = { RsyncSshArgs => 1 };\n");
+        fs::write(dir.path().join("localconfig.pl"), "$Conf{CgiUserConfigEditEnable} = 0;\n").unwrap();
+        let files = ConfigFiles::of(dir.path(), Path::new(LOCALCONFIG)).unwrap();
+        assert_eq!(files.local, Path::new("/etc/backuppc/localconfig.pl"));
+        if Path::new(LOCALCONFIG).exists() {
+            eprintln!("SKIPPED the behaviour half: this machine has its own {LOCALCONFIG}");
+            return;
+        }
+        fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 1;\n").unwrap();
+        fs::write(
+            dir.path().join("localconfig.pl"),
+            "$Conf{CgiUserConfigEditEnable} = 0;\n$Conf{CgiUserConfigEdit}{RsyncSshArgs} = 1;\n",
+        )
+        .unwrap();
+        assert!(read(dir.path()).unwrap().is_safe(), "a localconfig.pl beside config.pl was read");
+    }
+
+    fn needs_root(name: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            return true;
+        }
+        eprintln!("SKIPPED {name}: needs root");
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        false
+    }
+
+    #[test]
+    fn root_runs_perl_as_the_folders_owner_when_root_owns_config_pl() {
+        if !needs_root("root_runs_perl_as_the_folders_owner_when_root_owns_config_pl") {
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        // The folder's owner cannot change config.pl (root's), but BackupPC
+        // also loads localconfig.pl in the same Perl, and she can write that.
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+        let marker = dir.path().join("marker");
+        let local =
+            format!("open(my $m, '>', '{}') or die \"marker: $!\"; print $m \"$<\"; close($m);\n", marker.display());
+        fs::write(dir.path().join("localconfig.pl"), local).unwrap();
+        std::os::unix::fs::chown(dir.path().join("localconfig.pl"), Some(NOBODY), Some(NOBODY)).unwrap();
+        assert!(read_with_local_in(dir.path()).unwrap().is_safe());
+        assert_eq!(fs::read_to_string(&marker).unwrap(), NOBODY.to_string(), "localconfig.pl ran as root");
+    }
+
+    #[test]
+    fn root_runs_perl_as_nobody_when_root_owns_the_folder_and_the_file() {
+        if !needs_root("root_runs_perl_as_nobody_when_root_owns_the_folder_and_the_file") {
+            return;
+        }
+        // The folder stays 0700: Perl reads the file through the descriptor
+        // bpc-register opened, which a later rename cannot change either.
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit}{\"uid$<\"} = 1;\n");
+        assert_eq!(read(dir.path()).unwrap().editable.iter().collect::<Vec<_>>(), ["uid65534"]);
+    }
+
+    #[test]
+    fn a_file_perl_cannot_read_as_nobody_is_refused_with_what_to_do() {
+        if !needs_root("a_file_perl_cannot_read_as_nobody_is_refused_with_what_to_do") {
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        fs::set_permissions(dir.path().join("config.pl"), fs::Permissions::from_mode(0o600)).unwrap();
+        let error = read(dir.path()).unwrap_err();
+        assert!(matches!(error, OwnerEditsError::Unreadable { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("uid 65534") && message.contains("as the backuppc user"), "{message}");
     }
 
     #[test]
     fn root_runs_the_file_as_its_owner() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED root_runs_the_file_as_its_owner: needs root");
-            assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        if !needs_root("root_runs_the_file_as_its_owner") {
             return;
         }
         let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit}{\"uid$<\"} = 1;\n");

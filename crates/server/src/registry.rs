@@ -206,6 +206,12 @@ impl BackupPcRegistry {
 
     /// Takes BackupPC's own lock, the one its CGI holds while it rewrites
     /// `hosts`; it is released when the returned file is closed.
+    ///
+    /// The folder belongs to `backuppc`, and bpc-register may run as root (an
+    /// administrator, or an in-process `file://` setup): a link planted at
+    /// `LOCK` is never followed, so root creates or opens nothing elsewhere,
+    /// and anything but a regular file (a FIFO would block the open, a device
+    /// would be opened) is refused.
     fn lock(&self) -> Result<File, RegistryError> {
         let path = self.conf_dir.join("LOCK");
         let fail = |action, source| RegistryError::Hosts { path: path.clone(), action, source };
@@ -214,8 +220,14 @@ impl BackupPcRegistry {
             .create(true)
             .truncate(false)
             .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| fail("open the lock", e))?;
+        let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
+        if !file_type.is_file() {
+            let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
+            return Err(fail("use the lock", source));
+        }
         file.lock().map_err(|e| fail("take the lock", e))?;
         Ok(file)
     }
@@ -280,9 +292,15 @@ impl Registry for BackupPcRegistry {
         let _lock = self.lock()?;
         let hosts = with_usable_header(self.read_hosts()?);
         let parsed = parse_hosts(&hosts);
-        match parsed.owner_of(registration.host.as_str()) {
-            Some(owner) if owner != registration.owner.as_str() => {
-                Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: owner.to_owned() })
+        // BackupPC reads duplicate lines both ways: the daemon and the web
+        // page (`HostInfoRead()`) keep the last, `BackupPC_dump`
+        // (`HostInfoRead($host)`) the first. A host is this owner's only when
+        // every one of its lines says so.
+        let owners = parsed.owners_of(registration.host.as_str());
+        let others: Vec<&str> = owners.iter().copied().filter(|owner| *owner != registration.owner.as_str()).collect();
+        match owners.first() {
+            Some(_) if !others.is_empty() => {
+                Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: others.join(", ") })
             }
             Some(_) => {
                 let journal = self.append_journal(registration, "confirmed")?;
@@ -350,9 +368,17 @@ pub struct HostsFile {
 }
 
 impl HostsFile {
-    /// The owner BackupPC sees for `host`: of duplicate lines, it keeps the last.
+    /// The owner BackupPC's daemon and web page see for `host`: of duplicate
+    /// lines, `HostInfoRead()` keeps the last.
     pub fn owner_of(&self, host: &str) -> Option<&str> {
         self.hosts.iter().rev().find(|line| line.host == host).map(|line| line.user.as_str())
+    }
+
+    /// The owner of every line for `host`, in file order: more than one when
+    /// the file has duplicate lines, of which `BackupPC_dump`
+    /// (`HostInfoRead($host)`) keeps the first and the daemon the last.
+    pub fn owners_of(&self, host: &str) -> Vec<&str> {
+        self.hosts.iter().filter(|line| line.host == host).map(|line| line.user.as_str()).collect()
     }
 
     /// Whether the header names the `host` and `user` columns, so that BackupPC
@@ -369,9 +395,11 @@ impl HostsFile {
 /// the first run of CR/LF goes, `#` starts a comment, trailing white space
 /// goes, and only lines that start with a name (`[\w.\\-]+`) followed by white
 /// space count, so an indented line does not. Fields are split on white space
-/// not preceded by a backslash, then `\ ` becomes a space. The first counted
-/// line is the header, and each later line's fields are named by it; host
-/// names compare lowercased. Bytes that are not UTF-8 (in a comment, say) are
+/// not preceded by a backslash, then a backslash before any white space byte
+/// (CR included) goes. The first counted line is the header, and each later
+/// line's fields are named by it, as a Perl hash slice does: when the header
+/// names `user` twice, the last of those columns is the owner. Host names
+/// compare lowercased. Bytes that are not UTF-8 (in a comment, say) are
 /// no reason to stop: BackupPC reads bytes too.
 pub fn parse_hosts(bytes: &[u8]) -> HostsFile {
     let mut file = HostsFile::default();
@@ -383,7 +411,7 @@ pub fn parse_hosts(bytes: &[u8]) -> HostsFile {
                 let host = fields.first().map(|h| h.to_ascii_lowercase()).unwrap_or_default();
                 let user = header
                     .iter()
-                    .position(|name| name == "user")
+                    .rposition(|name| name == "user")
                     .and_then(|index| fields.get(index))
                     .cloned()
                     .unwrap_or_default();
@@ -435,12 +463,15 @@ fn host_fields(raw: &[u8]) -> Option<Vec<String>> {
 }
 
 /// `s{\\(\s)}{$1}g`, then the bytes as text (BackupPC's names are ASCII;
-/// anything else can match no checked name).
+/// anything else can match no checked name). Perl's `\s` on bytes is space,
+/// tab, LF, VT, FF and CR: a CR that survived `s/[\n\r]+//` (only the first
+/// run goes) loses the backslash before it too.
 fn unescape(field: &[u8]) -> String {
     let mut out = Vec::with_capacity(field.len());
     let mut index = 0;
     while let Some(&byte) = field.get(index) {
-        let next_is_space = field.get(index + 1).is_some_and(|b| matches!(b, b' ' | b'\t' | 0x0b | 0x0c));
+        let next_is_space =
+            field.get(index + 1).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c));
         if byte == b'\\' && next_is_space {
             index += 1;
             continue;
@@ -465,10 +496,11 @@ fn with_usable_header(hosts: Vec<u8>) -> Vec<u8> {
 }
 
 /// The line to append for `host` and `owner` under `header`, its fields in the
-/// header's order; `None` when a column before `user` is not one this line
-/// can fill (BackupPC's fields cannot be left empty in the middle).
+/// header's order, `owner` in every `user` column (BackupPC takes the last);
+/// `None` when a column before the last `user` is not one this line can fill
+/// (BackupPC's fields cannot be left empty in the middle).
 fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Option<String> {
-    let user_index = header.iter().position(|name| name == "user")?;
+    let user_index = header.iter().rposition(|name| name == "user")?;
     let mut fields = Vec::new();
     for name in header.iter().take(user_index + 1) {
         fields.push(match name.as_str() {
@@ -616,6 +648,41 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_replaced_by_a_link_is_neither_followed_nor_created() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), DEBIAN_HOSTS).unwrap();
+        let absent = dir.path().join("absent-target");
+        std::os::unix::fs::symlink(&absent, dir.path().join("LOCK")).unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert!(!absent.exists(), "the link's target was created");
+        assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), DEBIAN_HOSTS);
+        assert!(!dir.path().join("pc.example.org.pl").exists());
+
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(dir.path().join("LOCK")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("LOCK")).unwrap();
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert!(error.to_string().contains("LOCK"), "{error}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_lock_that_is_not_a_regular_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        nix::unistd::mkfifo(&dir.path().join("LOCK"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let error = BackupPcRegistry::new(dir.path()).register(&registration("pc.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::CouldNotRegister);
+        assert!(!dir.path().join("hosts").exists());
+    }
+
+    #[test]
     fn hosts_parsing_follows_backuppc() {
         let file = parse_hosts(DEBIAN_HOSTS.as_bytes());
         assert!(file.has_usable_header());
@@ -676,6 +743,50 @@ mod tests {
     fn of_duplicate_lines_the_last_one_wins_as_in_backuppc() {
         let file = parse_hosts(b"host dhcp user\npc 0 alice\nPC 0 mallory\n");
         assert_eq!(file.owner_of("pc"), Some("mallory"));
+        assert_eq!(file.owners_of("pc"), ["alice", "mallory"]);
+    }
+
+    #[test]
+    fn a_host_whose_duplicate_lines_disagree_belongs_to_nobody_who_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = "host dhcp user\npc.example.org 0 alice\npc.example.org 0 mallory\n";
+        fs::write(dir.path().join("hosts"), hosts).unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        for owner in ["alice", "mallory", "bob"] {
+            let error = registry.register(&registration("pc.example.org", owner)).unwrap_err();
+            assert_eq!(error.refusal(), Refusal::ReRegisterRefused, "{owner}");
+        }
+        assert_eq!(fs::read_to_string(dir.path().join("hosts")).unwrap(), hosts);
+        assert!(!dir.path().join("pc.example.org.pl").exists());
+        assert!(journal(dir.path()).is_empty());
+
+        let agreeing = "host dhcp user\npc.example.org 0 alice\nPC.example.org 0 alice\n";
+        fs::write(dir.path().join("hosts"), agreeing).unwrap();
+        assert_eq!(registry.register(&registration("pc.example.org", "alice")).unwrap(), Outcome::AlreadyRegistered);
+    }
+
+    #[test]
+    fn with_user_named_twice_in_the_header_the_last_column_is_the_owner() {
+        let file = parse_hosts(b"host dhcp user user\npc1 0 alice mallory\npc2 0 bob\n");
+        assert_eq!(file.owner_of("pc1"), Some("mallory"));
+        assert_eq!(file.owner_of("pc2"), Some(""), "BackupPC sees no owner when the last column is missing");
+
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), "host dhcp user user\npc1.example.org 0 alice mallory\n").unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let error = registry.register(&registration("pc1.example.org", "alice")).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::ReRegisterRefused);
+        registry.register(&registration("new.example.org", "carol")).unwrap();
+        let hosts = fs::read(dir.path().join("hosts")).unwrap();
+        assert_eq!(parse_hosts(&hosts).owner_of("new.example.org"), Some("carol"));
+    }
+
+    #[test]
+    fn a_backslash_before_a_carriage_return_goes_as_in_backuppc() {
+        // The first run of CR goes with `s/[\n\r]+//`; the second CR is white
+        // space escaped by the backslash before it, which then goes.
+        let file = parse_hosts(b"host dhcp user\npc1 0 a\\\rb\\\rc\n");
+        assert_eq!(file.owner_of("pc1"), Some("a\\b\rc"));
     }
 
     proptest::proptest! {

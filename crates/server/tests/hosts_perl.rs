@@ -73,8 +73,51 @@ fn owners_are_the_ones_backuppc_sees() {
         b"host dhcp user moreUsers\npc1 0 alice\\\n#pc2 0 bob\n",
         b"host dhcp user moreUsers\npc/1 0 alice\npc;2 0 bob\npc.3 0 carol\n",
         b"host dhcp user moreUsers\npc1  0   alice\\  x\n",
+        b"host dhcp user user\npc1 0 alice mallory\npc2 0 bob\n",
+        b"user host dhcp user\nbob pc1 0 alice\n",
+        b"host dhcp user moreUsers\npc1 0 a\\\rb\\\rc\n",
+        b"host dhcp user moreUsers\r\npc1 0 alice\\\r\r\npc2\r0 bob\\\r\n",
+        b"host dhcp user moreUsers\npc1 0 al\\\x0bice\\\x0c\\\tx\n",
     ];
     for hosts in cases {
         assert_eq!(we_see(hosts), backuppc_sees(hosts), "{}", String::from_utf8_lossy(hosts));
     }
+}
+
+/// The owner `HostInfoRead($host)` gives for `host` (what `BackupPC_dump`
+/// asks), and the one `HostInfoRead()` gives (the daemon, the web page).
+fn backuppc_sees_one_and_all(hosts: &[u8], host: &str) -> (String, String) {
+    const PROGRAM: &str = r#"
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Storage::Text;
+my($dir, $host) = @ARGV;
+my $s = BackupPC::Storage::Text->new({}, { ConfDir => $dir });
+print $s->HostInfoRead($host)->{$host}{user}, "\n", $s->HostInfoRead()->{$host}{user}, "\n";
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hosts"), hosts).unwrap();
+    let output =
+        Command::new("/usr/bin/perl").env_clear().arg("-e").arg(PROGRAM).arg(dir.path()).arg(host).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let (one, all) = text.trim_end().split_once('\n').unwrap();
+    (one.to_owned(), all.to_owned())
+}
+
+#[test]
+fn backuppc_reads_duplicate_lines_two_ways_and_we_see_both_owners() {
+    if testkit::skip(
+        "backuppc_reads_duplicate_lines_two_ways_and_we_see_both_owners",
+        testkit::require_programs(&["/usr/bin/perl", "/usr/share/backuppc/lib/BackupPC/Storage/Text.pm"]),
+    ) {
+        return;
+    }
+    let hosts = b"host dhcp user moreUsers\npc1 0 alice\npc1 0 mallory\n";
+    // BackupPC_dump takes the first line, the daemon and the web page the last:
+    // bpc-register counts the host as alice's only if every line says so.
+    assert_eq!(backuppc_sees_one_and_all(hosts, "pc1"), ("alice".to_owned(), "mallory".to_owned()));
+    let file = parse_hosts(hosts);
+    assert_eq!(file.owners_of("pc1"), ["alice", "mallory"]);
+    assert_eq!(file.owner_of("pc1"), Some("mallory"));
 }
