@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matches_all};
 #[cfg(feature = "file")]
 use client::demo;
-use client::{ClientConfig, SetupError, SetupOptions, SshSettings, transport_with};
+use client::{ClientConfig, SetupError, SetupOptions, SshSettings, Target, transport_with};
 use protocol::text::printable;
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
@@ -237,11 +237,10 @@ impl ConfigArgs {
 
 fn setup(args: SetupArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let system = args.root.is_none();
-    if system && !nix::unistd::geteuid().is_root() {
+    let target = Target::from_root(args.root);
+    if target.changes_system() && !nix::unistd::geteuid().is_root() {
         bail_usage("setup creates the backup account and must run as root; use --root DIR for a trial without root")?
     }
-    let root = args.root.unwrap_or_else(|| PathBuf::from("/"));
     let server = match args.server.or_else(|| config.server.clone()) {
         Some(server) => server,
         None => bail_usage("no server: give --server URL or set `server` in client.toml")?,
@@ -267,10 +266,9 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         server: server.clone(),
         logon,
         os,
-        root,
+        target,
         config: config.clone(),
         program: program(),
-        system,
         take_over_account: args.take_over_account,
     };
     let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
@@ -304,10 +302,9 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
 
 fn status(args: StatusArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
-    let system = args.root.root.is_none();
-    let root = args.root.root.unwrap_or_else(|| PathBuf::from("/"));
+    let target = Target::from_root(args.root.root);
     let timeout = std::time::Duration::from_secs(u64::from(config.timeout.max(1)));
-    let (checks, reachable) = client::manage::status(&root, &config, system, timeout);
+    let (checks, reachable) = client::manage::status(&target, &config, timeout);
     for check in &checks {
         println!("{:<13} {:<7} {}", check.what, if check.ok { "ok" } else { "MISSING" }, check.detail);
     }
@@ -369,13 +366,12 @@ fn auth(args: AuthArgs) -> Result<(), Failure> {
 }
 
 fn uninstall(args: RootArgs) -> Result<(), Failure> {
-    let system = args.root.is_none();
-    if system && !nix::unistd::geteuid().is_root() {
+    let target = Target::from_root(args.root);
+    if target.changes_system() && !nix::unistd::geteuid().is_root() {
         bail_usage("uninstall changes the system and must run as root; use --root DIR for a trial install")?
     }
-    let root = args.root.unwrap_or_else(|| PathBuf::from("/"));
-    match client::manage::uninstall(&root, system).map_err(|error| Failure { code: 1, error: error.into() })? {
-        None => eprintln!("bpc-enroll: setup has not installed anything under {}", root.display()),
+    match client::manage::uninstall(&target).map_err(|error| Failure { code: 1, error: error.into() })? {
+        None => eprintln!("bpc-enroll: setup has not installed anything under {}", target.root().display()),
         Some(removed) => {
             for path in removed {
                 eprintln!("bpc-enroll: removed {}", path.display());

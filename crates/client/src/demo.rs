@@ -169,10 +169,9 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
         server: format!("file://{}", dir.join("server.toml").display()),
         logon: demo_name(Logon::parse("alice"))?,
         os: demo_name(OsName::parse(crate::detected_os()))?,
-        root: dir.join("client"),
+        target: crate::install::Target::Trial(dir.join("client")),
         config: ClientConfig::default(),
         program: program.to_owned(),
-        system: false,
         take_over_account: false,
     };
     let mut alice = DemoUser { transcript: Vec::new() };

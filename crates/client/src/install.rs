@@ -5,6 +5,37 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// Where setup, status and uninstall act: the real system (as root: the
+/// account, its sudo rule and the files under `/`), or a trial folder that
+/// stands for `/` and changes nothing else (`--root DIR`, no root needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The real system.
+    System,
+    /// A trial installation under this folder.
+    Trial(PathBuf),
+}
+
+impl Target {
+    /// `--root DIR` given or not.
+    pub fn from_root(root: Option<PathBuf>) -> Target {
+        root.map_or(Target::System, Target::Trial)
+    }
+
+    /// The folder that stands for `/`.
+    pub fn root(&self) -> &Path {
+        match self {
+            Target::System => Path::new("/"),
+            Target::Trial(dir) => dir,
+        }
+    }
+
+    /// Whether accounts, sudo rules and system tools are touched.
+    pub fn changes_system(&self) -> bool {
+        matches!(self, Target::System)
+    }
+}
+
 /// Where setup installs things: under `/` for real, under any folder for a
 /// trial or a test (`--root`).
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ pub mod transport;
 pub mod trust;
 
 pub use config::ClientConfig;
+pub use install::Target;
 pub use setup::{Enrollment, SetupError, SetupOptions, enroll, setup};
 #[cfg(feature = "file")]
 pub use transport::FileTransport;

@@ -1,7 +1,7 @@
 //! `bpc-enroll uninstall` and `bpc-enroll status`.
 
 use crate::config::ClientConfig;
-use crate::install::{Layout, without_key};
+use crate::install::{Layout, Target, without_key};
 use crate::manifest::Manifest;
 use crate::system;
 use std::fs;
@@ -30,13 +30,14 @@ pub enum ManageError {
 }
 
 /// What uninstall removed; `None` when setup never ran under this root.
-pub fn uninstall(root: &Path, system: bool) -> Result<Option<Vec<PathBuf>>, ManageError> {
+pub fn uninstall(target: &Target) -> Result<Option<Vec<PathBuf>>, ManageError> {
+    let root = target.root();
     let Some(manifest) = Manifest::load(root)? else { return Ok(None) };
     let mut removed = remove_keys_and_files(&manifest)?;
     let manifest_path = Manifest::path(root);
     remove_one(&manifest_path, fs::remove_file(&manifest_path), &mut removed)?;
     removed.extend(remove_empty_dirs(&manifest)?);
-    if system && manifest.account_created && system::find_account(&manifest.account)?.is_some() {
+    if target.changes_system() && manifest.account_created && system::find_account(&manifest.account)?.is_some() {
         system::remove_account(&manifest.account)?;
         removed.push(PathBuf::from(format!("account {}", manifest.account)));
     }
@@ -100,7 +101,8 @@ pub struct Check {
 }
 
 /// The state of the installation under `root`, and whether the server answers.
-pub fn status(root: &Path, config: &ClientConfig, system: bool, timeout: Duration) -> (Vec<Check>, Option<bool>) {
+pub fn status(target: &Target, config: &ClientConfig, timeout: Duration) -> (Vec<Check>, Option<bool>) {
+    let (root, system) = (target.root(), target.changes_system());
     let mut checks = Vec::new();
     let mut check = |what: &str, ok: bool, detail: String| checks.push(Check { what: what.into(), ok, detail });
     let manifest = Manifest::load(root);
@@ -192,12 +194,12 @@ mod tests {
         fs::create_dir_all(Manifest::path(root).parent().unwrap()).unwrap();
         fs::write(Manifest::path(root), manifest.to_toml().unwrap()).unwrap();
 
-        let removed = uninstall(root, false).unwrap().unwrap();
+        let removed = uninstall(&Target::Trial(root.to_owned())).unwrap().unwrap();
         assert!(removed.contains(&root.join("made")));
         assert!(!root.join("made").exists());
         assert_eq!(fs::read_to_string(root.join("shared/theirs")).unwrap(), "keep");
         assert_eq!(fs::read_to_string(root.join("home/.ssh/authorized_keys")).unwrap(), "ssh-ed25519 OTHER x\n");
         assert!(!Manifest::path(root).exists());
-        assert!(uninstall(root, false).unwrap().is_none());
+        assert!(uninstall(&Target::Trial(root.to_owned())).unwrap().is_none());
     }
 }

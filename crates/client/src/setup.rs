@@ -3,8 +3,8 @@
 use crate::config::ClientConfig;
 use crate::credentials::Authenticator;
 use crate::install::{
-    Layout, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob, missing_dirs,
-    secure_dir, take_over_keys_file,
+    Layout, Target, authorized_keys_line, create_dirs, install_authorized_key, install_client_config, key_blob,
+    missing_dirs, secure_dir, take_over_keys_file,
 };
 use crate::manifest::{AddedKey, Manifest};
 use crate::system::{self, Account, AccountOrigin, SystemError};
@@ -23,16 +23,13 @@ pub struct SetupOptions {
     pub logon: Logon,
     /// This machine's OS type.
     pub os: OsName,
-    /// Where to install: `/` for real, another folder for a trial.
-    pub root: PathBuf,
+    /// Where to install: the real system, or a trial folder.
+    pub target: Target,
     /// The client configuration in force.
     pub config: ClientConfig,
     /// The absolute path of `bpc-enroll`, whose `rsyncsend` the backup
     /// server's key is bound to.
     pub program: String,
-    /// Whether to change the system: create the backup account, give it the
-    /// files it must read and install its sudo rule (setup as root, no `--root`).
-    pub system: bool,
     /// Whether an existing account that setup did not make may be taken
     /// over (`--take-over-account`); without it such an account is refused.
     pub take_over_account: bool,
@@ -114,13 +111,13 @@ pub fn setup(
     connect: impl FnOnce(Option<&Account>) -> Result<Box<dyn Transport>, TransportError>,
     auth: &mut dyn Authenticator,
 ) -> Result<Enrollment, SetupError> {
-    let layout = Layout::new(&options.root, &options.config.account);
-    if options.system {
+    let layout = Layout::new(options.target.root(), &options.config.account);
+    if options.target.changes_system() {
         preflight(&options.program, &layout.client_config())?;
     }
-    let account = match options.system {
+    let account = match options.target.changes_system() {
         true => {
-            let manifest = Manifest::load(&options.root).ok().flatten();
+            let manifest = Manifest::load(options.target.root()).ok().flatten();
             let made_by_setup = manifest.is_some_and(|manifest| {
                 manifest.account == options.config.account && (manifest.account_created || manifest.account_taken_over)
             });
@@ -133,7 +130,7 @@ pub fn setup(
         .map_err(SetupError::from)
         .and_then(|transport| enroll(options, transport.as_ref(), auth, account.as_ref()));
     if let (Err(_), Some((account, AccountOrigin::Created))) = (&result, &account) {
-        let registered = Manifest::load(&options.root).ok().flatten().is_some();
+        let registered = Manifest::load(options.target.root()).ok().flatten().is_some();
         if !registered {
             let _ = system::remove_account(&account.name);
         }
@@ -237,9 +234,10 @@ pub fn enroll(
             (!reached.is_empty()).then(|| reached.join(","))
         }
     };
-    let installed = Installed { options, layout: Layout::new(&options.root, &options.config.account), account };
-    let previous = Manifest::load(&options.root)
-        .map_err(|e| installed.error("the manifest", &Manifest::path(&options.root), std::io::Error::other(e)))?;
+    let installed = Installed { options, layout: Layout::new(options.target.root(), &options.config.account), account };
+    let previous = Manifest::load(options.target.root()).map_err(|e| {
+        installed.error("the manifest", &Manifest::path(options.target.root()), std::io::Error::other(e))
+    })?;
     let mut manifest = previous.clone().unwrap_or_default();
     manifest.account = options.config.account.clone();
     manifest.account_created |= account.is_some_and(|(_, origin)| *origin == AccountOrigin::Created);
@@ -359,7 +357,7 @@ impl Installed<'_> {
         let mut written = Vec::new();
         // The manifest's own folder first (recorded once it exists): every
         // later step is recorded there before it is made.
-        if let Some(dir) = Manifest::path(&self.options.root).parent() {
+        if let Some(dir) = Manifest::path(self.options.target.root()).parent() {
             let created = create_dirs(dir, 0o755, None).map_err(|e| self.error("a folder", dir, e))?;
             manifest.created_dirs(created);
             self.record(manifest)?;
@@ -437,7 +435,7 @@ impl Installed<'_> {
                 return Err(SystemError::StillRunning { account: account.name.clone(), what }.into());
             }
         }
-        if self.options.system {
+        if self.options.target.changes_system() {
             self.will_create(manifest, &system::sudoers_path(&self.options.config.account))?;
             let path = system::install_sudoers(
                 &self.options.config.account,
@@ -452,7 +450,7 @@ impl Installed<'_> {
     /// Writes the manifest as it stands (atomically: a crash leaves the
     /// previous record or this one, never half of one).
     fn record(&self, manifest: &Manifest) -> Result<(), SetupError> {
-        let path = Manifest::path(&self.options.root);
+        let path = Manifest::path(self.options.target.root());
         let text = manifest.to_toml().map_err(|e| self.error("the manifest", &path, std::io::Error::other(e)))?;
         files::write_atomic(&path, text.as_bytes(), 0o644).map_err(|e| self.error("the manifest", &path, e))
     }
@@ -468,7 +466,7 @@ impl Installed<'_> {
         let restored = match previous {
             Some(previous) => self.record(previous).is_ok(),
             None => {
-                let path = Manifest::path(&self.options.root);
+                let path = Manifest::path(self.options.target.root());
                 std::fs::remove_file(&path).is_ok() || !path.exists()
             }
         };
@@ -495,10 +493,9 @@ mod tests {
             server: "file:///srv/server.toml".into(),
             logon: Logon::parse("alice").unwrap(),
             os: OsName::parse("linux").unwrap(),
-            root: root.to_owned(),
+            target: Target::Trial(root.to_owned()),
             config: ClientConfig::default(),
             program: "/usr/bin/bpc-enroll".into(),
-            system: false,
             take_over_account: false,
         }
     }
