@@ -168,7 +168,7 @@ mod tests {
         assert!(matches!(transport_for("file:///srv/server.toml", None), Err(TransportError::MissingClientIp)));
         assert!(matches!(transport_for("gopher://x", ip), Err(TransportError::BadUrl { .. })));
         assert!(matches!(transport_for("ssh://backup.example.org", ip), Err(TransportError::Config(_))));
-        assert!(transport_for("not a url", ip).is_err());
+        assert!(matches!(transport_for("not a url", ip), Err(TransportError::BadUrl { .. })));
     }
 
     #[cfg(not(feature = "file"))]
@@ -182,9 +182,13 @@ mod tests {
     fn ssh_urls_are_checked() {
         let ssh = || Some(SshSettings { register_key: "k".into(), known_hosts: "h".into(), run_as: None, timeout: 5 });
         assert!(transport_with("ssh://backup.example.org:2222", None, ssh()).is_ok());
-        assert!(transport_with("ssh://-oProxyCommand=x", None, ssh()).is_err());
-        assert!(transport_with("ssh://backup.example.org/path", None, ssh()).is_err());
-        assert!(transport_with("ssh://a;b@backup.example.org", None, ssh()).is_err());
+        let reason = |url: &str| match transport_with(url, None, ssh()) {
+            Err(TransportError::BadUrl { reason, .. }) => reason,
+            other => panic!("{url}: {:?}", other.err()),
+        };
+        assert!(reason("ssh://-oProxyCommand=x").contains("nothing more"));
+        assert!(reason("ssh://backup.example.org/path").contains("nothing more"));
+        assert!(reason("ssh://a;b@backup.example.org").contains("not a plain account name"));
         let error = transport_with("gopher://x", None, ssh()).err().unwrap().to_string();
         assert!(error.contains("this build handles ssh://"), "{error}");
     }

@@ -201,7 +201,8 @@ mod tests {
         assert!(error.to_string().contains("had not asked for"), "{error}");
         assert_eq!(auth.asked, 1);
         let mut reader = std::io::Cursor::new(b"auth-failed no\nsuccess\n".to_vec());
-        assert!(converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut Always::default()).is_err());
+        let error = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut Always::default()).unwrap_err();
+        assert!(error.to_string().contains("had not asked for"), "{error}");
     }
 
     #[test]
