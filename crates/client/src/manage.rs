@@ -156,15 +156,13 @@ pub fn status(target: &Target, config: &ClientConfig, timeout: Duration) -> (Vec
 /// Whether the server's port accepts a connection (`ssh://`) or its
 /// configuration exists (`file://`). No registration is attempted.
 fn server_answers(server: &str, timeout: Duration) -> bool {
-    let Ok(url) = url::Url::parse(server) else { return false };
-    match url.scheme() {
-        "file" => url.to_file_path().is_ok_and(|path| path.is_file()),
-        "ssh" => {
-            let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-            let addresses = (host, url.port().unwrap_or(22)).to_socket_addrs();
+    match crate::transport::ServerUrl::parse(server) {
+        Ok(crate::transport::ServerUrl::File { config_path }) => config_path.is_file(),
+        Ok(crate::transport::ServerUrl::Ssh { host, port, .. }) => {
+            let addresses = (host.as_str(), port).to_socket_addrs();
             addresses.is_ok_and(|mut all| all.any(|address| TcpStream::connect_timeout(&address, timeout).is_ok()))
         }
-        _ => false,
+        Err(_) => false,
     }
 }
 

@@ -109,49 +109,87 @@ pub fn transport_for(url: &str, client_ip: Option<IpAddr>) -> Result<Box<dyn Tra
     transport_with(url, client_ip, None)
 }
 
+/// A server URL, parsed and checked once: what every part of the client
+/// that needs the server's address or configuration starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerUrl {
+    /// `ssh://[user@]host[:port]`.
+    Ssh {
+        /// The host name or address, without brackets.
+        host: String,
+        /// The port (22 by default).
+        port: u16,
+        /// The server account bound to bpc-register (`backuppc` by default).
+        login: String,
+    },
+    /// `file:///path/to/server.toml` (accepted only when built in).
+    File {
+        /// The server configuration.
+        config_path: PathBuf,
+    },
+}
+
+impl ServerUrl {
+    /// Parses `url`; the error says what is wrong with it.
+    pub fn parse(url: &str) -> Result<ServerUrl, TransportError> {
+        let bad = |reason: &str| TransportError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
+        let parsed = url::Url::parse(url).map_err(|error| bad(&error.to_string()))?;
+        match parsed.scheme() {
+            "file" if cfg!(feature = "file") => {
+                let config_path =
+                    parsed.to_file_path().map_err(|()| bad("a file:// URL needs an absolute local path"))?;
+                Ok(ServerUrl::File { config_path })
+            }
+            "file" => Err(bad(
+                "file:// is not in this build (the in-process server is built in only with the `file` feature)",
+            )),
+            "ssh" => {
+                let host =
+                    parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("an ssh:// URL needs a host"))?;
+                let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+                if host.starts_with('-') || !parsed.path().trim_matches('/').is_empty() {
+                    return Err(bad("an ssh:// URL is ssh://[user@]host[:port], nothing more"));
+                }
+                let login = match parsed.username() {
+                    "" => "backuppc".to_owned(),
+                    user if protocol::Logon::parse(user).is_ok() => user.to_owned(),
+                    _ => return Err(bad("the user part of the URL is not a plain account name")),
+                };
+                Ok(ServerUrl::Ssh { host, port: parsed.port().unwrap_or(22), login })
+            }
+            other => {
+                let schemes: Vec<String> =
+                    built_in().iter().flat_map(|t| t.schemes).map(|scheme| format!("{scheme}://")).collect();
+                Err(bad(&format!("the `{other}` scheme is not supported; this build handles {}", schemes.join(", "))))
+            }
+        }
+    }
+}
+
 /// Like [`transport_for`], with what the `ssh://` transport needs.
 pub fn transport_with(
     url: &str,
     client_ip: Option<IpAddr>,
     ssh: Option<SshSettings>,
 ) -> Result<Box<dyn Transport>, TransportError> {
-    let bad = |reason: &str| TransportError::BadUrl { url: url.to_owned(), reason: reason.to_owned() };
-    let parsed = url::Url::parse(url).map_err(|error| bad(&error.to_string()))?;
-    match parsed.scheme() {
+    match ServerUrl::parse(url)? {
         #[cfg(feature = "file")]
-        "file" => {
-            let config_path = parsed.to_file_path().map_err(|()| bad("a file:// URL needs an absolute local path"))?;
+        ServerUrl::File { config_path } => {
             let client_ip = client_ip.ok_or(TransportError::MissingClientIp)?;
             Ok(Box::new(FileTransport { config_path, client_ip }))
         }
         #[cfg(not(feature = "file"))]
-        "file" => {
+        ServerUrl::File { .. } => {
             let _ = client_ip;
-            Err(bad("file:// is not in this build (the in-process server is built in only with the `file` feature)"))
+            Err(TransportError::BadUrl { url: url.to_owned(), reason: "file:// is not in this build".into() })
         }
-        "ssh" => {
-            let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("an ssh:// URL needs a host"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-            if host.starts_with('-') || !parsed.path().trim_matches('/').is_empty() {
-                return Err(bad("an ssh:// URL is ssh://[user@]host[:port], nothing more"));
-            }
-            let login = match parsed.username() {
-                "" => "backuppc".to_owned(),
-                user if protocol::Logon::parse(user).is_ok() => user.to_owned(),
-                _ => return Err(bad("the user part of the URL is not a plain account name")),
-            };
+        ServerUrl::Ssh { host, port, login } => {
             let settings = ssh.ok_or_else(|| {
                 TransportError::Config(
                     "an ssh:// server needs `register-key` and `known-hosts` in client.toml (shipped by the backup administrator)".into(),
                 )
             })?;
-            let port = parsed.port().unwrap_or(22);
             Ok(Box::new(SshTransport { host, port, login, settings, reached: Default::default() }))
-        }
-        other => {
-            let schemes: Vec<String> =
-                built_in().iter().flat_map(|t| t.schemes).map(|scheme| format!("{scheme}://")).collect();
-            Err(bad(&format!("the `{other}` scheme is not supported; this build handles {}", schemes.join(", "))))
         }
     }
 }
