@@ -255,7 +255,8 @@ mod tests {
         let error =
             files::parse_toml::<ClientConfig>("store-plaintext-passwords = true\n", Path::new("c.toml")).unwrap_err();
         assert!(error.to_string().contains("store-plaintext-passwords"), "{error}");
-        assert!(files::parse_toml::<UserConfig>("account = \"x\"\n", Path::new("u.toml")).is_err());
+        let error = files::parse_toml::<UserConfig>("account = \"x\"\n", Path::new("u.toml")).unwrap_err();
+        assert!(error.to_string().contains("account"), "{error}");
     }
 
     proptest! {
