@@ -384,8 +384,7 @@ fn uninstall(args: RootArgs) -> Result<(), Failure> {
 
 /// Checks BackupPC's command and becomes rsync; returns only on refusal.
 fn rsyncsend(args: ConfigArgs) -> ExitCode {
-    use client::rsyncsend::{SUDO, check_command, log_event};
-    use std::os::unix::ffi::OsStrExt;
+    use client::rsyncsend::log_event;
     use std::os::unix::process::CommandExt;
     let connection = std::env::var("SSH_CONNECTION").unwrap_or_else(|_| "-".into());
     let connection = protocol::text::shorten(&protocol::text::one_line(&connection), 100);
@@ -394,91 +393,26 @@ fn rsyncsend(args: ConfigArgs) -> ExitCode {
         log_event(true, &format!("{connection} refused: {reason}"));
         ExitCode::FAILURE
     };
-    if nix::unistd::geteuid().is_root() {
-        // Root trusts the configuration's allowed-paths and allow-restore:
-        // only root may be able to change it (or, missing, create it).
-        let path = args.given().unwrap_or_else(|| PathBuf::from(client::config::DEFAULT_CONFIG_PATH));
-        let shown = |path: &Path| protocol::text::escape(path.as_os_str().as_bytes());
-        match client::trust::changeable_by_others(&path, 0) {
-            Ok(found) if found.is_empty() => {}
-            Ok(found) => {
-                let found = found.iter().map(|p| shown(p)).collect::<Vec<_>>().join(", ");
-                return refuse(format!(
-                    "the client configuration {} can be changed by someone other than root ({found}: not root's, \
-                     or writable by group or others)",
-                    shown(&path)
-                ));
-            }
-            Err(error) => return refuse(format!("cannot check the client configuration {}: {error}", shown(&path))),
-        }
-    }
-    let config = match args.load() {
-        Ok(config) => config,
-        Err(error) => return refuse(format!("cannot read the client configuration: {error}")),
-    };
+    let config = args.given();
     let command = std::env::var_os("SSH_ORIGINAL_COMMAND");
-    let invocation =
-        match check_command(command.as_ref().map(|c| c.as_bytes()), config.allow_restore, &config.allowed_paths) {
-            Ok(invocation) => invocation,
-            Err(refusal) => {
-                let shown = command.map(|c| protocol::text::escape(c.as_bytes())).unwrap_or_default();
-                return refuse(format!("{refusal}: {shown}"));
-            }
-        };
-    if !nix::unistd::geteuid().is_root() {
-        // The backup account: the sudo rule lets it run exactly this program,
-        // this subcommand and this configuration as root, which checks again
-        // and resolves the path as root sees it.
-        let Some(config_path) = args.config.as_ref() else {
-            return refuse("the backup account must name its configuration with --config".into());
-        };
-        let mut sudo = std::process::Command::new(SUDO);
-        sudo.args(["-n", &program(), "rsyncsend", "--config"]).arg(config_path).env_clear();
-        sudo.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env("SSH_CONNECTION", &connection);
-        if let Some(command) = &command {
-            sudo.env("SSH_ORIGINAL_COMMAND", command);
-        }
-        let error = sudo.exec();
-        return refuse(format!("cannot run {SUDO}: {error}"));
-    }
-    let (path, root, _pinned) = if invocation.narrow {
-        if let Err(reason) = rsync_is_recent_enough() {
-            return refuse(reason);
-        }
-        let must_exist = invocation.mode == client::rsyncsend::RsyncMode::Backup;
-        match client::rsyncpath::pin(&invocation.path, &config.allowed_paths, must_exist) {
-            Ok(pinned) => (pinned.handed.clone(), Some(pinned.root.clone()), Some(pinned)),
-            Err(error) => return refuse(error.to_string()),
-        }
-    } else {
-        (invocation.path.clone(), None, None)
+    let request = client::launch::Request {
+        config: config.as_deref(),
+        command: command.as_deref(),
+        connection: &connection,
+        program: &program(),
+        as_root: nix::unistd::geteuid().is_root(),
     };
-    log_event(false, &format!("{connection} {} ({}) {}", invocation.mode, invocation.flags, invocation.path));
-    let argv = invocation.argv(&path, root.as_deref());
-    let Some((program, rest)) = argv.split_first() else { return refuse("empty command".into()) };
-    let error =
-        std::process::Command::new(program).args(rest).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").exec();
-    refuse(format!("cannot run {program}: {error}"))
-}
-
-/// Refuses an rsync older than the one whose options a narrow path relies on.
-fn rsync_is_recent_enough() -> Result<(), String> {
-    use client::rsyncsend::{MIN_RSYNC_VERSION, RSYNC, parse_rsync_version};
-    let (major, minor, patch) = MIN_RSYNC_VERSION;
-    let output = std::process::Command::new(RSYNC)
-        .arg("--version")
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run {RSYNC} --version: {error}"))?;
-    match parse_rsync_version(&String::from_utf8_lossy(&output.stdout)) {
-        Some(version) if version >= MIN_RSYNC_VERSION => Ok(()),
-        found => Err(format!(
-            "{RSYNC} is {}, older than {major}.{minor}.{patch}, which allowed-paths narrower than / needs \
-             (--confine-root, --drop-D, symlink-safe opens): upgrade rsync or set allowed-paths = [\"/\"]",
-            found.map_or("of an unknown version".to_owned(), |(a, b, c)| format!("version {a}.{b}.{c}"))
-        )),
+    let launch = match client::launch::prepare(request) {
+        Ok(launch) => launch,
+        Err(reason) => return refuse(reason),
+    };
+    if let Some(line) = &launch.log {
+        log_event(false, line);
     }
+    let Some((program, rest)) = launch.argv.split_first() else { return refuse("empty command".into()) };
+    // `launch.pinned` stays open across the exec: rsync reaches the folder through it.
+    let error = std::process::Command::new(program).args(rest).env_clear().envs(launch.env.iter().cloned()).exec();
+    refuse(format!("cannot run {program}: {error}"))
 }
 
 #[cfg(not(feature = "file"))]

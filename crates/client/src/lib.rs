@@ -11,6 +11,7 @@ pub mod credentials;
 #[cfg(feature = "file")]
 pub mod demo;
 pub mod install;
+pub mod launch;
 pub mod manage;
 pub mod manifest;
 pub mod paths;
