@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod dns;
 pub mod hostconfig;
+pub mod journal;
 pub mod ldap;
 pub mod log;
 pub mod owner_edits;

@@ -1,9 +1,10 @@
 //! Registering a host in BackupPC: the `hosts` line and the per-host config.
 
+use crate::journal::{self, JOURNAL_NAME, JournalMark, JournalRecord};
 use files::AtomicWrite;
 use protocol::{HostName, Logon, Refusal};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,27 +40,6 @@ pub struct Registration {
     /// The OS type the client sent.
     pub os: String,
     /// The protocol version the client spoke.
-    pub protocol: u32,
-}
-
-/// One line of the journal of registrations.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct JournalRecord {
-    /// When, RFC 3339 UTC.
-    pub time: String,
-    /// The host.
-    pub host: String,
-    /// The user it is registered to.
-    pub owner: String,
-    /// Who authenticated (empty without a challenge).
-    pub author: String,
-    /// The client's address.
-    pub client_ip: String,
-    /// The OS type sent.
-    pub os: String,
-    /// `added` or `confirmed`.
-    pub action: String,
-    /// The protocol version.
     pub protocol: u32,
 }
 
@@ -159,10 +139,11 @@ impl BackupPcRegistry {
         &self.journal
     }
 
-    /// Appends one record and flushes it; the returned mark undoes it.
+    /// Appends the record of `registration` with `action`, flushed; the
+    /// returned mark undoes it.
     fn append_journal(&self, registration: &Registration, action: &str) -> Result<JournalMark, RegistryError> {
         let record = JournalRecord {
-            time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            time: journal::now(),
             host: registration.host.to_string(),
             owner: registration.owner.to_string(),
             author: registration.author.as_ref().map(ToString::to_string).unwrap_or_default(),
@@ -171,27 +152,8 @@ impl BackupPcRegistry {
             action: action.to_owned(),
             protocol: registration.protocol,
         };
-        let error = |source| RegistryError::Journal { path: self.journal.clone(), source };
-        let mut line = serde_json::to_string(&record).map_err(|e| error(io::Error::other(e)))?;
-        line.push('\n');
-        // Never through a link planted in place of the journal.
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o640)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&self.journal)
-            .map_err(error)?;
-        let previous_len = file.metadata().map_err(error)?.len();
-        let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
-        let mark = JournalMark { file, previous_len };
-        match written {
-            Ok(()) => Ok(mark),
-            Err(source) => {
-                mark.undo();
-                Err(error(source))
-            }
-        }
+        journal::append(&self.journal, &record)
+            .map_err(|source| RegistryError::Journal { path: self.journal.clone(), source })
     }
 
     /// The `hosts` file.
@@ -323,22 +285,6 @@ impl Registry for BackupPcRegistry {
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
         let hosts = with_usable_header(self.read_hosts()?);
         Ok(parse_hosts(&hosts).owner_of(host.as_str()).map(str::to_owned))
-    }
-}
-
-/// The journal's default name, beside `hosts`.
-pub const JOURNAL_NAME: &str = "bpc-enroll-journal.jsonl";
-
-/// A record just appended to the journal, which can be taken back while the
-/// lock is held.
-struct JournalMark {
-    file: File,
-    previous_len: u64,
-}
-
-impl JournalMark {
-    fn undo(self) {
-        let _ = self.file.set_len(self.previous_len).and_then(|()| self.file.sync_data());
     }
 }
 
@@ -530,8 +476,7 @@ mod tests {
     }
 
     fn journal(dir: &std::path::Path) -> Vec<JournalRecord> {
-        let text = fs::read_to_string(dir.join(JOURNAL_NAME)).unwrap_or_default();
-        text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+        journal::read(&dir.join(JOURNAL_NAME)).unwrap().records
     }
 
     const DEBIAN_HOSTS: &str = "#\n# comment\n#\nhost        dhcp    user    moreUsers     # <--- do not edit this line\n#farside    0       craig   jill,jeff     # <--- example static IP host entry\nlocalhost   0       backuppc\n";

@@ -1,0 +1,160 @@
+//! The journal of registrations: one JSON object per line, appended and
+//! flushed under BackupPC's lock, the record of who registered what and when.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// The journal's default name, beside `hosts`.
+pub const JOURNAL_NAME: &str = "bpc-enroll-journal.jsonl";
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalRecord {
+    /// When, RFC 3339 UTC.
+    pub time: String,
+    /// The host.
+    pub host: String,
+    /// The user it is registered to.
+    pub owner: String,
+    /// Who authenticated (empty without a challenge).
+    pub author: String,
+    /// The client's address.
+    pub client_ip: String,
+    /// The OS type sent.
+    pub os: String,
+    /// `added` or `confirmed`.
+    pub action: String,
+    /// The protocol version.
+    pub protocol: u32,
+}
+
+/// The journal as read back: the records in file order, and the lines that
+/// are not records (a line cut short by a crash, an edit by hand), by number.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// The records, oldest first.
+    pub records: Vec<JournalRecord>,
+    /// The 1-based numbers of the lines that could not be read.
+    pub unreadable_lines: Vec<usize>,
+}
+
+impl Journal {
+    /// The records about `host`, oldest first.
+    pub fn history<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a JournalRecord> + 'a {
+        self.records.iter().filter(move |record| record.host.eq_ignore_ascii_case(host))
+    }
+
+    /// The last record about `host`.
+    pub fn last_about(&self, host: &str) -> Option<&JournalRecord> {
+        self.records.iter().rev().find(|record| record.host.eq_ignore_ascii_case(host))
+    }
+}
+
+/// Reads the journal at `path`; a journal that does not exist is empty.
+pub fn read(path: &Path) -> io::Result<Journal> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Journal::default()),
+        Err(error) => return Err(error),
+    };
+    let mut journal = Journal::default();
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<JournalRecord>(line) {
+            Ok(record) => journal.records.push(record),
+            Err(_) => journal.unreadable_lines.push(index + 1),
+        }
+    }
+    Ok(journal)
+}
+
+/// The current time as the journal writes it.
+pub(crate) fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Appends `record` to the journal at `path` and flushes it to disk; the
+/// returned mark takes it back (while BackupPC's lock is still held). The
+/// journal is created 0640 and never written through a link planted in its
+/// place.
+pub(crate) fn append(path: &Path, record: &JournalRecord) -> io::Result<JournalMark> {
+    let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
+    line.push('\n');
+    let mut file =
+        OpenOptions::new().append(true).create(true).mode(0o640).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let previous_len = file.metadata()?.len();
+    let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
+    let mark = JournalMark { file, previous_len };
+    match written {
+        Ok(()) => Ok(mark),
+        Err(error) => {
+            mark.undo();
+            Err(error)
+        }
+    }
+}
+
+/// A record just appended to the journal, which can be taken back while the
+/// lock is held.
+pub(crate) struct JournalMark {
+    file: File,
+    previous_len: u64,
+}
+
+impl JournalMark {
+    /// Cuts the journal back to its length before the record.
+    pub(crate) fn undo(self) {
+        let _ = self.file.set_len(self.previous_len).and_then(|()| self.file.sync_data());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(host: &str, action: &str) -> JournalRecord {
+        JournalRecord {
+            time: "2026-01-02T03:04:05Z".into(),
+            host: host.into(),
+            owner: "alice".into(),
+            author: String::new(),
+            client_ip: "192.0.2.2".into(),
+            os: "linux".into(),
+            action: action.into(),
+            protocol: 2,
+        }
+    }
+
+    #[test]
+    fn reads_back_what_was_appended_and_names_broken_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_NAME);
+        append(&path, &record("pc.example.org", "added")).unwrap();
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"time\": cut short\n").unwrap();
+        append(&path, &record("PC.example.org", "confirmed")).unwrap();
+        append(&path, &record("other.example.org", "added")).unwrap();
+        let journal = read(&path).unwrap();
+        assert_eq!(journal.records.len(), 3);
+        assert_eq!(journal.unreadable_lines, vec![2]);
+        let actions: Vec<&str> = journal.history("pc.example.org").map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["added", "confirmed"]);
+        assert_eq!(journal.last_about("other.example.org").map(|r| r.action.as_str()), Some("added"));
+        assert!(journal.last_about("nobody.example.org").is_none());
+    }
+
+    #[test]
+    fn a_missing_journal_is_empty_and_an_undone_record_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_NAME);
+        assert_eq!(read(&path).unwrap().records, []);
+        append(&path, &record("a.example.org", "added")).unwrap();
+        append(&path, &record("b.example.org", "added")).unwrap().undo();
+        let hosts: Vec<String> = read(&path).unwrap().records.into_iter().map(|r| r.host).collect();
+        assert_eq!(hosts, ["a.example.org"]);
+    }
+}
