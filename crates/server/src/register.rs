@@ -1,7 +1,7 @@
 //! The register command: checks a request in the contract's order and answers.
 
 use crate::challenge::{Challenge, Challenger, NoChallenger};
-use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
+use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig, canonical_os};
 use crate::directory::{Directory, FileDirectory};
 use crate::dns::DnsResolver;
 use crate::hostconfig::{HostConfig, SshSettings};
@@ -11,7 +11,7 @@ use crate::owner_edits;
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
 use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
-use protocol::{HostName, Logon, Refusal, Request, SshConnection, parse_request, render_error, render_success};
+use protocol::{HostName, Logon, OsName, Refusal, Request, SshConnection, parse_request, render_error, render_success};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -148,7 +148,7 @@ impl Server {
         let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
         let request = parse_request(command)
             .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))?;
-        self.check_os(&request)?;
+        let os = self.check_os(&request)?;
         let mut author = match self.config.auth {
             AuthPolicy::Password => Some(self.authenticate(&request, exchange)?),
             AuthPolicy::Never | AuthPolicy::NewHosts => None,
@@ -164,7 +164,7 @@ impl Server {
         if let Some(author) = &author {
             self.authorize(author, &request.logon)?;
         }
-        let outcome = self.register(&host, &request, author.as_ref(), connection.client_ip)?;
+        let outcome = self.register(&host, &request, &os, author.as_ref(), connection.client_ip)?;
         if outcome == Outcome::Added {
             self.reload_backuppc(connection);
         }
@@ -173,11 +173,12 @@ impl Server {
             Outcome::AlreadyRegistered => "confirmed",
         };
         let by = author.as_ref().map(|author| format!(" by {author}")).unwrap_or_default();
+        let sent_as = if os == request.os { String::new() } else { format!(", sent as {}", request.os) };
         self.log.log(
             Level::Info,
             &format!(
-                "{connection} {verb} host {host} for {}{by} ({}, protocol {})",
-                request.logon, request.os, request.protocol
+                "{connection} {verb} host {host} for {}{by} ({os}{sent_as}, protocol {})",
+                request.logon, request.protocol
             ),
         );
         Ok(self.success_answer(&host, &request.logon, author.as_ref()))
@@ -243,9 +244,12 @@ impl Server {
         }
     }
 
-    fn check_os(&self, request: &Request) -> Result<(), Failure> {
-        if self.config.os.contains(&request.os) {
-            Ok(())
+    /// The request's OS under its canonical name (the seed's `mac` is
+    /// `macos`), when the configuration accepts it.
+    fn check_os(&self, request: &Request) -> Result<OsName, Failure> {
+        let os = canonical_os(&request.os);
+        if self.config.os.contains(&os) {
+            Ok(os)
         } else {
             Err(Failure::refusal(Refusal::OstypeUnknown, format!("OS `{}` is not accepted", request.os)))
         }
@@ -294,6 +298,7 @@ impl Server {
         &self,
         host: &HostName,
         request: &Request,
+        os: &OsName,
         author: Option<&Logon>,
         client_ip: IpAddr,
     ) -> Result<Outcome, Failure> {
@@ -318,7 +323,7 @@ impl Server {
             host_config,
             author: author.cloned(),
             client_ip,
-            os: request.os.to_string(),
+            os: os.to_string(),
             protocol: request.protocol,
         };
         self.registry.register(&registration).map_err(|error| registry_failure(&error))
@@ -459,10 +464,12 @@ mod tests {
         }
     }
 
+    /// The hosts and owners registered, and the OS of every registration.
     #[derive(Default)]
-    struct FakeRegistry(RefCell<Vec<(String, String)>>);
+    struct FakeRegistry(RefCell<Vec<(String, String)>>, RefCell<Vec<String>>);
     impl Registry for std::rc::Rc<FakeRegistry> {
         fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
+            self.1.borrow_mut().push(registration.os.clone());
             let mut hosts = self.0.borrow_mut();
             match hosts.iter().find(|(h, _)| h == registration.host.as_str()) {
                 Some((_, owner)) if owner != registration.owner.as_str() => {
@@ -554,6 +561,14 @@ mod tests {
         assert_eq!(refused.text, "127.0.0.9 5000 127.0.0.1 22 invalid DNS name for this IP\n");
         assert_eq!(refused.status, Status::Refused);
         assert!(registry.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn the_seeds_mac_is_registered_as_macos() {
+        let (server, registry, _dir) = server(Some(&["alice"]));
+        assert_eq!(ask(&server, "mac:alice", "127.0.0.2").status, Status::Success);
+        assert_eq!(ask(&server, "macos:alice", "127.0.0.2").status, Status::Success);
+        assert_eq!(registry.1.borrow().as_slice(), ["macos", "macos"]);
     }
 
     #[test]
