@@ -7,6 +7,7 @@
 //! and the client's in-process `file://` transport.
 
 pub mod challenge;
+pub mod check;
 pub mod config;
 pub mod directory;
 pub mod dns;
