@@ -18,6 +18,7 @@ pub mod owner_edits;
 pub mod register;
 pub mod registry;
 pub mod resolver;
+pub mod transaction;
 
 pub use config::{DEFAULT_CONFIG_PATH, ServerConfig};
 pub use directory::{Directory, DirectoryError, FileDirectory};
