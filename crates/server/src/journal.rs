@@ -74,7 +74,7 @@ pub fn read(path: &Path) -> io::Result<Journal> {
 }
 
 /// The current time as the journal writes it.
-pub(crate) fn now() -> String {
+pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 

@@ -206,6 +206,17 @@ pub fn read(conf_dir: &Path) -> Result<OwnerEdits, OwnerEditsError> {
     read_files(&ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?)
 }
 
+/// Like [`read`], with `candidate` loaded in place of `conf_dir/config.pl`
+/// (which must exist): a new version of `config.pl`, checked before it is
+/// put in place. The answer names `config.pl`.
+pub fn read_candidate(conf_dir: &Path, candidate: &Path) -> Result<OwnerEdits, OwnerEditsError> {
+    let mut files = ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?;
+    let config = std::mem::replace(&mut files.config, candidate.to_owned());
+    let mut edits = read_files(&files)?;
+    edits.config_path = config;
+    Ok(edits)
+}
+
 fn read_files(files: &ConfigFiles) -> Result<OwnerEdits, OwnerEditsError> {
     let output = run_perl(files)?;
     parse_output(&files.config, &output)
@@ -487,7 +498,7 @@ fn parse_output(config: &Path, output: &str) -> Result<OwnerEdits, OwnerEditsErr
 
 /// The bytes that Perl's `unpack("H*", ...)` wrote as `hex`.
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok()).collect()

@@ -304,19 +304,7 @@ impl Server {
     ) -> Result<Outcome, Failure> {
         self.check_owner_edits()?;
         let owner = &request.logon;
-        let backuppc = &self.config.backuppc;
-        let ssh = SshSettings {
-            account: backuppc.account.clone(),
-            port: backuppc.client_port,
-            identity: backuppc.identity_path(),
-            known_hosts: backuppc.known_hosts.clone(),
-        };
-        let address = client_ip.to_canonical().to_string();
-        let client_name_alias = match backuppc.connect_to {
-            ConnectTo::Name => host.as_str(),
-            ConnectTo::Address => address.as_str(),
-        };
-        let host_config = HostConfig { host, owner, client_name_alias, ssh: &ssh }.render();
+        let host_config = host_config_text(&self.config, host, owner, client_ip);
         let registration = Registration {
             host: host.clone(),
             owner: owner.clone(),
@@ -350,26 +338,9 @@ impl Server {
     /// made already, and BackupPC re-reads `hosts` every hour by itself, so a
     /// failure here is only a warning.
     fn reload_backuppc(&self, connection: &SshConnection) {
-        let Some((program, args)) = self.config.backuppc.reload_command.split_first() else { return };
-        let result = std::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .output();
-        let problem = match result {
-            Ok(output) if output.status.success() => return,
-            Ok(output) => format!("{}: {}", output.status, escape(output.stderr.trim_ascii())),
-            Err(error) => error.to_string(),
-        };
-        self.log.log(
-            Level::Warning,
-            &format!(
-                "{connection} could not tell BackupPC to reload ({program}): {problem}; it will notice within the hour"
-            ),
-        );
+        if let Err(problem) = reload_backuppc(&self.config.backuppc) {
+            self.log.log(Level::Warning, &format!("{connection} {problem}"));
+        }
     }
 
     fn success_answer(&self, host: &HostName, owner: &Logon, author: Option<&Logon>) -> String {
@@ -386,6 +357,45 @@ impl Server {
         }
         render_success(fields)
     }
+}
+
+/// Runs `reload-command` (without a shell), which tells the BackupPC daemon
+/// to re-read `hosts`; `Err` says, in one line, why it could not. An empty
+/// command does nothing.
+pub fn reload_backuppc(backuppc: &crate::config::BackupPcConfig) -> Result<(), String> {
+    let Some((program, args)) = backuppc.reload_command.split_first() else { return Ok(()) };
+    let result = std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    let problem = match result {
+        Ok(output) if output.status.success() => return Ok(()),
+        Ok(output) => format!("{}: {}", output.status, escape(output.stderr.trim_ascii())),
+        Err(error) => error.to_string(),
+    };
+    Err(format!("could not tell BackupPC to reload ({program}): {problem}; it will notice within the hour"))
+}
+
+/// The per-host config `config` asks for, for `host` registered to `owner`
+/// from `client_ip`.
+pub(crate) fn host_config_text(config: &ServerConfig, host: &HostName, owner: &Logon, client_ip: IpAddr) -> String {
+    let backuppc = &config.backuppc;
+    let ssh = SshSettings {
+        account: backuppc.account.clone(),
+        port: backuppc.client_port,
+        identity: backuppc.identity_path(),
+        known_hosts: backuppc.known_hosts.clone(),
+    };
+    let address = client_ip.to_canonical().to_string();
+    let client_name_alias = match backuppc.connect_to {
+        ConnectTo::Name => host.as_str(),
+        ConnectTo::Address => address.as_str(),
+    };
+    HostConfig { host, owner, client_name_alias, ssh: &ssh }.render()
 }
 
 /// One exchange with a client: where it came from and how to challenge it.

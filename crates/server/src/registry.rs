@@ -445,7 +445,7 @@ fn with_usable_header(hosts: Vec<u8>) -> Vec<u8> {
 /// header's order, `owner` in every `user` column (BackupPC takes the last);
 /// `None` when a column before the last `user` is not one this line can fill
 /// (BackupPC's fields cannot be left empty in the middle).
-fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Option<String> {
+pub(crate) fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Option<String> {
     let user_index = header.iter().rposition(|name| name == "user")?;
     let mut fields = Vec::new();
     for name in header.iter().take(user_index + 1) {
