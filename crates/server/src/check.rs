@@ -963,7 +963,11 @@ impl Sources {
         config: Option<(&Path, Option<&[u8]>)>,
         record: Option<&JournalRecord>,
     ) -> Result<(), FixError> {
-        let change = transaction::Change { hosts: Some(&body), config, record };
+        // BackupPC's daemon sees a change only when the whole second of the
+        // modification time moves, as for a registration.
+        let previous = fs::metadata(self.hosts_path()).and_then(|meta| meta.modified()).ok();
+        let hosts_modified = crate::registry::later_second(previous);
+        let change = transaction::Change { hosts: Some(&body), hosts_modified, config, record };
         transaction::apply(&self.conf_dir, &self.journal, &change)?;
         *hosts = body;
         Ok(())

@@ -33,6 +33,9 @@ const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
 pub struct Change<'a> {
     /// The new body of `hosts`.
     pub hosts: Option<&'a [u8]>,
+    /// The modification time to give the new `hosts`, when not the time of
+    /// its writing.
+    pub hosts_modified: Option<std::time::SystemTime>,
     /// The host's config file, and its new body (`None`: remove it).
     pub config: Option<(&'a Path, Option<&'a [u8]>)>,
     /// The record to append to the journal.
@@ -109,38 +112,48 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
     };
     // Everything new is written beside its file first, flushed, invisible.
     let new_hosts = match change.hosts {
-        Some(body) => Some(AtomicWrite::prepare(&hosts_path, body, 0o644).map_err(fail(Part::Hosts, &hosts_path))?),
+        Some(body) => {
+            let write = AtomicWrite::prepare(&hosts_path, body, 0o644).map_err(fail(Part::Hosts, &hosts_path))?;
+            if let Some(time) = change.hosts_modified {
+                write.set_modified(time).map_err(fail(Part::Hosts, &hosts_path))?;
+            }
+            Some(write)
+        }
         None => None,
     };
     let new_config = match change.config {
         Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Config, path))?),
         _ => None,
     };
-    // The old versions stay whole under the undo links.
-    let hosts_existed = match change.hosts {
-        Some(_) => Some(link_old(conf_dir, &hosts_path, UNDO_HOSTS).map_err(fail(Part::Hosts, &hosts_path))?),
-        None => None,
-    };
-    let config = match (change.config, config_name) {
-        (Some((path, _)), Some(name)) => {
-            Some((name, link_old(conf_dir, path, UNDO_CONFIG).map_err(fail(Part::Config, path))?))
-        }
-        _ => None,
-    };
-    let undo = UndoRecord {
-        journal_len: match change.record {
-            Some(_) => Some(journal_length(journal_path).map_err(fail(Part::Journal, journal_path))?),
+    // The old versions stay whole under the undo links, named by the record.
+    let recorded = (|| {
+        let hosts_existed = match change.hosts {
+            Some(_) => Some(link_old(conf_dir, &hosts_path, UNDO_HOSTS).map_err(fail(Part::Hosts, &hosts_path))?),
             None => None,
-        },
-        hosts_existed,
-        config,
-        new_hosts: identity(new_hosts.as_ref()).map_err(fail(Part::Hosts, &hosts_path))?,
-        new_config: identity(new_config.as_ref()).map_err(fail(Part::Config, conf_dir))?,
-    };
-    if let Err(error) = write_undo(conf_dir, &undo) {
+        };
+        let config = match (change.config, config_name) {
+            (Some((path, _)), Some(name)) => {
+                Some((name, link_old(conf_dir, path, UNDO_CONFIG).map_err(fail(Part::Config, path))?))
+            }
+            _ => None,
+        };
+        let undo = UndoRecord {
+            journal_len: match change.record {
+                Some(_) => Some(journal_length(journal_path).map_err(fail(Part::Journal, journal_path))?),
+                None => None,
+            },
+            hosts_existed,
+            config,
+            new_hosts: identity(new_hosts.as_ref()).map_err(fail(Part::Hosts, &hosts_path))?,
+            new_config: identity(new_config.as_ref()).map_err(fail(Part::Config, conf_dir))?,
+        };
+        write_undo(conf_dir, &undo).map_err(fail(Part::Hosts, &undo_path))
+    })();
+    if let Err(error) = recorded {
+        let _ = remove_if_present(&undo_path);
         let _ = remove_if_present(&conf_dir.join(UNDO_HOSTS));
         let _ = remove_if_present(&conf_dir.join(UNDO_CONFIG));
-        return Err(fail(Part::Hosts, &undo_path)(error));
+        return Err(error);
     }
     if last == Step::Undo {
         return Ok(());
@@ -217,7 +230,28 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
     }
     remove_if_present(&conf_dir.join(UNDO_HOSTS))?;
     remove_if_present(&conf_dir.join(UNDO_CONFIG))?;
+    remove_stale_temp_files(conf_dir)?;
     Ok(undone)
+}
+
+/// Removes the temporary files a killed writer left: `.hosts.XXXXXX.tmp`
+/// and `.HOST.pl.XXXXXX.tmp`, the names [`AtomicWrite`] gives them. The lock
+/// is held, so no writer of ours is using one.
+fn remove_stale_temp_files(conf_dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(conf_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
+        let Some((target, random)) = inner.rsplit_once('.') else { continue };
+        let ours = (target == "hosts" || (target.ends_with(".pl") && is_plain_name(target)))
+            && random.len() == 6
+            && random.bytes().all(|b| b.is_ascii_alphanumeric());
+        if ours && entry.file_type()?.is_file() {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Puts the old version of `name` back, if the file there is still the one
@@ -388,8 +422,12 @@ mod tests {
     fn add(dir: &Path, last: Step) -> Result<(), ChangeError> {
         let config = dir.join("new.example.org.pl");
         let record = record();
-        let change =
-            Change { hosts: Some(AFTER_HOSTS), config: Some((&config, Some(b"# new\n"))), record: Some(&record) };
+        let change = Change {
+            hosts: Some(AFTER_HOSTS),
+            config: Some((&config, Some(b"# new\n"))),
+            record: Some(&record),
+            ..Change::default()
+        };
         apply_until(dir, &dir.join("journal"), &change, last)
     }
 
@@ -406,6 +444,18 @@ mod tests {
                 assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
             }
         }
+    }
+
+    #[test]
+    fn recovery_removes_the_temporary_files_of_a_killed_writer_and_only_those() {
+        let dir = folder(false);
+        for name in
+            [".hosts.a1B2c3.tmp", ".pc.example.org.pl.Zz9yY8.tmp", ".hosts.tmp", "hosts.new", ".config.pl.abc.tmp"]
+        {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(snapshot_names(dir.path()), [".config.pl.abc.tmp", ".hosts.tmp", "hosts", "hosts.new", "journal"]);
     }
 
     #[test]
@@ -433,8 +483,12 @@ mod tests {
         fs::create_dir(dir.path().join("journal")).unwrap();
         let before_dir = snapshot_names(dir.path());
         let config = dir.path().join("new.example.org.pl");
-        let change =
-            Change { hosts: Some(AFTER_HOSTS), config: Some((&config, Some(b"# new\n"))), record: Some(&record) };
+        let change = Change {
+            hosts: Some(AFTER_HOSTS),
+            config: Some((&config, Some(b"# new\n"))),
+            record: Some(&record),
+            ..Change::default()
+        };
         let error = apply(dir.path(), &dir.path().join("journal"), &change).unwrap_err();
         assert_eq!(error.part, Part::Journal);
         assert_eq!(snapshot_names(dir.path()), before_dir);
@@ -491,7 +545,7 @@ mod tests {
         let before = snapshot(dir.path());
         let outside = tempfile::tempdir().unwrap();
         let config = outside.path().join("x.pl");
-        let change = Change { hosts: None, config: Some((&config, Some(b"# x\n"))), record: None };
+        let change = Change { config: Some((&config, Some(b"# x\n"))), ..Change::default() };
         let error = apply(dir.path(), &dir.path().join("journal"), &change).unwrap_err();
         assert_eq!(error.part, Part::Config);
         assert_eq!(snapshot(dir.path()), before);
