@@ -326,13 +326,6 @@ fn a_backuppc_without_config_pl_gets_no_registration() {
 }
 
 #[test]
-fn check_is_clean_on_the_demo() {
-    let (code, report) = check(&Demo::new());
-    assert_eq!(code, 0, "{report}");
-    assert!(report.starts_with("ok: "), "{report}");
-}
-
-#[test]
 fn help_of_check_names_what_it_checks() {
     let mut command = bpc_register();
     command.args(["check", "--help"]).env("COLUMNS", "100");
