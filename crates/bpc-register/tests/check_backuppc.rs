@@ -1,0 +1,158 @@
+//! A registration lost to BackupPC's own web host editor, found and put
+//! back by `bpc-register check --fix --yes`: Debian's real CGI saves the
+//! Hosts page it showed before the registration landed, and BackupPC's own
+//! Perl reads the result. As root, with the backuppc package:
+//! `CI=true flock /tmp/bpc-system.lock cargo test -p bpc-register --test check_backuppc`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use testkit::backuppc::{BackupPc, form_encode};
+use testkit::server_toml::{ServerToml, path};
+
+fn requirements() -> Result<(), String> {
+    testkit::require_root_and(&[
+        "/usr/bin/perl",
+        "/usr/bin/setpriv",
+        "/usr/share/backuppc/lib/realindex.cgi",
+        "/usr/share/backuppc/conf/config.pl",
+    ])
+}
+
+/// bpc-register's side: its configuration beside BackupPC's folder,
+/// readable by backuppc, and the program itself where backuppc can run it.
+struct Register {
+    program: PathBuf,
+    config: PathBuf,
+}
+
+impl Register {
+    fn new(dir: &Path, backuppc: &BackupPc) -> Register {
+        fs::create_dir_all(dir).unwrap();
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let program = dir.join("bpc-register");
+        fs::copy(env!("CARGO_BIN_EXE_bpc-register"), &program).unwrap();
+        let key = testkit::sshd::keygen(&dir.join("backuppc_key"), "backuppc@test");
+        assert!(key.starts_with("ssh-ed25519 "));
+        fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n[users.bob]\nname = \"Bob\"\n").unwrap();
+        fs::write(dir.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n127.0.0.3 pc-bob.example.org\n").unwrap();
+        let config = ServerToml::new()
+            .backuppc("conf-dir", path(&backuppc.conf_dir()))
+            .table("log", [("kind", "file".into()), ("path", path(&backuppc.conf_dir().join("register.log")))])
+            .write(&dir.join("server.toml"));
+        for file in ["users.toml", "hosts.static", "backuppc_key.pub"] {
+            fs::set_permissions(dir.join(file), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        Register { program, config }
+    }
+
+    /// `OS:logon` from `ip`, as sshd runs the forced command: as backuppc.
+    fn register(&self, request: &str, ip: &str) -> Output {
+        Command::new("/usr/bin/setpriv")
+            .args(["--reuid=backuppc", "--regid=backuppc", "--init-groups", "--", "/usr/bin/env", "-i"])
+            .arg(format!("SSH_ORIGINAL_COMMAND={request}"))
+            .arg(format!("SSH_CONNECTION={ip} 50000 127.0.0.1 22"))
+            .arg(&self.program)
+            .arg("--config")
+            .arg(&self.config)
+            .env_clear()
+            .output()
+            .unwrap()
+    }
+
+    /// `bpc-register check ARGS`, as the administrator runs it: as root.
+    fn check(&self, args: &[&str]) -> (i32, String) {
+        let output =
+            Command::new(&self.program).arg("--config").arg(&self.config).arg("check").args(args).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.code().unwrap_or(-1), text)
+    }
+}
+
+fn owners(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(host, owner)| ((*host).to_owned(), (*owner).to_owned())).collect()
+}
+
+#[test]
+fn a_registration_dropped_by_backuppcs_host_editor_is_found_and_put_back() {
+    if testkit::skip(module_path!(), requirements()) {
+        return;
+    }
+    let base = testkit::base_dir("check-cgi-");
+    let backuppc = BackupPc::new(&base.path().join("bpc"));
+    let register = Register::new(&base.path().join("server"), &backuppc);
+    let registered = register.register("linux:alice", "127.0.0.2");
+    assert!(registered.status.success(), "{registered:?}");
+
+    // The administrator opens the Hosts page of BackupPC's configuration
+    // editor: it shows alice's host.
+    let mut form = backuppc.cgi_form("backuppc", "action=editConfig&newMenu=hosts", "editForm");
+    let shown: Vec<&str> =
+        form.iter().filter(|(name, _)| name.starts_with("v_zZ_Hosts_zZ_")).map(|(_, v)| v.as_str()).collect();
+    assert_eq!(shown, ["pc-alice.example.org", "alice", ""], "the page shows alice's host");
+
+    // Meanwhile bob registers his machine.
+    let registered = register.register("linux:bob", "127.0.0.3");
+    assert!(registered.status.success(), "{registered:?}");
+    assert_eq!(
+        backuppc.hosts_as_backuppc_reads(),
+        owners(&[("pc-alice.example.org", "alice"), ("pc-bob.example.org", "bob")])
+    );
+
+    // The administrator saves the page as it was shown.
+    for (name, value) in &mut form {
+        if name == "saveAction" {
+            *value = "Save".into();
+        }
+    }
+    let saved = backuppc.cgi_post("backuppc", &form_encode(&form));
+    assert!(saved.status.success(), "the CGI failed: {}", String::from_utf8_lossy(&saved.stderr));
+    let page = String::from_utf8_lossy(&saved.stdout);
+    assert!(!page.contains("No save due to errors"), "the CGI did not save:\n{page}");
+    assert_eq!(
+        backuppc.hosts_as_backuppc_reads(),
+        owners(&[("pc-alice.example.org", "alice")]),
+        "BackupPC's editor wrote back the list it showed, without bob's host:\n{}",
+        fs::read_to_string(backuppc.conf_dir().join("hosts")).unwrap()
+    );
+    assert!(backuppc.conf_dir().join("pc-bob.example.org.pl").exists(), "bob's config stays");
+
+    let (code, report) = register.check(&[]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report
+            .lines()
+            .any(|line| line.starts_with("problem: pc-bob.example.org is registered to bob in the journal (added ")
+                && line.contains("but has no line in hosts")),
+        "{report}"
+    );
+    let (code, report) = register.check(&["--fix", "--yes"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.lines().any(|line| line
+            == "fixed: added pc-bob.example.org back to hosts, owned by bob as the journal says, journaled as `restored`"),
+        "{report}"
+    );
+    let (code, report) = register.check(&[]);
+    assert_eq!(code, 0, "{report}");
+
+    assert_eq!(
+        backuppc.hosts_as_backuppc_reads(),
+        owners(&[("pc-alice.example.org", "alice"), ("pc-bob.example.org", "bob")]),
+        "BackupPC reads bob's host as his again"
+    );
+    let hosts = backuppc.conf_dir().join("hosts");
+    let (uid, gid) = testkit::backuppc::backuppc_ids();
+    let meta = fs::metadata(&hosts).unwrap();
+    assert_eq!(
+        (std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::gid(&meta)),
+        (uid, gid),
+        "hosts keeps BackupPC's owner when root repairs it"
+    );
+    // bob registering again is a confirmation of his own host.
+    let again = register.register("linux:bob", "127.0.0.3");
+    assert!(again.status.success(), "{again:?}");
+}
