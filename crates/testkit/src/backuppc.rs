@@ -47,6 +47,42 @@ foreach my $host (sort keys %$hosts) {
 }
 "#;
 
+/// Reads `CONFDIR/hosts` with BackupPC's storage module (`HostInfoRead` of
+/// `BackupPC::Storage::Text`, the code under `BackupPC::Lib`'s) and prints
+/// `host<TAB>user` for each host it keeps, sorted.
+const STORAGE_HOST_INFO_READ: &str = r#"
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Storage::Text;
+my $s = BackupPC::Storage::Text->new({}, { ConfDir => shift });
+my $hosts = $s->HostInfoRead();
+foreach my $host (sort keys %$hosts) {
+    my $user = $hosts->{$host}{user};
+    print $host, "\t", (defined $user ? $user : "(none)"), "\n";
+}
+"#;
+
+/// The `hosts` file in `conf_dir` as BackupPC's own code reads it, run by
+/// this process (no installation needed beyond Debian's Perl modules):
+/// host → owner (`(none)` when the line has none).
+pub fn hosts_in(conf_dir: &Path) -> BTreeMap<String, String> {
+    let output =
+        Command::new("/usr/bin/perl").env_clear().arg("-e").arg(STORAGE_HOST_INFO_READ).arg(conf_dir).output().unwrap();
+    assert!(output.status.success(), "HostInfoRead failed: {}", String::from_utf8_lossy(&output.stderr));
+    host_owner_lines(&output.stdout)
+}
+
+/// `host<TAB>user` lines as a map.
+fn host_owner_lines(stdout: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| {
+            let (host, user) = line.split_once('\t').unwrap();
+            (host.to_owned(), user.to_owned())
+        })
+        .collect()
+}
+
 /// The fields a browser sends when it submits the form named `form_name`
 /// of `page`, in page order: every named `<input>` but buttons, checkboxes
 /// and radio buttons only when checked, and `<textarea>`s; values with
@@ -265,14 +301,7 @@ impl BackupPc {
     pub fn hosts_as_backuppc_reads(&self) -> BTreeMap<String, String> {
         let output = self.as_backuppc("/usr/bin/perl").args(["-e", HOST_INFO_READ]).output().unwrap();
         assert!(output.status.success(), "HostInfoRead failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let (host, user) = line.split_once('\t').unwrap();
-                (host.to_owned(), user.to_owned())
-            })
-            .collect()
+        host_owner_lines(&output.stdout)
     }
 
     /// BackupPC's configuration folder (`conf-dir` of bpc-register).
