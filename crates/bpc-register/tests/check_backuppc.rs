@@ -156,3 +156,79 @@ fn a_registration_dropped_by_backuppcs_host_editor_is_found_and_put_back() {
     let again = register.register("linux:bob", "127.0.0.3");
     assert!(again.status.success(), "{again:?}");
 }
+
+/// The number of registrations in the race below, and of processes.
+const RACING_REGISTRATIONS: usize = 200;
+const RACING_CLIENTS: usize = 16;
+
+#[test]
+fn registrations_racing_backuppcs_host_editor_are_all_kept_or_put_back_and_none_doubled() {
+    if testkit::skip(module_path!(), requirements()) {
+        return;
+    }
+    let base = testkit::base_dir("race-cgi-");
+    let backuppc = BackupPc::new(&base.path().join("bpc"));
+    let register = Register::new(&base.path().join("server"), &backuppc);
+    // One machine per registration, each with its own address and name.
+    let machines: Vec<(String, String)> = (0..RACING_REGISTRATIONS)
+        .map(|n| (format!("127.0.{}.{}", 10 + n / 200, 1 + n % 200), format!("pc-{n:03}.example.org")))
+        .collect();
+    let statics: String = machines.iter().map(|(ip, name)| format!("{ip} {name}\n")).collect();
+    fs::write(base.path().join("server/hosts.static"), statics).unwrap();
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (saves, answers) = std::thread::scope(|scope| {
+        // The administrator saves the Hosts page again and again, each time
+        // as it was shown a moment before.
+        let editor = scope.spawn(|| {
+            let mut saves = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && saves < 500 {
+                let mut form = backuppc.cgi_form("backuppc", "action=editConfig&newMenu=hosts", "editForm");
+                for (name, value) in &mut form {
+                    if name == "saveAction" {
+                        *value = "Save".into();
+                    }
+                }
+                let saved = backuppc.cgi_post("backuppc", &form_encode(&form));
+                assert!(saved.status.success(), "the CGI failed: {}", String::from_utf8_lossy(&saved.stderr));
+                saves += 1;
+            }
+            saves
+        });
+        let clients: Vec<_> = machines
+            .chunks(RACING_REGISTRATIONS.div_ceil(RACING_CLIENTS))
+            .map(|chunk| {
+                let register = &register;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(ip, name)| (name.clone(), register.register("linux:alice", ip)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let answers: Vec<(String, Output)> = clients.into_iter().flat_map(|client| client.join().unwrap()).collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (editor.join().unwrap(), answers)
+    });
+    for (name, output) in &answers {
+        assert!(output.status.success(), "{name}: {output:?}");
+    }
+    assert!(saves > 0, "the editor never saved during the race");
+
+    let hosts = backuppc.conf_dir().join("hosts");
+    let lost = RACING_REGISTRATIONS - backuppc.hosts_as_backuppc_reads().len();
+    eprintln!("{saves} saves of the Hosts page; {lost} registrations lost by the editor before the repair");
+    let (code, report) = register.check(&["--fix", "--yes"]);
+    assert!(code == 0, "{report}");
+    let (code, report) = register.check(&[]);
+    assert_eq!(code, 0, "after the repair: {report}");
+
+    let expected: BTreeMap<String, String> = machines.iter().map(|(_, name)| (name.clone(), "alice".into())).collect();
+    assert_eq!(backuppc.hosts_as_backuppc_reads(), expected, "every registration is in hosts, alice's");
+    let text = fs::read_to_string(&hosts).unwrap();
+    for (_, name) in &machines {
+        let lines = text.lines().filter(|line| line.split_whitespace().next() == Some(name.as_str())).count();
+        assert_eq!(lines, 1, "{name} has {lines} lines:\n{text}");
+    }
+}
