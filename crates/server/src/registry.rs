@@ -151,6 +151,8 @@ impl BackupPcRegistry {
             os: registration.os.clone(),
             action: action.to_owned(),
             protocol: registration.protocol,
+            previous_owner: String::new(),
+            admin: String::new(),
         };
         journal::append(&self.journal, &record)
             .map_err(|source| RegistryError::Journal { path: self.journal.clone(), source })
