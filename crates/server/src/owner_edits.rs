@@ -487,7 +487,7 @@ fn parse_output(config: &Path, output: &str) -> Result<OwnerEdits, OwnerEditsErr
 
 /// The bytes that Perl's `unpack("H*", ...)` wrote as `hex`.
 fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok()).collect()

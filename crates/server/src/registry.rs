@@ -9,6 +9,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod hosts_edit;
+pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange, SetAside};
+
 /// The header BackupPC expects as the first non-comment line of `hosts`.
 pub const HOSTS_HEADER: &str = "host\tdhcp\tuser\tmoreUsers\n";
 
@@ -177,6 +180,18 @@ impl BackupPcRegistry {
     /// and anything but a regular file (a FIFO would block the open, a device
     /// would be opened) is refused.
     fn lock(&self) -> Result<File, RegistryError> {
+        let file = self.open_lock()?;
+        file.lock().map_err(|source| RegistryError::Hosts {
+            path: self.conf_dir.join("LOCK"),
+            action: "take the lock",
+            source,
+        })?;
+        Ok(file)
+    }
+
+    /// BackupPC's `LOCK`, opened as [`BackupPcRegistry::lock`] describes but
+    /// not yet locked.
+    fn open_lock(&self) -> Result<File, RegistryError> {
         let path = self.conf_dir.join("LOCK");
         let fail = |action, source| RegistryError::Hosts { path: path.clone(), action, source };
         let file = OpenOptions::new()
@@ -192,7 +207,7 @@ impl BackupPcRegistry {
             let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
             return Err(fail("use the lock", source));
         }
-        file.lock().map_err(|e| fail("take the lock", e))?;
+        hosts_edit::give_to_folder_owner(&path);
         Ok(file)
     }
 
