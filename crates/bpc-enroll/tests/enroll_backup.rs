@@ -114,6 +114,7 @@ fn server(base: &Path, client_port: u16) -> Server {
     fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n").unwrap();
     fs::write(dir.join("hosts.static"), format!("127.0.0.1 {HOST}\n")).unwrap();
     let reload = backuppc.reload_command().iter().map(|word| format!("{word:?}")).collect::<Vec<_>>().join(", ");
+    let delete = backuppc.delete_command().iter().map(|word| format!("{word:?}")).collect::<Vec<_>>().join(", ");
     let config = dir.join("server.toml");
     fs::write(
         &config,
@@ -128,6 +129,7 @@ fn server(base: &Path, client_port: u16) -> Server {
              client-port = {client_port}\n\
              connect-to = \"address\"\n\
              reload-command = [{reload}]\n\
+             delete-command = [{delete}]\n\
              [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
              [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
              [log]\nkind = \"file\"\npath = \"{log}\"\n",
@@ -277,6 +279,45 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     let restored = base.join("restored");
     server.backuppc.restore(HOST, server.backuppc.newest_backup(HOST), &tree, &restored);
     assert_eq!(describe(&restored), describe(&tree));
+
+    // The administrator sees when the incremental started, as BackupPC wrote it.
+    let backups = fs::read_to_string(server.backuppc.dir.join(format!("top/pc/{HOST}/backups"))).unwrap();
+    let incremental: Vec<&str> = backups.lines().last().unwrap().split('\t').collect();
+    assert_eq!(incremental[1], "incr", "{backups}");
+    let started = run(Command::new("/usr/bin/date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ", "-d"])
+        .arg(format!("@{}", incremental[2])));
+    let output = Command::new(bpc_register())
+        .args(["hosts", "list", "--json", "--config"])
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{listing}{}", String::from_utf8_lossy(&output.stderr));
+    for field in [
+        format!("\"host\": \"{HOST}\""),
+        "\"owner\": \"alice\"".into(),
+        format!("\"last-backup\": \"{}\"", started.trim()),
+    ] {
+        assert!(listing.contains(&field), "{field} not in {listing}");
+    }
+
+    // Removed with --purge: BackupPC's own BackupPC_backupDelete deletes both backups.
+    let output = Command::new(bpc_register())
+        .args(["hosts", "remove", HOST, "--purge", "--config"])
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}{}\n{}", String::from_utf8_lossy(&output.stderr), server.backuppc.log());
+    assert!(said.contains("BackupPC deleted its backups #0, #1 (BackupPC_backupDelete)"), "{said}");
+    let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
+    assert!(!hosts.contains(HOST), "{hosts}");
+    let host_dir = server.backuppc.dir.join(format!("top/pc/{HOST}"));
+    let left: Vec<String> =
+        fs::read_dir(&host_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!left.iter().any(|name| name == "0" || name == "1"), "backups left in {}: {left:?}", host_dir.display());
+    assert_eq!(fs::read_to_string(host_dir.join("backups")).unwrap_or_default(), "");
 
     // Uninstall removes exactly what setup added.
     bpc_enroll().arg("uninstall").assert().success();
