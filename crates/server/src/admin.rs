@@ -16,6 +16,7 @@ use crate::owner_edits::{self, OwnerEdits};
 use crate::registry::{BackupPcRegistry, EditError, HostsEditor, LineChange};
 use protocol::text::one_line;
 use protocol::{HostName, Logon};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -198,16 +199,26 @@ impl Admin {
         let mut notes = Vec::new();
         let journal = self.journal(&mut notes);
         let top_dir = self.top_dir(&mut notes);
+        // One pass over each file, whatever their sizes: the owner BackupPC's
+        // daemon sees is the last line's, the registration the last record's.
+        let owners: HashMap<&str, &str> =
+            hosts.hosts.iter().map(|line| (line.host.as_str(), line.user.as_str())).collect();
+        let mut records: HashMap<String, &JournalRecord> = HashMap::new();
+        for record in &journal.records {
+            records.insert(record.host.to_ascii_lowercase(), record);
+        }
+        let mut listed = HashSet::new();
         let mut listing = Listing::default();
         for line in &hosts.hosts {
-            if listing.hosts.iter().any(|row| row.host == line.host) {
+            if !listed.insert(line.host.as_str()) {
                 continue;
             }
             let last_backup = match (&top_dir, HostName::parse(&line.host)) {
                 (Some(top_dir), Ok(host)) => self.last_backup(top_dir, &host, &mut notes),
                 _ => None,
             };
-            listing.hosts.push(summary(&line.host, hosts.owner_of(&line.host), &journal, last_backup));
+            let record = records.get(&line.host).copied().filter(|record| record.action != REMOVED);
+            listing.hosts.push(summary(&line.host, owners.get(line.host.as_str()).copied(), record, last_backup));
         }
         listing.notes = notes;
         Ok(listing)
@@ -228,7 +239,7 @@ impl Admin {
         let last_backup = self.top_dir(&mut notes).and_then(|top_dir| self.last_backup(&top_dir, host, &mut notes));
         let config = self.registry.host_config_path(host);
         Ok(HostDetails {
-            summary: summary(host.as_str(), owner, &journal, last_backup),
+            summary: summary(host.as_str(), owner, journal.registration_of(host.as_str()), last_backup),
             config_exists: config.symlink_metadata().is_ok(),
             config,
             history,
@@ -429,9 +440,14 @@ impl Admin {
     }
 }
 
-/// A row from the `hosts` owner, the journal and the last backup.
-fn summary(host: &str, owner: Option<&str>, journal: &Journal, last_backup: Option<Backup>) -> HostSummary {
-    let record = journal.registration_of(host);
+/// A row from the `hosts` owner, the journal's record of the current
+/// registration and the last backup.
+fn summary(
+    host: &str,
+    owner: Option<&str>,
+    record: Option<&JournalRecord>,
+    last_backup: Option<Backup>,
+) -> HostSummary {
     HostSummary {
         host: host.to_owned(),
         owner: owner.map(str::to_owned),
