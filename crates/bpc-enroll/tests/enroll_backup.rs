@@ -311,6 +311,13 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}{}\n{}", String::from_utf8_lossy(&output.stderr), server.backuppc.log());
     assert!(said.contains("BackupPC deleted its backups #0, #1 (BackupPC_backupDelete)"), "{said}");
+    // Nothing to warn about: the daemon was told to reload, as backuppc.
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert!(
+        server.backuppc.log().contains(&format!("Deleted host {HOST} from backup list")),
+        "{}",
+        server.backuppc.log()
+    );
     let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
     assert!(!hosts.contains(HOST), "{hosts}");
     let host_dir = server.backuppc.dir.join(format!("top/pc/{HOST}"));
