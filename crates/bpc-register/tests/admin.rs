@@ -209,7 +209,9 @@ fn a_removed_host_loses_its_line_and_config_and_can_register_again() {
     assert_eq!((&last["action"], &last["owner"]), (&"removed".into(), &"alice".into()));
 
     let output = run(&demo, &["hosts", "show", ALICES_HOST]);
-    assert!(stdout(&output).contains("owner:       - (not in hosts)\n"), "{}", stdout(&output));
+    let shown = stdout(&output);
+    assert!(shown.contains("owner:       - (not in hosts)\nauthor:      -\nregistered:  - (removed)\n"), "{shown}");
+    assert!(shown.contains(&format!(" removed (owner alice) by {}\n", last["admin"].as_str().unwrap())), "{shown}");
     assert_eq!(list_json(&demo).len(), 1, "only localhost is left");
 
     demo.register("linux:bob", ALICE).code(0);

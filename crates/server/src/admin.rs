@@ -591,7 +591,7 @@ pub fn render_details(details: &HostDetails) -> String {
         one_line(&summary.host),
         shown(&summary.owner, "- (not in hosts)"),
         shown(&summary.author, "-"),
-        shown(&summary.registered, "- (not in the journal)"),
+        shown(&summary.registered, if summary.owner.is_some() { "- (not in the journal)" } else { "- (removed)" }),
         shown(&summary.last_backup, "- (none recorded)"),
         one_line(&details.config.display().to_string()),
         if details.config_exists { "" } else { " (missing)" },
@@ -643,8 +643,8 @@ pub fn kept_backups_warning(folder: &Path) -> String {
         "Its backups are kept in {}, but BackupPC no longer counts them: its nightly run \
          (BackupPC_nightly, BackupPC_refCountUpdate) counts pool references only for the hosts in hosts, \
          so the pool files that only these backups use are marked by one nightly run and deleted by a later \
-         one, and the backups stop being restorable. Register the host again before then to keep them whole, \
-         or use --purge to have BackupPC delete them now.",
+         one, and the backups stop being restorable. Register the host again before then to keep them whole; \
+         to have BackupPC delete them now, put its line back and remove it with --purge.",
         one_line(&folder.display().to_string())
     )
 }
