@@ -132,6 +132,7 @@ fn server(base: &Path, client_port: u16) -> Server {
         .backuppc("client-port", i64::from(client_port))
         .backuppc("connect-to", "address")
         .backuppc("reload-command", strings(backuppc.reload_command()))
+        .backuppc("delete-command", strings(backuppc.delete_command()))
         .set_in("log", "path", path(&backuppc.dir.join("log/register.log")))
         .write(&dir.join("server.toml"));
     for file in ["users.toml", "hosts.static"] {
@@ -291,6 +292,52 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     let restored = base.join("restored");
     server.backuppc.restore(HOST, server.backuppc.newest_backup(HOST), &tree, &restored);
     assert_eq!(describe(&restored), describe(&tree));
+
+    // The administrator sees when the incremental started, as BackupPC wrote it.
+    let backups = fs::read_to_string(server.backuppc.dir.join(format!("top/pc/{HOST}/backups"))).unwrap();
+    let incremental: Vec<&str> = backups.lines().last().unwrap().split('\t').collect();
+    assert_eq!(incremental[1], "incr", "{backups}");
+    let started = run(Command::new("/usr/bin/date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ", "-d"])
+        .arg(format!("@{}", incremental[2])));
+    let output = Command::new(bpc_register())
+        .args(["hosts", "list", "--json", "--config"])
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{listing}{}", String::from_utf8_lossy(&output.stderr));
+    for field in [
+        format!("\"host\": \"{HOST}\""),
+        "\"owner\": \"alice\"".into(),
+        format!("\"last-backup\": \"{}\"", started.trim()),
+    ] {
+        assert!(listing.contains(&field), "{field} not in {listing}");
+    }
+
+    // Removed with --purge: BackupPC's own BackupPC_backupDelete deletes both backups.
+    let output = Command::new(bpc_register())
+        .args(["hosts", "remove", HOST, "--purge", "--config"])
+        .arg(&server.config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}{}\n{}", String::from_utf8_lossy(&output.stderr), server.backuppc.log());
+    assert!(said.contains("BackupPC deleted its backups #0, #1 (BackupPC_backupDelete)"), "{said}");
+    // Nothing to warn about: the daemon was told to reload, as backuppc.
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert!(
+        server.backuppc.log().contains(&format!("Deleted host {HOST} from backup list")),
+        "{}",
+        server.backuppc.log()
+    );
+    let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
+    assert!(!hosts.contains(HOST), "{hosts}");
+    let host_dir = server.backuppc.dir.join(format!("top/pc/{HOST}"));
+    let left: Vec<String> =
+        fs::read_dir(&host_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!left.iter().any(|name| name == "0" || name == "1"), "backups left in {}: {left:?}", host_dir.display());
+    assert_eq!(fs::read_to_string(host_dir.join("backups")).unwrap_or_default(), "");
 
     // Uninstall removes exactly what setup added.
     bpc_enroll().arg("uninstall").assert().success();

@@ -1,7 +1,8 @@
 //! `bpc-register`: started by sshd as the forced command of the register key.
 
 use clap::Parser;
-use protocol::SshConnection;
+use protocol::{HostName, Logon, SshConnection};
+use server::admin::{self, Admin, Transfer};
 use server::check::{self, Finding, Sources, Step};
 use server::{EventLog, Level, Server, ServerConfig, Status};
 use std::io::Write;
@@ -111,6 +112,114 @@ enum Command {
         #[arg(long, requires = "fix")]
         yes: bool,
     },
+    /// List, show, transfer or remove registered hosts.
+    ///
+    /// These commands read and change BackupPC's hosts file, the per-host
+    /// configs and the journal of registrations named by the server
+    /// configuration. Changes are made under BackupPC's own lock (the one its
+    /// web page takes), atomically, and journaled with the name of whoever
+    /// ran the command (with sudo, the user who ran sudo). Run them as root
+    /// or as the backuppc user.
+    ///
+    /// Exit status: 0 when done, 1 when refused (unknown host or user, a
+    /// file that cannot be read or written, BackupPC's lock held too long),
+    /// 2 on a usage or configuration error. On any error nothing is changed (but
+    /// see `remove --purge`, whose deletions BackupPC cannot take back).
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum HostsCommand {
+    /// List the registered hosts.
+    ///
+    /// One row per host of BackupPC's hosts file: its owner (the user column
+    /// as BackupPC reads it), who registered it and when (from the journal:
+    /// the name the client authenticated as, or the administrator who
+    /// transferred it), and when its last full or incremental backup started
+    /// (from TopDir/pc/HOST/backups, TopDir as BackupPC's config.pl sets
+    /// it). A dash marks what is unknown or empty; what could not be read is
+    /// said on standard error.
+    ///
+    /// Example: bpc-register hosts list --json
+    List {
+        /// Print one JSON array of objects with the keys host, owner, author,
+        /// registered and last-backup (null when unknown; times in RFC 3339)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one host: the fields of `list`, its config file and its history.
+    ///
+    /// The history is every record of the journal about the host:
+    /// registrations, confirmations, transfers and removals, oldest first.
+    /// A host that is no longer in hosts is shown from its history.
+    ///
+    /// Example: bpc-register hosts show pc-alice.example.org
+    Show {
+        /// The host, as BackupPC names it
+        #[arg(value_parser = parse_host)]
+        host: HostName,
+        /// Print one JSON object: the keys of `list --json`, config,
+        /// config-exists and history (the journal's records)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a host to another owner.
+    ///
+    /// Every line of the host in hosts gets LOGON in its user column; every
+    /// other byte of the file is kept. LOGON must exist in the configured
+    /// directory. The journal records `transferred`, the previous owner and
+    /// who ran the command; BackupPC is told to reload (reload-command). The
+    /// host's config file is kept as it is.
+    ///
+    /// Example: bpc-register hosts transfer pc-alice.example.org bob
+    Transfer {
+        /// The host, as BackupPC names it
+        #[arg(value_parser = parse_host)]
+        host: HostName,
+        /// The directory login of the new owner
+        #[arg(value_parser = parse_logon)]
+        logon: Logon,
+    },
+    /// Remove a host: its lines in hosts and its config file.
+    ///
+    /// The journal records `removed` and who ran the command; BackupPC is
+    /// told to reload (reload-command), and drops the host from its list.
+    ///
+    /// Without --purge the backups stay in TopDir/pc/HOST, but BackupPC no
+    /// longer counts them: its nightly run (BackupPC_nightly, through
+    /// BackupPC_refCountUpdate) counts the pool's references only for the
+    /// hosts in hosts, so the pool files that only these backups use are
+    /// marked by one nightly run and deleted by a later one, and the backups
+    /// stop being restorable. Registering the host again before then keeps
+    /// them whole.
+    ///
+    /// With --purge, BackupPC deletes each backup first, oldest first, with
+    /// its own BackupPC_backupDelete (delete-command, run as BackupPC's user)
+    /// while the host is still in hosts, which that program requires; then
+    /// the host is removed. TopDir/pc/HOST keeps BackupPC's logs of the host.
+    /// If BackupPC refuses a deletion (a backup of the host is running), the
+    /// host stays registered and the output says which backups are gone.
+    ///
+    /// Example: bpc-register hosts remove pc-alice.example.org --purge
+    Remove {
+        /// The host, as BackupPC names it
+        #[arg(value_parser = parse_host)]
+        host: HostName,
+        /// Have BackupPC delete the host's backups first
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+fn parse_host(text: &str) -> Result<HostName, String> {
+    HostName::parse(text).map_err(|error| error.to_string())
+}
+
+fn parse_logon(text: &str) -> Result<Logon, String> {
+    Logon::parse(text).map_err(|error| error.to_string())
 }
 
 /// A configuration that cannot be used is the server's fault; the client is
@@ -126,6 +235,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
         Some(Command::Check { fix, yes }) => check(&config_path, fix, yes),
+        Some(Command::Hosts { command }) => hosts(&config_path, command),
         None => forced_command(&config_path),
     }
 }
@@ -269,6 +379,111 @@ fn print_clean(sources: &Sources, inspection: &check::Inspection) {
         "ok: {}: host owners can change only harmless settings (no command, path, argument, address or mail)",
         sources.conf_dir.join("config.pl").display()
     );
+}
+
+/// Runs one of the `hosts` commands.
+fn hosts(config_path: &std::path::Path, command: HostsCommand) -> ExitCode {
+    let config = match ServerConfig::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let admin = Admin::new(config);
+    let result = match command {
+        HostsCommand::List { json } => admin.list().map(|listing| {
+            notes(&listing.notes);
+            if json { admin::to_json(&listing.hosts) } else { admin::render_table(&listing.hosts) }
+        }),
+        HostsCommand::Show { host, json } => admin.show(&host).map(|details| {
+            notes(&details.notes);
+            if json { admin::to_json(&details) } else { admin::render_details(&details) }
+        }),
+        HostsCommand::Transfer { host, logon } => {
+            // The same directory the forced command consults.
+            let directory = match server::register::directory_from_config(&admin.config().directory) {
+                Ok(directory) => directory,
+                Err(error) => {
+                    eprintln!("bpc-register: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            admin.transfer(directory.as_ref(), &host, &logon, &admin::invoking_admin()).map(|transfer| match transfer {
+                Transfer::AlreadyOwned => format!("{host} is already registered to {logon}; nothing was changed\n"),
+                Transfer::Done { previous, lines, reload_problem } => {
+                    reloaded(reload_problem.as_deref());
+                    format!(
+                        "{host} is now registered to {logon} (was {}; {lines} line{} of hosts changed)\n",
+                        previous.join(", "),
+                        if lines == 1 { "" } else { "s" }
+                    )
+                }
+            })
+        }
+        HostsCommand::Remove { host, purge } => {
+            admin.remove(&host, purge, &admin::invoking_admin()).map(|removal| removed(&host, purge, &removal))
+        }
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("bpc-register: {}", protocol::text::one_line(&error.to_string()));
+            ExitCode::from(if error.is_usage() { 2 } else { 1 })
+        }
+    }
+}
+
+/// What `hosts remove` did, and what becomes of the backups.
+fn removed(host: &HostName, purge: bool, removal: &admin::Removal) -> String {
+    reloaded(removal.reload_problem.as_deref());
+    let config = match &removal.config_removed {
+        Some(path) => format!("and its config {}", path.display()),
+        None => "(it had no config file)".to_owned(),
+    };
+    let mut text = format!(
+        "{host} is removed: {} line{} of hosts (owner {}) {config}.\n",
+        removal.lines,
+        if removal.lines == 1 { "" } else { "s" },
+        removal.owner
+    );
+    let folder = removal.backups_folder.as_ref().map(|path| path.display().to_string());
+    let folder = folder.as_deref().unwrap_or("BackupPC's TopDir/pc/HOST");
+    if purge {
+        if removal.purged.is_empty() {
+            text.push_str("It had no backups.\n");
+        } else {
+            let numbers: Vec<String> = removal.purged.iter().map(|num| format!("#{num}")).collect();
+            text.push_str(&format!(
+                "BackupPC deleted its backups {} (BackupPC_backupDelete); {folder} keeps BackupPC's logs of the host.\n",
+                numbers.join(", ")
+            ));
+        }
+    } else {
+        text.push_str(&admin::kept_backups_warning(std::path::Path::new(folder)));
+        text.push('\n');
+    }
+    text
+}
+
+/// Says on standard error that BackupPC was not told to reload.
+fn reloaded(problem: Option<&str>) {
+    if let Some(problem) = problem {
+        eprintln!(
+            "bpc-register: warning: BackupPC was not told to reload ({}); it notices the change within the hour",
+            protocol::text::one_line(problem)
+        );
+    }
+}
+
+/// Writes what could not be read, one line each, on standard error.
+fn notes(notes: &[String]) {
+    for note in notes {
+        eprintln!("bpc-register: note: {}", protocol::text::one_line(note));
+    }
 }
 
 /// Answers one request, as sshd's forced command.

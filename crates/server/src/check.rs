@@ -929,7 +929,13 @@ impl Sources {
                 }
                 body.extend_from_slice(line.as_bytes());
                 let restored = JournalRecord { time: journal::now(), action: "restored".into(), ..(**record).clone() };
-                let restored = JournalRecord { host: host.to_string(), owner: owner.to_string(), ..restored };
+                let restored = JournalRecord {
+                    host: host.to_string(),
+                    owner: owner.to_string(),
+                    previous_owner: String::new(),
+                    admin: crate::admin::invoking_admin(),
+                    ..restored
+                };
                 let config_path = self.conf_dir.join(format!("{host}.pl"));
                 // Used only with `connect-to = "address"`, for which `plan`
                 // made sure that the journal's address parses.
@@ -1073,6 +1079,8 @@ mod tests {
             os: "linux".into(),
             action: action.into(),
             protocol: 2,
+            previous_owner: String::new(),
+            admin: String::new(),
         }
     }
 

@@ -95,6 +95,11 @@ pub struct BackupPcConfig {
     /// after a new registration without a shell; empty to skip.
     #[serde(default = "default_reload_command")]
     pub reload_command: Vec<String>,
+    /// BackupPC's program that deletes one backup, run without a shell by
+    /// `bpc-register hosts remove --purge` with `-h HOST -n NUM -f -r -p`
+    /// appended.
+    #[serde(default = "default_delete_command")]
+    pub delete_command: Vec<String>,
 }
 
 impl BackupPcConfig {
@@ -354,6 +359,10 @@ fn default_client_port() -> u16 {
 
 fn default_reload_command() -> Vec<String> {
     ["/usr/share/backuppc/bin/BackupPC_serverMesg", "server", "reload"].map(str::to_owned).to_vec()
+}
+
+fn default_delete_command() -> Vec<String> {
+    vec!["/usr/share/backuppc/bin/BackupPC_backupDelete".to_owned()]
 }
 
 /// A path that goes into `RsyncSshArgs`, which BackupPC splits on white

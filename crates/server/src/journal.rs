@@ -10,6 +10,13 @@ use std::time::SystemTime;
 /// The journal's default name, beside `hosts`.
 pub const JOURNAL_NAME: &str = "bpc-enroll-journal.jsonl";
 
+/// The action of a record written when an administrator gives a host to
+/// another owner.
+pub const TRANSFERRED: &str = "transferred";
+
+/// The action of a record written when an administrator removes a host.
+pub const REMOVED: &str = "removed";
+
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JournalRecord {
@@ -25,11 +32,20 @@ pub struct JournalRecord {
     pub client_ip: String,
     /// The OS type sent, under its canonical name (`macos` for `mac`).
     pub os: String,
-    /// `added` or `confirmed` (a registration), `restored` (a lost `hosts`
-    /// line put back by `check --fix --yes`).
+    /// `added` or `confirmed` (a registration), `transferred` or `removed`
+    /// (an administrator's command), `restored` (a lost `hosts` line put
+    /// back by `check --fix --yes`).
     pub action: String,
-    /// The protocol version.
+    /// The protocol version (0 for an administrator's command).
     pub protocol: u32,
+    /// The owner before a `transferred` record; empty otherwise, and absent
+    /// from the line when empty, so that older readers read it as before.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub previous_owner: String,
+    /// The administrator who ran the command, for `transferred`, `removed`
+    /// and `restored`; empty (and absent) for registrations.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub admin: String,
 }
 
 /// The journal as read back: the records in file order, and the lines that
@@ -51,6 +67,13 @@ impl Journal {
     /// The last record about `host`.
     pub fn last_about(&self, host: &str) -> Option<&JournalRecord> {
         self.records.iter().rev().find(|record| record.host.eq_ignore_ascii_case(host))
+    }
+
+    /// The record that made `host`'s current registration: the last one
+    /// about it that registered, confirmed or transferred it, unless a
+    /// `removed` record came after it.
+    pub fn registration_of(&self, host: &str) -> Option<&JournalRecord> {
+        self.last_about(host).filter(|record| record.action != REMOVED)
     }
 }
 
@@ -128,7 +151,37 @@ mod tests {
             os: "linux".into(),
             action: action.into(),
             protocol: 2,
+            previous_owner: String::new(),
+            admin: String::new(),
         }
+    }
+
+    #[test]
+    fn a_line_written_before_the_administration_fields_still_reads() {
+        let line = br#"{"time":"2026-01-02T03:04:05Z","host":"pc.example.org","owner":"alice","author":"","client_ip":"192.0.2.2","os":"linux","action":"added","protocol":2}"#;
+        let old: JournalRecord = serde_json::from_slice(line).unwrap();
+        assert_eq!(old, record("pc.example.org", "added"));
+        assert_eq!(serde_json::to_vec(&old).unwrap(), line, "empty new fields are left out of the line");
+        let transferred = JournalRecord {
+            action: TRANSFERRED.into(),
+            previous_owner: "alice".into(),
+            owner: "bob".into(),
+            admin: "carol".into(),
+            ..record("pc.example.org", "")
+        };
+        let line = serde_json::to_string(&transferred).unwrap();
+        assert!(line.ends_with(r#""previous_owner":"alice","admin":"carol"}"#), "{line}");
+        assert_eq!(serde_json::from_str::<JournalRecord>(&line).unwrap(), transferred);
+    }
+
+    #[test]
+    fn a_removed_host_has_no_current_registration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_NAME);
+        append(&path, &record("pc.example.org", "added")).unwrap();
+        assert_eq!(read(&path).unwrap().registration_of("pc.example.org").map(|r| r.action.as_str()), Some("added"));
+        append(&path, &record("pc.example.org", REMOVED)).unwrap();
+        assert!(read(&path).unwrap().registration_of("pc.example.org").is_none());
     }
 
     #[test]

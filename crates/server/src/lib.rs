@@ -6,6 +6,7 @@
 //! returns the answer to send. The same function serves sshd's forced command
 //! and the client's in-process `file://` transport.
 
+pub mod admin;
 pub mod backups;
 pub mod challenge;
 pub mod check;

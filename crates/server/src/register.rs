@@ -83,10 +83,7 @@ const RESOLVER_DOWN: &str = "the DNS cannot be consulted; try again later or tel
 impl Server {
     /// Builds the server the configuration describes.
     pub fn from_config(config: ServerConfig) -> Result<Server, ServerError> {
-        let directory: Box<dyn Directory> = match &config.directory {
-            DirectoryConfig::File { path } => Box::new(FileDirectory::load(path)?),
-            DirectoryConfig::Ldap(ldap) => Box::new(LdapDirectory::new(ldap)?),
-        };
+        let directory = directory_from_config(&config.directory)?;
         let resolver: Box<dyn Resolver> = match &config.resolver {
             ResolverConfig::Static { path } => Box::new(StaticResolver::load(path)?),
             ResolverConfig::Dns { servers, timeout } => {
@@ -427,6 +424,14 @@ impl Failure {
     fn fault(answer: &str, detail: String) -> Failure {
         Failure { answer: answer.to_owned(), detail, level: Level::Err }
     }
+}
+
+/// The directory the configuration's `[directory]` table describes.
+pub fn directory_from_config(config: &DirectoryConfig) -> Result<Box<dyn Directory>, ServerError> {
+    Ok(match config {
+        DirectoryConfig::File { path } => Box::new(FileDirectory::load(path)?),
+        DirectoryConfig::Ldap(ldap) => Box::new(LdapDirectory::new(ldap)?),
+    })
 }
 
 /// Reads and checks an OpenSSH public key, returning it as one clean line.

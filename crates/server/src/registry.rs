@@ -9,6 +9,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod hosts_edit;
+pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange};
+
 /// The header BackupPC expects as the first non-comment line of `hosts`.
 pub const HOSTS_HEADER: &str = "host\tdhcp\tuser\tmoreUsers\n";
 
@@ -150,11 +153,13 @@ impl BackupPcRegistry {
             os: registration.os.clone(),
             action: action.to_owned(),
             protocol: registration.protocol,
+            previous_owner: String::new(),
+            admin: String::new(),
         }
     }
 
     /// Makes `change` whole or not at all (see [`transaction`]).
-    fn apply(&self, change: &Change<'_>) -> Result<(), RegistryError> {
+    pub(crate) fn apply(&self, change: &Change<'_>) -> Result<(), RegistryError> {
         transaction::apply(&self.conf_dir, &self.journal, change).map_err(|error| match error.part {
             Part::Hosts => RegistryError::Hosts { path: error.path, action: "write", source: error.source },
             Part::Config => RegistryError::HostConfig { path: error.path, source: error.source },
@@ -166,12 +171,18 @@ impl BackupPcRegistry {
     /// half-made, so that what is read next is whole.
     fn lock_and_recover(&self) -> Result<File, RegistryError> {
         let lock = self.lock()?;
+        self.recover()?;
+        Ok(lock)
+    }
+
+    /// Undoes any change a killed process left half-made; the caller holds
+    /// the lock.
+    pub(crate) fn recover(&self) -> Result<bool, RegistryError> {
         transaction::recover(&self.conf_dir, &self.journal).map_err(|source| RegistryError::Hosts {
             path: self.conf_dir.join(transaction::UNDO_NAME),
             action: "undo an interrupted change",
             source,
-        })?;
-        Ok(lock)
+        })
     }
 
     /// The `hosts` file.
@@ -193,6 +204,18 @@ impl BackupPcRegistry {
     /// and anything but a regular file (a FIFO would block the open, a device
     /// would be opened) is refused.
     fn lock(&self) -> Result<File, RegistryError> {
+        let file = self.open_lock()?;
+        file.lock().map_err(|source| RegistryError::Hosts {
+            path: self.conf_dir.join("LOCK"),
+            action: "take the lock",
+            source,
+        })?;
+        Ok(file)
+    }
+
+    /// BackupPC's `LOCK`, opened as [`BackupPcRegistry::lock`] describes but
+    /// not yet locked.
+    fn open_lock(&self) -> Result<File, RegistryError> {
         let path = self.conf_dir.join("LOCK");
         let fail = |action, source| RegistryError::Hosts { path: path.clone(), action, source };
         let file = OpenOptions::new()
@@ -208,7 +231,7 @@ impl BackupPcRegistry {
             let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
             return Err(fail("use the lock", source));
         }
-        file.lock().map_err(|e| fail("take the lock", e))?;
+        hosts_edit::give_to_folder_owner(&path);
         Ok(file)
     }
 

@@ -264,7 +264,8 @@ fn put_back(conf_dir: &Path, name: &str, link: &str, existed: bool, new: Option<
         Err(error) => return Err(error),
     };
     let link_path = conf_dir.join(link);
-    let old_is_file = fs::symlink_metadata(&link_path).is_ok_and(|meta| meta.file_type().is_file());
+    let old_is_file =
+        fs::symlink_metadata(&link_path).is_ok_and(|meta| meta.file_type().is_file() || meta.file_type().is_symlink());
     match new {
         // The change put its file in place: the old one goes back, or none.
         Some(_) if current == new && existed && old_is_file => fs::rename(&link_path, &path)?,
@@ -283,7 +284,9 @@ fn link_old(conf_dir: &Path, path: &Path, link: &str) -> io::Result<bool> {
     let link_path = conf_dir.join(link);
     remove_if_present(&link_path)?;
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_file() => {
+        // A link to a symbolic link is to the link itself: what it points
+        // to is never touched.
+        Ok(meta) if meta.file_type().is_file() || meta.file_type().is_symlink() => {
             fs::hard_link(path, &link_path)?;
             Ok(true)
         }
@@ -391,6 +394,8 @@ mod tests {
             os: "linux".into(),
             action: "added".into(),
             protocol: 2,
+            previous_owner: String::new(),
+            admin: String::new(),
         }
     }
 

@@ -336,9 +336,22 @@ impl BackupPc {
 
     /// `bpc-register`'s `reload-command` for this installation.
     pub fn reload_command(&self) -> Vec<String> {
+        self.program_command(&["BackupPC_serverMesg", "server", "reload"])
+    }
+
+    /// `bpc-register`'s `delete-command` for this installation.
+    pub fn delete_command(&self) -> Vec<String> {
+        self.program_command(&["BackupPC_backupDelete"])
+    }
+
+    /// A command vector that runs BackupPC's `program_and_args` with this
+    /// installation's environment (bpc-register runs it without a shell).
+    fn program_command(&self, program_and_args: &[&str]) -> Vec<String> {
         let mut command = vec!["/usr/bin/env".to_owned(), "-i".to_owned()];
         command.extend(self.environment());
-        command.extend([format!("{BIN}/BackupPC_serverMesg"), "server".into(), "reload".into()]);
+        let (program, args) = program_and_args.split_first().expect("a program");
+        command.push(format!("{BIN}/{program}"));
+        command.extend(args.iter().map(|arg| (*arg).to_owned()));
         command
     }
 
