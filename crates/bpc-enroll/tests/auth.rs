@@ -2,8 +2,6 @@
 //! credential chain, the per-realm cache, the author of record.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
-mod system;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Write};
@@ -13,8 +11,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
-use system::backuppc::give_to_backuppc;
-use system::{Sshd, keygen, run};
+use testkit::ServerToml;
+use testkit::backuppc::give_to_backuppc;
+use testkit::run;
+use testkit::sshd::{Sshd, keygen};
 
 const REALM: &str = "Example backups";
 
@@ -38,23 +38,18 @@ fn server_config(base: &Path, name: &str, policy: &str, alice_password: &str) ->
     keygen(&dir.join("backuppc_key"), "backuppc@test");
     set_alice_password(&dir, alice_password);
     fs::write(dir.join("hosts.static"), "127.0.0.1 pc-test.example.org\n").unwrap();
-    fs::write(
-        dir.join("server.toml"),
-        format!(
-            "domain = \"example.org\"\nauth = \"{policy}\"\nrealm = \"{REALM}\"\n\
-             [backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://b/?host={{host}}\"\nkey = \"backuppc_key.pub\"\nreload-command = []\n\
-             [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
-             [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
-             [log]\nkind = \"file\"\npath = \"backuppc/register.log\"\n"
-        ),
-    )
-    .unwrap();
-    for file in ["server.toml", "hosts.static", "backuppc_key.pub"] {
+    let config = ServerToml::new()
+        .set("auth", policy)
+        .set("realm", REALM)
+        .backuppc("url", "http://b/?host={host}")
+        .set_in("log", "path", "backuppc/register.log")
+        .write(&dir.join("server.toml"));
+    for file in ["hosts.static", "backuppc_key.pub"] {
         fs::set_permissions(dir.join(file), fs::Permissions::from_mode(0o644)).unwrap();
     }
     let register_key = dir.join("register_key");
     keygen(&register_key, "register@test");
-    (dir.join("server.toml"), register_key)
+    (config, register_key)
 }
 
 fn set_alice_password(dir: &Path, password: &str) {
@@ -176,8 +171,8 @@ fn cache_file(xdg: &Path, realm: &str) -> PathBuf {
 
 #[test]
 fn a_password_server_challenges_and_the_client_caches_like_subversion() {
-    require_system!();
-    let base = system::base_dir();
+    testkit::require!(testkit::system_requirements());
+    let base = testkit::base_dir("run-");
     let base = base.path();
     let (password_config, password_key) = server_config(base, "password-server", "password", "alice-demo");
     let (never_config, never_key) = server_config(base, "never-server", "never", "alice-demo");

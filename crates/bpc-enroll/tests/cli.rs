@@ -28,10 +28,7 @@ fn cache_files(xdg: &Path) -> Vec<String> {
 
 /// A demo server in a fresh folder; returns the folder and its server URL.
 fn demo() -> (tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo_dir = dir.path().join("demo");
-    bpc_enroll().args(["demo", "--dir"]).arg(&demo_dir).assert().success();
-    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let (dir, _, url) = demo_with("never");
     (dir, url)
 }
 
@@ -56,6 +53,16 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// A demo server built by `bpc-enroll demo --auth AUTH` in a new folder:
+/// (the folder, the demo's folder inside it, its `file://` URL).
+fn demo_with(auth: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--auth", auth, "--dir"]).arg(&demo_dir).assert().success();
+    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    (dir, demo_dir, url)
 }
 
 #[test]
@@ -305,10 +312,7 @@ fn auth_lists_cached_realms_without_passwords_and_removes_them() {
 
 #[test]
 fn a_challenged_setup_caches_unless_told_not_to() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo_dir = dir.path().join("demo");
-    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
-    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let (dir, demo_dir, url) = demo_with("password");
     let plaintext_yes = dir.path().join("plaintext-yes.toml");
     fs::write(&plaintext_yes, "store-plaintext-passwords = \"yes\"\n").unwrap();
     let setup_with = |xdg: &Path, extra: &[&str], password: &str| {
@@ -358,10 +362,7 @@ fn a_challenged_setup_caches_unless_told_not_to() {
 
 #[test]
 fn a_password_is_cached_unencrypted_only_as_store_plaintext_passwords_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo_dir = dir.path().join("demo");
-    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
-    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let (dir, _, url) = demo_with("password");
     let realm = format!("<{url}> Example backups");
     let setup = |name: &str, client_toml: &str, user_toml: Option<&str>| {
         let xdg = dir.path().join(format!("xdg-{name}"));
@@ -412,10 +413,7 @@ fn a_password_is_cached_unencrypted_only_as_store_plaintext_passwords_says() {
 
 #[test]
 fn setup_does_not_write_the_password_through_a_link_planted_in_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let demo_dir = dir.path().join("demo");
-    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
-    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let (dir, _, url) = demo_with("password");
     let config = dir.path().join("client.toml");
     fs::write(&config, "store-plaintext-passwords = \"yes\"\n").unwrap();
     let xdg = dir.path().join("xdg");
@@ -469,10 +467,7 @@ fn as_root_the_cache_is_not_kept_in_a_folder_another_user_owns() {
     if testkit::skip(module_path!(), if nix::unistd::geteuid().is_root() { Ok(()) } else { Err("needs root".into()) }) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let demo_dir = dir.path().join("demo");
-    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
-    let url = format!("file://{}", demo_dir.join("server.toml").display());
+    let (dir, _, url) = demo_with("password");
     let config = dir.path().join("client.toml");
     fs::write(&config, "store-plaintext-passwords = \"yes\"\n").unwrap();
     // sudo -E keeps the user's XDG_CONFIG_HOME: a folder that user owns.
@@ -549,17 +544,11 @@ fn a_file_setup_as_root_leaves_the_servers_files_to_the_folders_owner() {
     fs::write(server.join("backuppc/config.pl"), client::demo::BACKUPPC_CONFIG_PL).unwrap();
     fs::write(server.join("users.toml"), "[users.alice]\nname = \"Alice\"\n[users.bob]\nname = \"Bob\"\n").unwrap();
     fs::write(server.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n127.0.0.3 pc-bob.example.org\n").unwrap();
-    fs::write(
-        server.join("server.toml"),
-        "domain = \"example.org\"\n\
-         [backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://backup.example.org/?host={host}\"\n\
-         key = \"id_ed25519.pub\"\nreload-command = []\n\
-         [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
-         [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
-         [log]\nkind = \"file\"\npath = \"log/register.log\"\n",
-    )
-    .unwrap();
-    for file in ["users.toml", "hosts.static", "server.toml", "id_ed25519.pub"] {
+    testkit::ServerToml::new()
+        .backuppc("key", "id_ed25519.pub")
+        .set_in("log", "path", "log/register.log")
+        .write(&server.join("server.toml"));
+    for file in ["users.toml", "hosts.static", "id_ed25519.pub"] {
         fs::set_permissions(server.join(file), fs::Permissions::from_mode(0o644)).unwrap();
     }
     let register = base.path().join("bpc-register");

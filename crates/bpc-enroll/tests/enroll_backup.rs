@@ -3,8 +3,6 @@
 //! system account and a sudo rule, and removes them again).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
-mod system;
-
 use assert_cmd::Command as TestCommand;
 use std::ffi::OsStr;
 use std::fs;
@@ -13,8 +11,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use system::backuppc::{BackupPc, give_to_backuppc};
-use system::{Sshd, keygen, run};
+use testkit::backuppc::{BackupPc, give_to_backuppc};
+use testkit::run;
+use testkit::server_toml::{ServerToml, path, strings};
+use testkit::sshd::{Sshd, keygen};
 
 /// The tests here change the system (accounts, /etc/bpc-enroll, the setup
 /// manifest): one at a time.
@@ -50,12 +50,17 @@ fn bpc_register() -> PathBuf {
     path
 }
 
-/// Refuses to run on a machine where bpc-enroll is really installed, and
-/// removes what a test installed even when it fails half-way.
-struct SystemGuard;
+/// One test that changes the system, at a time: refuses to run on a machine
+/// where bpc-enroll is really installed, gives the test its folder, and
+/// removes what the test installed even when it fails half-way.
+struct SystemGuard {
+    dir: tempfile::TempDir,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+}
 
 impl SystemGuard {
     fn new() -> SystemGuard {
+        let one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         assert!(!Path::new(MANIFEST).exists(), "{MANIFEST} exists: bpc-enroll is installed here; not touching it");
         let existing = nix::unistd::User::from_name(ACCOUNT).unwrap();
         assert!(existing.is_none(), "account {ACCOUNT} exists: a previous run did not clean up");
@@ -70,7 +75,12 @@ impl SystemGuard {
         fs::copy(&built, &program).unwrap();
         fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
         *PROGRAM.lock().unwrap_or_else(|p| p.into_inner()) = Some(program);
-        SystemGuard
+        SystemGuard { dir: testkit::base_dir("run-"), _one_at_a_time: one_at_a_time }
+    }
+
+    /// The test's folder.
+    fn base(&self) -> &Path {
+        self.dir.path()
     }
 }
 
@@ -113,31 +123,18 @@ fn server(base: &Path, client_port: u16) -> Server {
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n").unwrap();
     fs::write(dir.join("hosts.static"), format!("127.0.0.1 {HOST}\n")).unwrap();
-    let reload = backuppc.reload_command().iter().map(|word| format!("{word:?}")).collect::<Vec<_>>().join(", ");
-    let config = dir.join("server.toml");
-    fs::write(
-        &config,
-        format!(
-            "domain = \"example.org\"\n\
-             [backuppc]\n\
-             conf-dir = \"{conf}\"\n\
-             url = \"http://backup.example.org/backuppc/index.cgi?host={{host}}\"\n\
-             key = \"{ssh}/id_ed25519.pub\"\n\
-             known-hosts = \"{ssh}/known_hosts\"\n\
-             account = \"{ACCOUNT}\"\n\
-             client-port = {client_port}\n\
-             connect-to = \"address\"\n\
-             reload-command = [{reload}]\n\
-             [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
-             [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n\
-             [log]\nkind = \"file\"\npath = \"{log}\"\n",
-            conf = backuppc.conf_dir().display(),
-            ssh = ssh.display(),
-            log = backuppc.dir.join("log/register.log").display(),
-        ),
-    )
-    .unwrap();
-    for file in ["users.toml", "hosts.static", "server.toml"] {
+    let config = ServerToml::new()
+        .backuppc("conf-dir", path(&backuppc.conf_dir()))
+        .backuppc("url", "http://backup.example.org/backuppc/index.cgi?host={host}")
+        .backuppc("key", path(&ssh.join("id_ed25519.pub")))
+        .backuppc("known-hosts", path(&ssh.join("known_hosts")))
+        .backuppc("account", ACCOUNT)
+        .backuppc("client-port", i64::from(client_port))
+        .backuppc("connect-to", "address")
+        .backuppc("reload-command", strings(backuppc.reload_command()))
+        .set_in("log", "path", path(&backuppc.dir.join("log/register.log")))
+        .write(&dir.join("server.toml"));
+    for file in ["users.toml", "hosts.static"] {
         fs::set_permissions(dir.join(file), fs::Permissions::from_mode(0o644)).unwrap();
     }
 
@@ -159,6 +156,11 @@ fn server(base: &Path, client_port: u16) -> Server {
     Server { backuppc, sshd, register_key, config }
 }
 
+/// The machine's own sshd, which lets only the backup account in.
+fn client_sshd(base: &Path) -> Sshd {
+    Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"))
+}
+
 /// The client's tree to back up: modes, an owner with no name, a symlink, and
 /// a name with spaces and bytes that are not UTF-8.
 fn make_tree(tree: &Path) {
@@ -174,6 +176,18 @@ fn make_tree(tree: &Path) {
     fs::write(&odd, vec![0u8, 1, 2, 255]).unwrap();
     symlink("../plain.txt", tree.join("sub/link")).unwrap();
     fs::write(tree.join("sub/deeper/big.bin"), (0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+}
+
+/// Makes the test tree under `base` and, as the administrator would, makes it
+/// the host's only share (scheduled backups off: the test runs them).
+fn share_a_test_tree(server: &Server, base: &Path) -> PathBuf {
+    let tree = base.join("tree");
+    make_tree(&tree);
+    let host_config = server.backuppc.conf_dir().join(format!("{HOST}.pl"));
+    let mut text = fs::read_to_string(&host_config).unwrap();
+    text.push_str(&format!("$Conf{{RsyncShareName}} = ['{}'];\n$Conf{{BackupsDisable}} = 1;\n", tree.display()));
+    fs::write(&host_config, text).unwrap();
+    tree
 }
 
 /// One entry of a tree: relative path, type, mode, owner, group, content
@@ -222,17 +236,22 @@ fn client_config(base: &Path, server: &Server, known_hosts_line: &str, port: u16
     config
 }
 
-#[test]
-fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend() {
-    require_system!();
-    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let guard = SystemGuard::new();
-    let base = system::base_dir();
-    let base = base.path();
-
-    let client_sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+/// The machine's sshd, the server and a client configuration that reaches it
+/// over ssh, the server's host key pinned.
+fn machine_and_server(base: &Path) -> (Sshd, Server, PathBuf) {
+    let client_sshd = client_sshd(base);
     let server = server(base, client_sshd.port);
     let config = client_config(base, &server, &server.sshd.known_hosts_line(), server.sshd.port);
+    (client_sshd, server, config)
+}
+
+#[test]
+fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend() {
+    testkit::require!(testkit::system_requirements());
+    let guard = SystemGuard::new();
+    let base = guard.base();
+
+    let (_client_sshd, server, config) = machine_and_server(base);
 
     // Enrollment, as root, for real.
     let output = bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).output().unwrap();
@@ -263,12 +282,7 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     bpc_enroll().args(["status", "--config"]).arg(&config).assert().success();
 
     // The administrator narrows the host's share to the test tree.
-    let tree = base.join("tree");
-    make_tree(&tree);
-    let host_config = server.backuppc.conf_dir().join(format!("{HOST}.pl"));
-    let mut text = fs::read_to_string(&host_config).unwrap();
-    text.push_str(&format!("$Conf{{RsyncShareName}} = ['{}'];\n$Conf{{BackupsDisable}} = 1;\n", tree.display()));
-    fs::write(&host_config, text).unwrap();
+    let tree = share_a_test_tree(&server, base);
 
     server.backuppc.dump(HOST, "-f");
     fs::write(tree.join("plain.txt"), "changed after the full backup\n").unwrap();
@@ -294,14 +308,10 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
 
 #[test]
 fn backuppc_backs_up_and_restores_an_allowed_path_narrower_than_slash() {
-    require_system!();
-    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _guard = SystemGuard::new();
-    let base = system::base_dir();
-    let base = base.path();
-    let client_sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
-    let server = server(base, client_sshd.port);
-    let config = client_config(base, &server, &server.sshd.known_hosts_line(), server.sshd.port);
+    testkit::require!(testkit::system_requirements());
+    let guard = SystemGuard::new();
+    let base = guard.base();
+    let (_client_sshd, server, config) = machine_and_server(base);
     let mut text = fs::read_to_string(&config).unwrap();
     text.push_str(&format!("allowed-paths = [\"{}\"]\n", base.display()));
     fs::write(&config, text).unwrap();
@@ -309,12 +319,7 @@ fn backuppc_backs_up_and_restores_an_allowed_path_narrower_than_slash() {
 
     // BackupPC's own options, through sshd, sudo and the root stage's pin,
     // --confine-root and (on the restore) --drop-D and --chmod=ug-s.
-    let tree = base.join("tree");
-    make_tree(&tree);
-    let host_config = server.backuppc.conf_dir().join(format!("{HOST}.pl"));
-    let mut text = fs::read_to_string(&host_config).unwrap();
-    text.push_str(&format!("$Conf{{RsyncShareName}} = ['{}'];\n$Conf{{BackupsDisable}} = 1;\n", tree.display()));
-    fs::write(&host_config, text).unwrap();
+    let tree = share_a_test_tree(&server, base);
     server.backuppc.dump(HOST, "-f");
     let restored = base.join("restored");
     server.backuppc.restore(HOST, server.backuppc.newest_backup(HOST), &tree, &restored);
@@ -323,11 +328,9 @@ fn backuppc_backs_up_and_restores_an_allowed_path_narrower_than_slash() {
 
 #[test]
 fn a_changed_server_host_key_or_an_unreachable_server_changes_nothing() {
-    require_system!();
-    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _guard = SystemGuard::new();
-    let base = system::base_dir();
-    let base = base.path();
+    testkit::require!(testkit::system_requirements());
+    let guard = SystemGuard::new();
+    let base = guard.base();
     let server = server(base, 22);
 
     let impostor = keygen(&base.join("impostor"), "impostor");
@@ -342,7 +345,7 @@ fn a_changed_server_host_key_or_an_unreachable_server_changes_nothing() {
         .stderr(predicates::str::contains("does not match the one pinned in"));
     assert_nothing_installed(&server);
 
-    let closed = system::free_port();
+    let closed = testkit::free_port();
     let config = client_config(base, &server, &server.sshd.known_hosts_line(), closed);
     bpc_enroll()
         .args(["setup", "--user", "alice", "--config"])
@@ -376,6 +379,31 @@ fn shadow_line() -> String {
     shadow.lines().find(|line| line.starts_with(&format!("{ACCOUNT}:"))).unwrap().to_owned()
 }
 
+/// Setup against the in-process server of [`file_server`], with a client
+/// configuration that names only the test's account.
+struct FileSetup {
+    url: String,
+    config: PathBuf,
+}
+
+impl FileSetup {
+    fn new(base: &Path) -> FileSetup {
+        let config = base.join("client.toml");
+        fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+        FileSetup { url: file_server(base), config }
+    }
+
+    /// Runs `bpc-enroll setup --user USER EXTRA...` from 127.0.0.1.
+    fn setup(&self, user: &str, extra: &[&str]) -> std::process::Output {
+        bpc_enroll()
+            .args(["setup", "--server", &self.url, "--client-ip", "127.0.0.1", "--user", user, "--config"])
+            .arg(&self.config)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+}
+
 /// A server configuration for the in-process transport: no BackupPC daemon
 /// needed to register.
 fn file_server(base: &Path) -> String {
@@ -385,17 +413,11 @@ fn file_server(base: &Path) -> String {
     keygen(&dir.join("id_ed25519"), "backuppc@test");
     fs::write(dir.join("users.toml"), "[users.alice]\nname = \"Alice\"\n").unwrap();
     fs::write(dir.join("hosts.static"), format!("127.0.0.1 {HOST}\n")).unwrap();
-    fs::write(
-        dir.join("server.toml"),
-        format!(
-            "domain = \"example.org\"\n\
-             [backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://backup.example.org/?host={{host}}\"\n\
-             key = \"id_ed25519.pub\"\naccount = \"{ACCOUNT}\"\nreload-command = []\n\
-             [directory]\nkind = \"file\"\npath = \"users.toml\"\n\
-             [resolver]\nkind = \"static\"\npath = \"hosts.static\"\n"
-        ),
-    )
-    .unwrap();
+    ServerToml::new()
+        .backuppc("key", "id_ed25519.pub")
+        .backuppc("account", ACCOUNT)
+        .remove("log")
+        .write(&dir.join("server.toml"));
     format!("file://{}", dir.join("server.toml").display())
 }
 
@@ -429,22 +451,11 @@ fn ssh_as_account(sshd: &Sshd, key: &Path) -> std::process::Output {
 
 #[test]
 fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
-    require_system!();
-    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _guard = SystemGuard::new();
-    let base = system::base_dir();
-    let base = base.path();
-    let url = file_server(base);
-    let config = base.join("client.toml");
-    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
-    let setup = |user: &str, extra: &[&str]| {
-        bpc_enroll()
-            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", user, "--config"])
-            .arg(&config)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    testkit::require!(testkit::system_requirements());
+    let guard = SystemGuard::new();
+    let base = guard.base();
+    let trial = FileSetup::new(base);
+    let setup = |user: &str, extra: &[&str]| trial.setup(user, extra);
 
     // The account as the old shell setup left it: a password, a home, .ssh
     // and authorized_keys all its own, and a key that may run anything.
@@ -465,7 +476,7 @@ fn an_account_setup_did_not_make_is_refused_then_taken_over_without_its_keys() {
     for path in [&home, &home.join(".ssh"), &keys] {
         std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
     }
-    let sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+    let sshd = client_sshd(base);
     let login = ssh_as_account(&sshd, &intruder);
     assert!(login.status.success(), "the intruder's key should work before setup: {login:?}");
     // sshd's session process ends just after the client: setup refuses to
@@ -591,23 +602,12 @@ fn backup_login(sshd: &Sshd, key: &Path) -> String {
 
 #[test]
 fn a_taken_over_account_runs_no_start_up_file_at_a_backup_connection() {
-    require_system!();
-    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _guard = SystemGuard::new();
-    let base = system::base_dir();
-    let base = base.path();
-    let url = file_server(base);
+    testkit::require!(testkit::system_requirements());
+    let guard = SystemGuard::new();
+    let base = guard.base();
+    let trial = FileSetup::new(base);
     let backup_key = base.join("file-server/id_ed25519");
-    let config = base.join("client.toml");
-    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
-    let setup = || {
-        bpc_enroll()
-            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", "alice", "--config"])
-            .arg(&config)
-            .arg("--take-over-account")
-            .output()
-            .unwrap()
-    };
+    let setup = || trial.setup("alice", &["--take-over-account"]);
 
     // Its former controller gave it bash and left a .bashrc, which Debian's
     // bash reads whenever sshd starts it, forced command or not.
@@ -627,7 +627,7 @@ fn a_taken_over_account_runs_no_start_up_file_at_a_backup_connection() {
     let mark = marks.join("bashrc-ran");
     fs::write(&bashrc, format!("/usr/bin/id -u > {}\n", mark.display())).unwrap();
     std::os::unix::fs::chown(&bashrc, Some(uid), Some(gid)).unwrap();
-    let sshd = Sshd::start(&base.join("client-sshd"), &format!("UsePAM no\nAllowUsers {ACCOUNT}"));
+    let sshd = client_sshd(base);
 
     let taken = setup();
     let stderr = String::from_utf8_lossy(&taken.stderr);
@@ -679,14 +679,10 @@ fn a_taken_over_account_runs_no_start_up_file_at_a_backup_connection() {
 
 #[test]
 fn an_installed_client_config_someone_else_can_change_makes_setup_refuse_and_change_nothing() {
-    require_system!();
-    let _one_at_a_time = SYSTEM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _guard = SystemGuard::new();
-    let base = system::base_dir();
-    let base = base.path();
-    let url = file_server(base);
-    let config = base.join("client.toml");
-    fs::write(&config, format!("account = \"{ACCOUNT}\"\n")).unwrap();
+    testkit::require!(testkit::system_requirements());
+    let guard = SystemGuard::new();
+    let base = guard.base();
+    let trial = FileSetup::new(base);
     let installed = Path::new(INSTALLED_CONFIG);
     let folder = installed.parent().unwrap();
     assert!(!folder.exists(), "{} exists: not touching it", folder.display());
@@ -708,11 +704,7 @@ fn an_installed_client_config_someone_else_can_change_makes_setup_refuse_and_cha
     ];
     for (what, spoil, mend) in cases {
         spoil();
-        let refused = bpc_enroll()
-            .args(["setup", "--server", &url, "--client-ip", "127.0.0.1", "--user", "alice", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
+        let refused = trial.setup("alice", &[]);
         // rsyncsend as root refuses it too, before reading it.
         let rsyncsend = bpc_enroll()
             .args(["rsyncsend", "--config", INSTALLED_CONFIG])

@@ -4,15 +4,13 @@
 //! the client's `timeout`), and nothing is installed.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
-mod system;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use system::{Sshd, keygen};
+use testkit::sshd::{Sshd, keygen};
 
 /// The forced commands of the hostile servers, one per register key.
 const SERVERS: &[(&str, &str)] = &[
@@ -69,8 +67,8 @@ fn setup(base: &Path, sshd: &Sshd, name: &str, register_key: &Path) -> Output {
 
 #[test]
 fn a_hostile_server_cannot_hold_the_client() {
-    require_system!();
-    let base = system::base_dir();
+    testkit::require!(testkit::system_requirements());
+    let base = testkit::base_dir("run-");
     let base = base.path();
     let keys = base.join("server-sshd/keys");
     fs::create_dir_all(&keys).unwrap();

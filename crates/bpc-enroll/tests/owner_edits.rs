@@ -3,13 +3,11 @@
 //! Run with `flock /tmp/bpc-system.lock cargo test -p bpc-enroll --test owner_edits`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
-mod system;
-
 use protocol::{HostName, Logon};
 use server::hostconfig::{HostConfig, SshSettings};
 use std::fs;
 use std::path::Path;
-use system::backuppc::{BackupPc, give_to_backuppc};
+use testkit::backuppc::{BackupPc, give_to_backuppc};
 
 const HOST: &str = "pc-alice.example.org";
 

@@ -2,15 +2,14 @@
 //! a test CA), dnsmasq and rsyslogd, each started on 127.0.0.1 for the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
-mod daemons;
-
 use assert_cmd::Command;
-use daemons::{ADMINS, Dnsmasq, PEOPLE, READER, Rsyslogd, Slapd};
 use server::config::LdapConfig;
 use server::ldap::LdapDirectory;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use testkit::daemons::{ADMINS, Dnsmasq, PEOPLE, READER, Rsyslogd, Slapd};
+use testkit::server_toml::{ServerToml, path, strings, table};
 
 const DOMAIN: &str = "example.org";
 
@@ -21,8 +20,8 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(directory: &str, resolver: &str, log: &str) -> Setup {
-        let dir = daemons::base_dir();
+    fn new(directory: toml::Table, resolver: toml::Table, log: Option<toml::Table>) -> Setup {
+        let dir = testkit::base_dir("backends-");
         let conf_dir = dir.path().join("backuppc");
         fs::create_dir_all(&conf_dir).unwrap();
         fs::write(conf_dir.join("hosts"), "host dhcp user moreUsers\n").unwrap();
@@ -32,15 +31,16 @@ impl Setup {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl backuppc@test\n",
         )
         .unwrap();
-        let config = dir.path().join("server.toml");
-        fs::write(
-            &config,
-            format!(
-                "domain = \"{DOMAIN}\"\n[backuppc]\nconf-dir = \"backuppc\"\nurl = \"http://b/?host={{host}}\"\n\
-                 key = \"backuppc.pub\"\nreload-command = []\n{directory}\n{resolver}\n{log}\n"
-            ),
-        )
-        .unwrap();
+        let mut server = ServerToml::new()
+            .set("domain", DOMAIN)
+            .backuppc("url", "http://b/?host={host}")
+            .backuppc("key", "backuppc.pub");
+        server = server.table("directory", directory).table("resolver", resolver);
+        server = match log {
+            Some(log) => server.table("log", log),
+            None => server.remove("log"),
+        };
+        let config = server.write(&dir.path().join("server.toml"));
         Setup { dir, config }
     }
 
@@ -71,37 +71,46 @@ impl Setup {
     }
 }
 
-fn ldap_table(slapd: &Slapd, url: &str, starttls: bool) -> String {
-    format!(
-        "[directory]\nkind = \"ldap\"\nurl = \"{url}\"\nstarttls = {starttls}\nbase = \"{PEOPLE}\"\n\
-         bind-dn = \"{READER}\"\nbind-password-file = \"{}\"\nca-file = \"{}\"\nadmin-group = \"{ADMINS}\"\ntimeout = 3\n",
-        slapd.reader_secret.display(),
-        slapd.ca.display()
-    )
+fn ldap_table(slapd: &Slapd, url: &str, starttls: bool) -> toml::Table {
+    table([
+        ("kind", "ldap".into()),
+        ("url", url.into()),
+        ("starttls", starttls.into()),
+        ("base", PEOPLE.into()),
+        ("bind-dn", READER.into()),
+        ("bind-password-file", path(&slapd.reader_secret)),
+        ("ca-file", path(&slapd.ca)),
+        ("admin-group", ADMINS.into()),
+        ("timeout", 3.into()),
+    ])
 }
 
-fn dns_table(server: &str, timeout: u64) -> String {
-    format!("[resolver]\nkind = \"dns\"\nservers = [\"{server}\"]\ntimeout = {timeout}\n")
+fn dns_table(server: &str, timeout: i64) -> toml::Table {
+    table([("kind", "dns".into()), ("servers", strings([server])), ("timeout", timeout.into())])
 }
 
-fn syslog_table(socket: &Path) -> String {
-    format!("[log]\nkind = \"syslog\"\nfacility = \"local3\"\nsocket = \"{}\"\n", socket.display())
+fn syslog_table(socket: &Path) -> Option<toml::Table> {
+    Some(table([("kind", "syslog".into()), ("facility", "local3".into()), ("socket", path(socket))]))
 }
 
-fn static_users(dir: &Path) -> String {
+fn static_resolver(dir: &Path) -> toml::Table {
+    table([("kind", "static".into()), ("path", path(&dir.join("hosts.static")))])
+}
+
+fn static_users(dir: &Path) -> toml::Table {
     fs::write(dir.join("users.toml"), "[users.alice]\n[users.bob]\n").unwrap();
-    format!("[directory]\nkind = \"file\"\npath = \"{}\"\n", dir.join("users.toml").display())
+    table([("kind", "file".into()), ("path", path(&dir.join("users.toml")))])
 }
 
 #[test]
 fn ldap_dns_and_syslog_register_and_refuse_as_the_contract_says() {
-    require_daemons!();
-    let base = daemons::base_dir();
+    testkit::require!(testkit::backend_requirements());
+    let base = testkit::base_dir("backends-");
     let slapd = Slapd::start(&base.path().join("slapd"));
     let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
     let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
     let setup =
-        Setup::new(&ldap_table(&slapd, &slapd.url, true), &dns_table(&dns.address, 2), &syslog_table(&syslog.socket));
+        Setup::new(ldap_table(&slapd, &slapd.url, true), dns_table(&dns.address, 2), syslog_table(&syslog.socket));
 
     let output = setup.register("linux:alice", "192.0.2.2");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
@@ -135,11 +144,11 @@ fn ldap_dns_and_syslog_register_and_refuse_as_the_contract_says() {
 
 #[test]
 fn ldaps_with_the_test_ca_works_and_another_ca_is_refused() {
-    require_daemons!();
-    let base = daemons::base_dir();
+    testkit::require!(testkit::backend_requirements());
+    let base = testkit::base_dir("backends-");
     let slapd = Slapd::start(&base.path().join("slapd"));
     let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
-    let setup = Setup::new(&ldap_table(&slapd, &slapd.ldaps_url, false), &dns_table(&dns.address, 2), "");
+    let setup = Setup::new(ldap_table(&slapd, &slapd.ldaps_url, false), dns_table(&dns.address, 2), None);
     assert!(setup.register("linux:alice", "192.0.2.2").status.success());
 
     let mut config = ldap_config(&slapd);
@@ -150,15 +159,15 @@ fn ldaps_with_the_test_ca_works_and_another_ca_is_refused() {
 }
 
 fn ldap_config(slapd: &Slapd) -> LdapConfig {
-    let table = ldap_table(slapd, &slapd.url, true);
-    let body = table.strip_prefix("[directory]\nkind = \"ldap\"\n").unwrap();
-    toml::from_str(body).unwrap()
+    let mut table = ldap_table(slapd, &slapd.url, true);
+    table.remove("kind");
+    toml::Value::Table(table).try_into().unwrap()
 }
 
 /// Asks the real directory for `hostile` as a logon, escaped as the filter
 /// is built, and asserts that no entry (alice's above all) matches.
 fn assert_matches_nothing(hostile: &str) {
-    let base = daemons::base_dir();
+    let base = testkit::base_dir("backends-");
     let slapd = Slapd::start(&base.path().join("slapd"));
     let directory = LdapDirectory::new(&ldap_config(&slapd)).unwrap();
     assert_eq!(directory.user_dn("alice").unwrap().as_deref(), Some("uid=alice,ou=people,dc=example,dc=org"));
@@ -168,8 +177,8 @@ fn assert_matches_nothing(hostile: &str) {
     let statics = base.path().join("static");
     fs::create_dir_all(&statics).unwrap();
     fs::write(statics.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n").unwrap();
-    let resolver = format!("[resolver]\nkind = \"static\"\npath = \"{}\"\n", statics.join("hosts.static").display());
-    let setup = Setup::new(&ldap_table(&slapd, &slapd.url, true), &resolver, "");
+    let resolver = static_resolver(&statics);
+    let setup = Setup::new(ldap_table(&slapd, &slapd.url, true), resolver, None);
     if !hostile.contains('\0') {
         let output = setup.register(&format!("linux:{hostile}"), "127.0.0.2");
         assert_ne!(output.status.code(), Some(0), "{hostile:?}");
@@ -182,7 +191,7 @@ macro_rules! injection_tests {
     ($($name:ident: $hostile:expr,)*) => {$(
         #[test]
         fn $name() {
-            require_daemons!();
+            testkit::require!(testkit::backend_requirements());
             assert_matches_nothing(&$hostile);
         }
     )*};
@@ -201,8 +210,8 @@ injection_tests! {
 
 #[test]
 fn passwords_are_checked_by_binding_and_empty_ones_never_bind() {
-    require_daemons!();
-    let base = daemons::base_dir();
+    testkit::require!(testkit::backend_requirements());
+    let base = testkit::base_dir("backends-");
     let slapd = Slapd::start(&base.path().join("slapd"));
     let directory = LdapDirectory::new(&ldap_config(&slapd)).unwrap();
     use server::Directory;
@@ -220,19 +229,24 @@ fn passwords_are_checked_by_binding_and_empty_ones_never_bind() {
 
 #[test]
 fn a_directory_that_is_down_is_the_servers_fault_not_a_bad_user() {
-    require_daemons!();
-    let base = daemons::base_dir();
+    testkit::require!(testkit::backend_requirements());
+    let base = testkit::base_dir("backends-");
     let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
     let statics = base.path().join("static");
     fs::create_dir_all(&statics).unwrap();
     fs::write(statics.join("hosts.static"), "127.0.0.2 pc-alice.example.org\n").unwrap();
-    let resolver = format!("[resolver]\nkind = \"static\"\npath = \"{}\"\n", statics.join("hosts.static").display());
+    let resolver = static_resolver(&statics);
     // Nothing listens on the first port; the second accepts and never answers.
-    let closed = daemons::free_port();
+    let closed = testkit::free_port();
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     for url in [format!("ldap://127.0.0.1:{closed}"), format!("ldap://{}", silent.local_addr().unwrap())] {
-        let directory = format!("[directory]\nkind = \"ldap\"\nurl = \"{url}\"\nbase = \"{PEOPLE}\"\ntimeout = 1\n");
-        let setup = Setup::new(&directory, &resolver, &syslog_table(&syslog.socket));
+        let directory = table([
+            ("kind", "ldap".into()),
+            ("url", url.as_str().into()),
+            ("base", PEOPLE.into()),
+            ("timeout", 1.into()),
+        ]);
+        let setup = Setup::new(directory, resolver.clone(), syslog_table(&syslog.socket));
         let started = Instant::now();
         let output = setup.register("linux:alice", "127.0.0.2");
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -247,15 +261,15 @@ fn a_directory_that_is_down_is_the_servers_fault_not_a_bad_user() {
 
 #[test]
 fn a_dns_that_does_not_answer_is_the_servers_fault() {
-    require_daemons!();
-    let base = daemons::base_dir();
+    testkit::require!(testkit::backend_requirements());
+    let base = testkit::base_dir("backends-");
     let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let silent_tcp = std::net::TcpListener::bind(silent.local_addr().unwrap()).unwrap();
     let setup = Setup::new(
-        &static_users(base.path()),
-        &dns_table(&silent.local_addr().unwrap().to_string(), 1),
-        &syslog_table(&syslog.socket),
+        static_users(base.path()),
+        dns_table(&silent.local_addr().unwrap().to_string(), 1),
+        syslog_table(&syslog.socket),
     );
     let started = Instant::now();
     let output = setup.register("linux:alice", "192.0.2.2");
@@ -270,14 +284,11 @@ fn a_dns_that_does_not_answer_is_the_servers_fault() {
 
 #[test]
 fn without_a_reachable_syslog_the_registration_still_lands() {
-    require_daemons!();
-    let base = daemons::base_dir();
+    testkit::require!(testkit::backend_requirements());
+    let base = testkit::base_dir("backends-");
     let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
-    let setup = Setup::new(
-        &static_users(base.path()),
-        &dns_table(&dns.address, 2),
-        &syslog_table(&base.path().join("no.sock")),
-    );
+    let setup =
+        Setup::new(static_users(base.path()), dns_table(&dns.address, 2), syslog_table(&base.path().join("no.sock")));
     let output = setup.register("linux:alice", "192.0.2.2");
     assert!(output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -272,7 +272,8 @@ mod tests {
         let key = ssh_key::PublicKey::from_openssh(KEY).unwrap();
         let line = authorized_keys_line(&key, "/usr/bin/bpc-enroll rsyncsend", Some("192.0.2.10")).unwrap();
         assert_eq!(line, format!("from=\"192.0.2.10\",restrict,command=\"/usr/bin/bpc-enroll rsyncsend\" {KEY}\n"));
-        assert!(authorized_keys_line(&key, "/x\" ,no-restrict", None).is_err());
+        let error = authorized_keys_line(&key, "/x\" ,no-restrict", None).unwrap_err();
+        assert_eq!(error.to_string(), "the rsyncsend command holds a quote or a newline");
     }
 
     #[test]

@@ -55,6 +55,11 @@ impl AtomicWrite {
         self.temp.as_file().set_permissions(fs::Permissions::from_mode(mode))
     }
 
+    /// Gives the new version this modification time before it is visible.
+    pub fn set_modified(&self, time: std::time::SystemTime) -> io::Result<()> {
+        self.temp.as_file().set_modified(time)
+    }
+
     /// Where the new version waits, for a check before it is committed.
     pub fn temp_path(&self) -> &Path {
         self.temp.path()

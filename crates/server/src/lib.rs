@@ -6,6 +6,7 @@
 //! returns the answer to send. The same function serves sshd's forced command
 //! and the client's in-process `file://` transport.
 
+pub mod backups;
 pub mod challenge;
 pub mod config;
 pub mod directory;
@@ -18,6 +19,7 @@ pub mod owner_edits;
 pub mod register;
 pub mod registry;
 pub mod resolver;
+pub mod transaction;
 
 pub use config::{DEFAULT_CONFIG_PATH, ServerConfig};
 pub use directory::{Directory, DirectoryError, FileDirectory};

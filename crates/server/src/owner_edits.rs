@@ -16,11 +16,17 @@
 //! short allow-list of settings that change nothing but the owner's own
 //! backups (schedules, what to back up, when to be reminded): any other key
 //! an owner may edit is reported, whatever its name.
+//!
+//! The same run reports the two other settings bpc-register needs from that
+//! configuration, so that Perl runs once: `$Conf{TopDir}`, where BackupPC
+//! keeps each host's backups, and `$Conf{BackupPCUser}`, the account its
+//! programs must run as.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,7 +37,8 @@ pub const PERL: &str = "/usr/bin/perl";
 /// The name of the cache file, kept beside the journal of registrations.
 pub const CACHE_NAME: &str = "bpc-register-owner-edits.cache";
 
-/// What a host's owner may change in BackupPC's web page.
+/// What a host's owner may change in BackupPC's web page, and where
+/// BackupPC keeps its backups, from one reading of its configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerEdits {
     /// The `config.pl` it was read from.
@@ -40,7 +47,18 @@ pub struct OwnerEdits {
     pub enabled: bool,
     /// The keys whose `$Conf{CgiUserConfigEdit}{KEY}` is true.
     pub editable: BTreeSet<String>,
+    /// `$Conf{TopDir}`, or [`DEFAULT_TOP_DIR`] when the configuration sets
+    /// none, as `BackupPC::Lib` does: `pc/HOST` below it holds each host's
+    /// backups.
+    pub top_dir: PathBuf,
+    /// `$Conf{BackupPCUser}`, the account BackupPC's programs insist on
+    /// running as; `None` when the configuration sets none.
+    pub backuppc_user: Option<String>,
 }
+
+/// The `TopDir` `BackupPC::Lib` falls back to when `$Conf{TopDir}` is empty
+/// (Debian's build of BackupPC 4 writes it into `Lib.pm`).
+pub const DEFAULT_TOP_DIR: &str = "/var/lib/backuppc";
 
 impl OwnerEdits {
     /// The keys a host's owner can change that are not on
@@ -213,7 +231,7 @@ pub fn read_cached(conf_dir: &Path, cache: &Path) -> Result<OwnerEdits, OwnerEdi
 }
 
 /// The first line of a cache file; a new format gets a new header.
-const CACHE_HEADER: &str = "bpc-register owner-edits cache 1";
+const CACHE_HEADER: &str = "bpc-register owner-edits cache 2";
 
 /// The files BackupPC reads for its server-wide configuration, in order.
 struct ConfigFiles {
@@ -334,7 +352,9 @@ fn cached_output(cache: &Path, key: &str) -> Option<String> {
 
 /// Loads the files in the package BackupPC loads them in, with `%Conf`
 /// carried from one to the next, and prints `enable 0|1`, `hash 0|1` (whether
-/// `CgiUserConfigEdit` is a hash) and `edit KEY 0|1` for each plain key. The
+/// `CgiUserConfigEdit` is a hash), `edit KEY 0|1` for each plain key, and
+/// `topdir HEX` and `user HEX` (the bytes of `TopDir` and `BackupPCUser`
+/// in hexadecimal, so that no byte of theirs can end a line). The
 /// files' own output goes to /dev/null so it cannot pose as ours. The files
 /// arrive in `@ARGV` as pairs: the descriptor's path (`/proc/self/fd/N`,
 /// opened by bpc-register) and the name to report; nothing is interpolated
@@ -373,6 +393,8 @@ if ( ref($edit) eq 'HASH' ) {
         print $out "edit $key ", ($edit->{$key} ? 1 : 0), "\n";
     }
 }
+print $out "topdir ", unpack("H*", $conf->{TopDir} // ""), "\n";
+print $out "user ", unpack("H*", $conf->{BackupPCUser} // ""), "\n";
 print $out "end\n";
 "#;
 
@@ -428,6 +450,8 @@ fn parse_output(config: &Path, output: &str) -> Result<OwnerEdits, OwnerEditsErr
     let bad = |what: &str| OwnerEditsError::Perl { path: config.to_owned(), reason: what.to_owned() };
     let mut enabled = None;
     let mut editable = BTreeSet::new();
+    let mut top_dir = None;
+    let mut backuppc_user = None;
     let mut ended = false;
     for line in output.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -439,14 +463,34 @@ fn parse_output(config: &Path, output: &str) -> Result<OwnerEdits, OwnerEditsErr
                 editable.insert((*key).to_owned());
             }
             ["edit", _, _] => {}
+            ["topdir", hex] => top_dir = Some(from_hex(hex).ok_or_else(|| bad("TopDir came back garbled"))?),
+            ["user", hex] => backuppc_user = Some(from_hex(hex).ok_or_else(|| bad("BackupPCUser came back garbled"))?),
             ["end"] => ended = true,
             _ => return Err(bad(&format!("unexpected line {line:?} from the reading program"))),
         }
     }
-    match (enabled, ended) {
-        (Some(enabled), true) => Ok(OwnerEdits { config_path: config.to_owned(), enabled, editable }),
+    match (enabled, top_dir, backuppc_user, ended) {
+        (Some(enabled), Some(top_dir), Some(user), true) => Ok(OwnerEdits {
+            config_path: config.to_owned(),
+            enabled,
+            editable,
+            top_dir: if top_dir.is_empty() {
+                PathBuf::from(DEFAULT_TOP_DIR)
+            } else {
+                PathBuf::from(std::ffi::OsString::from_vec(top_dir))
+            },
+            backuppc_user: (!user.is_empty()).then(|| String::from_utf8_lossy(&user).into_owned()),
+        }),
         _ => Err(bad("the reading program's output is incomplete")),
     }
+}
+
+/// The bytes that Perl's `unpack("H*", ...)` wrote as `hex`.
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok()).collect()
 }
 
 /// Where the cache goes: beside `journal`.
@@ -570,6 +614,24 @@ mod tests {
         assert!(matches!(read(broken.path()), Err(OwnerEditsError::Perl { .. })));
         let not_hash = conf_dir("$Conf{CgiUserConfigEdit} = 'all';\n");
         assert!(matches!(read(not_hash.path()), Err(OwnerEditsError::Perl { .. })));
+    }
+
+    #[test]
+    fn top_dir_and_the_backuppc_user_come_from_the_same_reading() {
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        let edits = read(dir.path()).unwrap();
+        assert_eq!(edits.top_dir, Path::new(DEFAULT_TOP_DIR), "BackupPC's own default when config.pl sets none");
+        assert_eq!(edits.backuppc_user, None);
+        let dir = conf_dir(
+            "$Conf{CgiUserConfigEditEnable} = 0;\n$Conf{TopDir} = \"/srv/back ups\\n\\xff\";\n$Conf{BackupPCUser} = 'bpc';\n",
+        );
+        let edits = read(dir.path()).unwrap();
+        assert_eq!(edits.top_dir.as_os_str().as_encoded_bytes(), b"/srv/back ups\n\xff");
+        assert_eq!(edits.backuppc_user.as_deref(), Some("bpc"));
+        let Some(debian) = debian_plus("") else { return };
+        let edits = read(debian.path()).unwrap();
+        assert_eq!(edits.top_dir, Path::new("/var/lib/backuppc"));
+        assert_eq!(edits.backuppc_user.as_deref(), Some("backuppc"));
     }
 
     #[test]

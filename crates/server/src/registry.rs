@@ -1,7 +1,7 @@
 //! Registering a host in BackupPC: the `hosts` line and the per-host config.
 
-use crate::journal::{self, JOURNAL_NAME, JournalMark, JournalRecord};
-use files::AtomicWrite;
+use crate::journal::{self, JOURNAL_NAME, JournalRecord};
+use crate::transaction::{self, Change, Part};
 use protocol::{HostName, Logon, Refusal};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -139,10 +139,9 @@ impl BackupPcRegistry {
         &self.journal
     }
 
-    /// Appends the record of `registration` with `action`, flushed; the
-    /// returned mark undoes it.
-    fn append_journal(&self, registration: &Registration, action: &str) -> Result<JournalMark, RegistryError> {
-        let record = JournalRecord {
+    /// The journal's record of `registration` with `action`.
+    fn journal_record(registration: &Registration, action: &str) -> JournalRecord {
+        JournalRecord {
             time: journal::now(),
             host: registration.host.to_string(),
             owner: registration.owner.to_string(),
@@ -151,9 +150,28 @@ impl BackupPcRegistry {
             os: registration.os.clone(),
             action: action.to_owned(),
             protocol: registration.protocol,
-        };
-        journal::append(&self.journal, &record)
-            .map_err(|source| RegistryError::Journal { path: self.journal.clone(), source })
+        }
+    }
+
+    /// Makes `change` whole or not at all (see [`transaction`]).
+    fn apply(&self, change: &Change<'_>) -> Result<(), RegistryError> {
+        transaction::apply(&self.conf_dir, &self.journal, change).map_err(|error| match error.part {
+            Part::Hosts => RegistryError::Hosts { path: error.path, action: "write", source: error.source },
+            Part::Config => RegistryError::HostConfig { path: error.path, source: error.source },
+            Part::Journal => RegistryError::Journal { path: error.path, source: error.source },
+        })
+    }
+
+    /// Takes BackupPC's lock and undoes any change a killed process left
+    /// half-made, so that what is read next is whole.
+    fn lock_and_recover(&self) -> Result<File, RegistryError> {
+        let lock = self.lock()?;
+        transaction::recover(&self.conf_dir, &self.journal).map_err(|source| RegistryError::Hosts {
+            path: self.conf_dir.join(transaction::UNDO_NAME),
+            action: "undo an interrupted change",
+            source,
+        })?;
+        Ok(lock)
     }
 
     /// The `hosts` file.
@@ -249,34 +267,20 @@ impl BackupPcRegistry {
         }
         body.extend_from_slice(line.as_bytes());
 
-        let hosts_error = |source| RegistryError::Hosts { path: hosts_path.clone(), action: "write", source };
-        let config_error = |source| RegistryError::HostConfig { path: config_path.clone(), source };
-        let new_hosts = AtomicWrite::prepare(&hosts_path, &body, 0o644).map_err(hosts_error)?;
-        let new_config =
-            AtomicWrite::prepare(&config_path, registration.host_config.as_bytes(), 0o644).map_err(config_error)?;
-        let previous_config = fs::read(&config_path).ok();
+        let record = Self::journal_record(registration, "added");
         let previous_mtime = fs::metadata(&hosts_path).and_then(|m| m.modified()).ok();
-        let journal = self.append_journal(registration, "added")?;
-        if let Err(source) = new_config.commit() {
-            journal.undo();
-            return Err(config_error(source));
-        }
-        if let Err(source) = new_hosts.commit().and_then(|()| newer_than(&hosts_path, previous_mtime)) {
-            // The host is not in `hosts`, so its config and journal must not change either.
-            let _ = match previous_config {
-                Some(old) => files::write_atomic(&config_path, &old, 0o644),
-                None => fs::remove_file(&config_path),
-            };
-            journal.undo();
-            return Err(hosts_error(source));
-        }
-        Ok(())
+        self.apply(&Change {
+            hosts: Some(&body),
+            hosts_modified: later_second(previous_mtime),
+            config: Some((&config_path, Some(registration.host_config.as_bytes()))),
+            record: Some(&record),
+        })
     }
 }
 
 impl Registry for BackupPcRegistry {
     fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
-        let _lock = self.lock()?;
+        let _lock = self.lock_and_recover()?;
         let hosts = with_usable_header(self.read_hosts()?);
         let parsed = parse_hosts(&hosts);
         // BackupPC reads duplicate lines both ways: the daemon and the web
@@ -290,14 +294,14 @@ impl Registry for BackupPcRegistry {
                 Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: others.join(", ") })
             }
             Some(_) => {
-                let journal = self.append_journal(registration, "confirmed")?;
+                let record = Self::journal_record(registration, "confirmed");
                 let config_path = self.host_config_path(&registration.host);
-                if !config_path.exists()
-                    && let Err(source) = files::write_atomic(&config_path, registration.host_config.as_bytes(), 0o644)
-                {
-                    journal.undo();
-                    return Err(RegistryError::HostConfig { path: config_path, source });
-                }
+                let missing = !config_path.exists();
+                self.apply(&Change {
+                    config: missing.then_some((config_path.as_path(), Some(registration.host_config.as_bytes()))),
+                    record: Some(&record),
+                    ..Change::default()
+                })?;
                 Ok(Outcome::AlreadyRegistered)
             }
             None => {
@@ -314,19 +318,15 @@ impl Registry for BackupPcRegistry {
     }
 }
 
-/// Makes sure `path`'s modification time, in whole seconds, is later than
-/// `previous`: BackupPC re-reads `hosts` only when that number changes, so
-/// two registrations within one second would otherwise leave the second one
-/// unseen until some later change.
-fn newer_than(path: &std::path::Path, previous: Option<SystemTime>) -> io::Result<()> {
-    let Some(previous) = previous else { return Ok(()) };
+/// The modification time the new `hosts` must have, when the time it gets
+/// by being written is not enough: BackupPC re-reads `hosts` only when its
+/// modification time, in whole seconds, changes, so two registrations within
+/// one second would otherwise leave the second one unseen until some later
+/// change.
+fn later_second(previous: Option<SystemTime>) -> Option<SystemTime> {
+    let previous = previous?;
     let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let current = fs::metadata(path)?.modified()?;
-    if seconds(current) > seconds(previous) {
-        return Ok(());
-    }
-    let bumped = UNIX_EPOCH + Duration::from_secs(seconds(previous) + 1);
-    File::options().write(true).open(path)?.set_modified(bumped)
+    (seconds(SystemTime::now()) <= seconds(previous)).then(|| UNIX_EPOCH + Duration::from_secs(seconds(previous) + 1))
 }
 
 /// `hosts` as BackupPC's `HostInfoRead` sees it: the header (the first line

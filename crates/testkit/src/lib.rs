@@ -4,6 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a panic is a test failure")]
 
+pub mod backuppc;
+pub mod daemons;
+pub mod server_toml;
+pub mod sshd;
+
+pub use server_toml::ServerToml;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -28,6 +35,47 @@ pub fn require_programs(programs: &[&str]) -> Result<(), String> {
     } else {
         Err(format!("missing {}: run `bash scripts/test`, which installs them", missing.join(", ")))
     }
+}
+
+/// Whether the end-to-end tests can run here: as root, with OpenSSH, rsync,
+/// sudo and Debian's BackupPC.
+pub fn system_requirements() -> Result<(), String> {
+    require_root_and(&[
+        "/usr/sbin/sshd",
+        "/usr/bin/ssh",
+        "/usr/bin/ssh-keygen",
+        "/usr/bin/rsync",
+        "/usr/bin/sudo",
+        "/usr/sbin/visudo",
+        "/usr/bin/setpriv",
+        "/usr/bin/setsid",
+        "/usr/sbin/useradd",
+        "/usr/share/backuppc/bin/BackupPC",
+    ])
+}
+
+/// Whether the backend tests can run here: as root, with slapd, dnsmasq,
+/// rsyslogd and openssl.
+pub fn backend_requirements() -> Result<(), String> {
+    require_root_and(&[
+        "/usr/sbin/slapd",
+        "/usr/sbin/slapadd",
+        "/usr/sbin/slappasswd",
+        "/usr/sbin/dnsmasq",
+        "/usr/sbin/rsyslogd",
+        "/usr/bin/openssl",
+    ])
+}
+
+/// Returns from the test when `requirement` fails: loudly outside CI, as a
+/// failure in CI (see [`skip`]).
+#[macro_export]
+macro_rules! require {
+    ($requirement:expr) => {
+        if $crate::skip(module_path!(), $requirement) {
+            return;
+        }
+    };
 }
 
 /// Whether a test must stop here: outside CI it prints a loud notice and

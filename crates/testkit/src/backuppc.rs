@@ -38,7 +38,7 @@ pub struct BackupPc {
     pub dir: PathBuf,
     /// `config.pl` up to the owners' editing rights.
     base_config: String,
-    daemon: Option<testkit::Daemon>,
+    daemon: Option<crate::Daemon>,
 }
 
 /// The `backuppc` account's ids.
@@ -180,7 +180,7 @@ impl BackupPc {
     /// for its pid file, which it writes once its socket listens.
     pub fn start_daemon(&mut self) {
         let child = self.as_backuppc(&format!("{BIN}/BackupPC")).stdout(Stdio::null()).spawn().unwrap();
-        let daemon = testkit::Daemon::from_child(child, self.dir.join("log/LOG"));
+        let daemon = crate::Daemon::from_child(child, self.dir.join("log/LOG"));
         let pid_file = self.dir.join("run/BackupPC.pid");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !fs::read_to_string(&pid_file).is_ok_and(|pid| !pid.trim().is_empty()) {

@@ -1,46 +1,11 @@
-//! Real components for the end-to-end tests: sshd, ssh-keygen, BackupPC.
-//! Each helper owns a folder under [`base_dir`] and stops its daemons on drop.
-
-#![allow(dead_code, reason = "each test file uses its own part of the harness")]
-
-pub mod backuppc;
+//! OpenSSH for the end-to-end tests: an sshd on 127.0.0.1 with its own host
+//! key and configuration, and keys made by ssh-keygen.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-pub use testkit::{free_port, run};
-
-/// Whether the end-to-end tests can run here: as root, with these programs.
-pub fn requirements() -> Result<(), String> {
-    testkit::require_root_and(&[
-        "/usr/sbin/sshd",
-        "/usr/bin/ssh",
-        "/usr/bin/ssh-keygen",
-        "/usr/bin/rsync",
-        "/usr/bin/sudo",
-        "/usr/sbin/visudo",
-        "/usr/bin/setpriv",
-        "/usr/bin/setsid",
-        "/usr/sbin/useradd",
-        "/usr/share/backuppc/bin/BackupPC",
-    ])
-}
-
-/// Skips the test loudly outside CI, fails it in CI.
-#[macro_export]
-macro_rules! require_system {
-    () => {
-        if testkit::skip(module_path!(), system::requirements()) {
-            return;
-        }
-    };
-}
-
-/// A folder for one test that sshd accepts key files in.
-pub fn base_dir() -> tempfile::TempDir {
-    testkit::base_dir("run-")
-}
+use crate::{free_port, run};
 
 /// A new ed25519 key pair at `path` and `path.pub`.
 pub fn keygen(path: &Path, comment: &str) -> String {
@@ -50,7 +15,7 @@ pub fn keygen(path: &Path, comment: &str) -> String {
 
 /// An sshd on 127.0.0.1 with its own host key and configuration.
 pub struct Sshd {
-    daemon: testkit::Daemon,
+    daemon: crate::Daemon,
     /// Its port.
     pub port: u16,
     /// Its host public key, as `known_hosts` wants it after the host pattern.
@@ -84,7 +49,7 @@ impl Sshd {
         fs::create_dir_all("/run/sshd").unwrap();
         let mut command = Command::new("/usr/sbin/sshd");
         command.args(["-D", "-e", "-f"]).arg(&config);
-        let daemon = testkit::Daemon::start(command, "Server listening on", dir.join("sshd.log"));
+        let daemon = crate::Daemon::start(command, "Server listening on", dir.join("sshd.log"));
         let host_key = host_key.rsplit_once(' ').map_or(host_key.clone(), |(key, _)| key.to_owned());
         Sshd { daemon, port, host_key }
     }

@@ -2,42 +2,12 @@
 //! configuration in a test folder: OpenLDAP's slapd, dnsmasq and rsyslogd.
 //! Each stops its daemon when dropped.
 
-#![allow(dead_code, reason = "each test uses its own part of the harness")]
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::Daemon;
-pub use testkit::{free_port, run};
-
-/// Whether these tests can run here: as root, with the daemons installed.
-pub fn requirements() -> Result<(), String> {
-    testkit::require_root_and(&[
-        "/usr/sbin/slapd",
-        "/usr/sbin/slapadd",
-        "/usr/sbin/slappasswd",
-        "/usr/sbin/dnsmasq",
-        "/usr/sbin/rsyslogd",
-        "/usr/bin/openssl",
-    ])
-}
-
-/// Skips the test loudly outside CI, fails it in CI.
-#[macro_export]
-macro_rules! require_daemons {
-    () => {
-        if testkit::skip(module_path!(), daemons::requirements()) {
-            return;
-        }
-    };
-}
-
-/// A folder for one test.
-pub fn base_dir() -> tempfile::TempDir {
-    testkit::base_dir("backends-")
-}
+use crate::{Daemon, free_port, run};
 
 /// OpenLDAP with a seeded tree, StartTLS and LDAPS under a test CA.
 pub struct Slapd {

@@ -1,0 +1,221 @@
+//! A registration interrupted anywhere leaves BackupPC's `hosts`, the host's
+//! config and the journal as they were before or as they are after, never in
+//! between: the real `bpc-register` runs under strace, which kills it (as
+//! `kill -9` does) on the Nth call of each kind of system call that writes,
+//! syncs, renames or removes, or makes that call fail as a full disk or a
+//! failing disk would. The files are then read back, `hosts` as BackupPC's
+//! own `HostInfoRead` reads it.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+#[cfg(test)]
+#[allow(dead_code, reason = "this test uses a part of the shared helpers")]
+mod common;
+
+use common::{bpc_register, connection_from};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HOST: &str = "pc-bob.example.org";
+const JOURNAL: &str = "registrations.jsonl";
+
+/// Reads `CONFDIR/hosts` with BackupPC's storage module and prints
+/// `host<TAB>user` for each host it keeps, sorted.
+const HOST_INFO_READ: &str = r#"
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Storage::Text;
+my $s = BackupPC::Storage::Text->new({}, { ConfDir => shift });
+my $hosts = $s->HostInfoRead();
+foreach my $host (sort keys %$hosts) {
+    print $host, "\t", $hosts->{$host}{user} // "(none)", "\n";
+}
+"#;
+
+/// What a registration may change, as BackupPC and a reader of the journal
+/// see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct State {
+    /// `hosts`, byte for byte (as text: the demo's is ASCII).
+    hosts: String,
+    /// host → owner, as `HostInfoRead` reads `hosts`.
+    backuppc_sees: BTreeMap<String, String>,
+    /// The host's config, if any.
+    host_config: Option<String>,
+    /// The journal's records, their times left out.
+    journal: Vec<serde_json::Value>,
+    /// Files in the configuration folder, by name.
+    names: Vec<String>,
+}
+
+impl State {
+    fn read(dir: &Path) -> State {
+        let conf = dir.join("backuppc");
+        let output =
+            Command::new("/usr/bin/perl").env_clear().arg("-e").arg(HOST_INFO_READ).arg(&conf).output().unwrap();
+        assert!(output.status.success(), "HostInfoRead failed: {}", String::from_utf8_lossy(&output.stderr));
+        let backuppc_sees = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let (host, user) = line.split_once('\t').unwrap();
+                (host.to_owned(), user.to_owned())
+            })
+            .collect();
+        let journal = fs::read_to_string(dir.join(JOURNAL))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let mut record: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("journal line {line:?}: {e}"));
+                record.as_object_mut().unwrap().remove("time");
+                record
+            })
+            .collect();
+        let mut names: Vec<String> = fs::read_dir(&conf)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        State {
+            hosts: fs::read_to_string(conf.join("hosts")).unwrap(),
+            backuppc_sees,
+            host_config: fs::read_to_string(conf.join(format!("{HOST}.pl"))).ok(),
+            journal,
+            names,
+        }
+    }
+}
+
+/// A demo server folder, made once; each run works on a copy.
+struct Pristine {
+    dir: tempfile::TempDir,
+}
+
+impl Pristine {
+    fn new() -> Pristine {
+        let dir = tempfile::tempdir().unwrap();
+        client::demo::run(Some(&dir.path().join("server")), "/usr/bin/bpc-enroll", "never").unwrap();
+        Pristine { dir }
+    }
+
+    /// A fresh copy of the demo folder, always at the same path: the host's
+    /// config names the folder.
+    fn copy(&self) -> PathBuf {
+        let path = self.dir.path().join("work");
+        if path.exists() {
+            fs::remove_dir_all(&path).unwrap();
+        }
+        let status = Command::new("/bin/cp").arg("-a").arg(self.dir.path().join("server")).arg(&path).status();
+        assert!(status.unwrap().success());
+        path
+    }
+}
+
+/// Runs the registration of bob's machine in `dir`, under `strace` with
+/// `inject` (none: plainly); strace's trace goes to `dir.trace`.
+fn register(dir: &Path, inject: Option<(&str, &str)>) -> Output {
+    let mut command = match inject {
+        Some((calls, action)) => {
+            let mut strace = Command::new("/usr/bin/strace");
+            strace
+                .args(["-qq", "-o"])
+                .arg(dir.with_extension("trace"))
+                .arg("-e")
+                .arg(format!("trace={calls}"))
+                .arg("-e")
+                .arg(format!("inject={calls}:{action}"))
+                .arg("--")
+                .arg(bpc_register().get_program());
+            strace.env_clear();
+            strace
+        }
+        None => bpc_register(),
+    };
+    command
+        .arg("--config")
+        .arg(dir.join("server.toml"))
+        .env("SSH_ORIGINAL_COMMAND", "linux:bob")
+        .env("SSH_CONNECTION", connection_from("127.0.0.3"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn requirements() -> Result<(), String> {
+    testkit::require_programs(&["/usr/bin/strace", "/usr/bin/perl", "/usr/share/backuppc/lib/BackupPC/Storage/Text.pm"])
+}
+
+/// For each kind of call, the faults injected at each of its calls in turn:
+/// a `kill -9`, and the error a full disk, a failing disk or a read-only
+/// folder gives.
+const FAULTS: [(&str, &[&str]); 7] = [
+    ("write", &["signal=KILL", "error=ENOSPC", "error=EIO"]),
+    ("fsync,fdatasync", &["signal=KILL", "error=EIO", "error=ENOSPC"]),
+    ("rename,renameat,renameat2", &["signal=KILL", "error=EROFS"]),
+    ("openat", &["signal=KILL", "error=EROFS", "error=EACCES"]),
+    ("ftruncate", &["signal=KILL", "error=EIO"]),
+    ("unlink,unlinkat", &["signal=KILL", "error=EROFS"]),
+    ("utimensat,linkat,link", &["signal=KILL", "error=EROFS"]),
+];
+
+#[test]
+fn a_registration_cut_short_at_any_write_leaves_everything_before_or_after() {
+    testkit::require!(requirements());
+    let pristine = Pristine::new();
+    let dir = pristine.copy();
+    let before = State::read(&dir);
+    let output = register(&dir, None);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let after = State::read(&dir);
+    assert_ne!(before, after);
+    // The same registration again only adds a `confirmed` record.
+    assert!(register(&dir, None).status.success());
+    let confirmed = State::read(&dir);
+
+    let mut points = 0;
+    for (calls, actions) in FAULTS {
+        for action in actions {
+            for nth in 1u32.. {
+                assert!(nth < 500, "more than 500 calls of {calls}: the loop would not end");
+                let dir = pristine.copy();
+                let output = register(&dir, Some((calls, &format!("{action}:when={nth}"))));
+                let now = State::read(&dir);
+                let at = format!("{action} at {calls} #{nth}");
+                let trace = fs::read_to_string(dir.with_extension("trace")).unwrap();
+                if !trace.contains("(INJECTED)") && !trace.contains("+++ killed by SIGKILL") {
+                    // Fewer than `nth` such calls: the registration ran whole.
+                    assert!(output.status.success(), "{at}: {output:?}");
+                    assert_eq!(now, after, "{at}: nothing injected, yet not registered");
+                    break;
+                }
+                points += 1;
+                // BackupPC, reading now, sees the host list before or after.
+                assert!(
+                    [&before, &after].iter().any(|s| s.hosts == now.hosts && s.backuppc_sees == now.backuppc_sees),
+                    "{at}: BackupPC sees neither the hosts before nor after:\n{now:#?}"
+                );
+                // The next writer, under the lock, finishes any undo first;
+                // then nothing is left half-made. (Every other time the
+                // real bpc-register below does it.)
+                if nth.is_multiple_of(2) {
+                    server::transaction::recover(&dir.join("backuppc"), &dir.join(JOURNAL)).unwrap();
+                    let recovered = State::read(&dir);
+                    assert!(
+                        recovered == before || recovered == after,
+                        "{at}: neither before nor after once recovered:\n{recovered:#?}\n\
+                         before: {before:#?}\nafter: {after:#?}\noutput: {output:?}"
+                    );
+                }
+                // The client, told an error or nothing, tries again: the
+                // real bpc-register recovers, then registers or confirms.
+                let again = register(&dir, None);
+                assert!(again.status.success(), "{at}: the next registration failed: {again:?}");
+                let last = State::read(&dir);
+                assert!(last == after || last == confirmed, "{at}: after trying again:\n{last:#?}");
+            }
+        }
+    }
+    eprintln!("faults injected at {points} points");
+}

@@ -1,0 +1,554 @@
+//! One change to BackupPC's configuration folder and the journal (`hosts`,
+//! one `HOST.pl`, one journal record), made whole or not at all even when
+//! the process is killed half-way, the disk fills up or a write fails.
+//!
+//! The change is an undo log. Before anything visible changes, the current
+//! `hosts` and `HOST.pl` are hard-linked to `.bpc-enroll-undo.hosts` and
+//! `.bpc-enroll-undo.config` (a link costs no copy: the new versions are
+//! renamed over the old names, so the old files stay whole under the links),
+//! and the undo record `.bpc-enroll-undo` is written and flushed: the
+//! journal's length, which files existed, and the identity (device, inode)
+//! of the files this change puts in place. Then the journal record is
+//! appended, `HOST.pl` and `hosts` are renamed into place, and removing the
+//! undo record commits. A change that fails undoes itself at once; one that
+//! was killed is undone by the next [`recover`], which every writer runs
+//! under BackupPC's lock before it reads anything. Recovery puts back only
+//! a file that is still the one this change wrote: if BackupPC's web
+//! editor rewrote `hosts` in between, its version stays.
+
+use crate::journal::{self, JournalRecord};
+use files::AtomicWrite;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The undo record's name in the configuration folder.
+pub const UNDO_NAME: &str = ".bpc-enroll-undo";
+const UNDO_HOSTS: &str = ".bpc-enroll-undo.hosts";
+const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
+
+/// What one change does; everything is optional.
+#[derive(Debug, Default)]
+pub struct Change<'a> {
+    /// The new body of `hosts`.
+    pub hosts: Option<&'a [u8]>,
+    /// The modification time to give the new `hosts`, when not the time of
+    /// its writing.
+    pub hosts_modified: Option<std::time::SystemTime>,
+    /// The host's config file, and its new body (`None`: remove it).
+    pub config: Option<(&'a Path, Option<&'a [u8]>)>,
+    /// The record to append to the journal.
+    pub record: Option<&'a JournalRecord>,
+}
+
+/// Which of the three files a failed change was writing, for the error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `hosts` (or the folder, the undo record).
+    Hosts,
+    /// The host's config.
+    Config,
+    /// The journal.
+    Journal,
+}
+
+/// A change that was not made; nothing of it is left.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ChangeError {
+    /// The part at fault.
+    pub part: Part,
+    /// The file at fault.
+    pub path: PathBuf,
+    /// The system's reason.
+    pub source: io::Error,
+}
+
+/// The undo record, as JSON. It names no path: the journal's comes from
+/// the server's configuration and the config's is checked to be a plain name
+/// in the folder, so a record planted by whoever owns the folder cannot make
+/// a root-run bpc-register truncate or replace any other file.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct UndoRecord {
+    /// The journal's length before the change, when it appends a record.
+    journal_len: Option<u64>,
+    /// Whether `hosts` existed, when the change replaces it.
+    hosts_existed: Option<bool>,
+    /// The config file's name in the folder, and whether it existed.
+    config: Option<(String, bool)>,
+    /// (device, inode) of the `hosts` this change puts in place.
+    new_hosts: Option<(u64, u64)>,
+    /// (device, inode) of the `HOST.pl` this change puts in place.
+    new_config: Option<(u64, u64)>,
+}
+
+/// Makes `change` in `conf_dir` with its journal at `journal_path`. The
+/// caller holds BackupPC's lock and has run [`recover`].
+pub fn apply(conf_dir: &Path, journal_path: &Path, change: &Change<'_>) -> Result<(), ChangeError> {
+    apply_until(conf_dir, journal_path, change, Step::Commit)
+}
+
+/// The steps of a change, in order: a test stops after one as a crash would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Undo,
+    Journal,
+    Config,
+    Hosts,
+    Commit,
+}
+
+fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: Step) -> Result<(), ChangeError> {
+    let hosts_path = conf_dir.join("hosts");
+    let undo_path = conf_dir.join(UNDO_NAME);
+    let fail = |part, path: &Path| {
+        let path = path.to_owned();
+        move |source| ChangeError { part, path, source }
+    };
+    let config_name = match change.config {
+        Some((path, _)) => Some(plain_name_in(conf_dir, path).map_err(fail(Part::Config, path))?),
+        None => None,
+    };
+    // Everything new is written beside its file first, flushed, invisible.
+    let new_hosts = match change.hosts {
+        Some(body) => {
+            let write = AtomicWrite::prepare(&hosts_path, body, 0o644).map_err(fail(Part::Hosts, &hosts_path))?;
+            if let Some(time) = change.hosts_modified {
+                write.set_modified(time).map_err(fail(Part::Hosts, &hosts_path))?;
+            }
+            Some(write)
+        }
+        None => None,
+    };
+    let new_config = match change.config {
+        Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Config, path))?),
+        _ => None,
+    };
+    // The old versions stay whole under the undo links, named by the record.
+    let recorded = (|| {
+        let hosts_existed = match change.hosts {
+            Some(_) => Some(link_old(conf_dir, &hosts_path, UNDO_HOSTS).map_err(fail(Part::Hosts, &hosts_path))?),
+            None => None,
+        };
+        let config = match (change.config, config_name) {
+            (Some((path, _)), Some(name)) => {
+                Some((name, link_old(conf_dir, path, UNDO_CONFIG).map_err(fail(Part::Config, path))?))
+            }
+            _ => None,
+        };
+        let undo = UndoRecord {
+            journal_len: match change.record {
+                Some(_) => Some(journal_length(journal_path).map_err(fail(Part::Journal, journal_path))?),
+                None => None,
+            },
+            hosts_existed,
+            config,
+            new_hosts: identity(new_hosts.as_ref()).map_err(fail(Part::Hosts, &hosts_path))?,
+            new_config: identity(new_config.as_ref()).map_err(fail(Part::Config, conf_dir))?,
+        };
+        write_undo(conf_dir, &undo).map_err(fail(Part::Hosts, &undo_path))
+    })();
+    if let Err(error) = recorded {
+        let _ = remove_if_present(&undo_path);
+        let _ = remove_if_present(&conf_dir.join(UNDO_HOSTS));
+        let _ = remove_if_present(&conf_dir.join(UNDO_CONFIG));
+        return Err(error);
+    }
+    if last == Step::Undo {
+        return Ok(());
+    }
+
+    let applied = (|| {
+        if let Some(record) = change.record {
+            journal::append(journal_path, record).map_err(fail(Part::Journal, journal_path))?;
+        }
+        if last == Step::Journal {
+            return Ok(false);
+        }
+        match (change.config, new_config) {
+            (Some((path, _)), Some(write)) => write.commit().map_err(fail(Part::Config, path))?,
+            (Some((path, None)), None) => remove_if_present(path).map_err(fail(Part::Config, path))?,
+            _ => {}
+        }
+        if last == Step::Config {
+            return Ok(false);
+        }
+        if let Some(write) = new_hosts {
+            write.commit().map_err(fail(Part::Hosts, &hosts_path))?;
+        }
+        if last == Step::Hosts {
+            return Ok(false);
+        }
+        // Removing the undo record is the commit.
+        remove_durably(conf_dir, UNDO_NAME).map_err(fail(Part::Hosts, &undo_path))?;
+        Ok(true)
+    })();
+    match applied {
+        Ok(false) => Ok(()),
+        Ok(true) => {
+            // Only the links to the old versions are left; a crash here
+            // leaves them for the next recovery to remove.
+            let _ = remove_if_present(&conf_dir.join(UNDO_HOSTS));
+            let _ = remove_if_present(&conf_dir.join(UNDO_CONFIG));
+            Ok(())
+        }
+        Err(error) => {
+            let _ = recover(conf_dir, journal_path);
+            Err(error)
+        }
+    }
+}
+
+/// Undoes a change that was cut short, if there is one, and removes what is
+/// left of one that completed. Returns whether a change was undone. Run it
+/// under BackupPC's lock, with the journal the server is configured with.
+pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
+    let bytes = match read_no_follow(&conf_dir.join(UNDO_NAME)) {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => return Err(error),
+    };
+    let undone = bytes.is_some();
+    // A record that does not parse was cut short before it was flushed, so
+    // nothing after it happened.
+    if let Some(undo) = bytes.and_then(|bytes| serde_json::from_slice::<UndoRecord>(&bytes).ok()) {
+        if let Some(len) = undo.journal_len {
+            truncate_to(journal_path, len)?;
+        }
+        if let Some(existed) = undo.hosts_existed {
+            put_back(conf_dir, "hosts", UNDO_HOSTS, existed, undo.new_hosts)?;
+        }
+        if let Some((name, existed)) = &undo.config
+            && is_plain_name(name)
+        {
+            put_back(conf_dir, name, UNDO_CONFIG, *existed, undo.new_config)?;
+        }
+        remove_durably(conf_dir, UNDO_NAME)?;
+    } else if undone {
+        remove_durably(conf_dir, UNDO_NAME)?;
+    }
+    remove_if_present(&conf_dir.join(UNDO_HOSTS))?;
+    remove_if_present(&conf_dir.join(UNDO_CONFIG))?;
+    remove_stale_temp_files(conf_dir)?;
+    Ok(undone)
+}
+
+/// Removes the temporary files a killed writer left: `.hosts.XXXXXX.tmp`
+/// and `.HOST.pl.XXXXXX.tmp`, the names [`AtomicWrite`] gives them. The lock
+/// is held, so no writer of ours is using one.
+fn remove_stale_temp_files(conf_dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(conf_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
+        let Some((target, random)) = inner.rsplit_once('.') else { continue };
+        let ours = (target == "hosts" || (target.ends_with(".pl") && is_plain_name(target)))
+            && random.len() == 6
+            && random.bytes().all(|b| b.is_ascii_alphanumeric());
+        if ours && entry.file_type()?.is_file() {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts the old version of `name` back, if the file there is still the one
+/// the change wrote (`new`): a file someone else put there since stays.
+fn put_back(conf_dir: &Path, name: &str, link: &str, existed: bool, new: Option<(u64, u64)>) -> io::Result<()> {
+    let path = conf_dir.join(name);
+    let current = match fs::symlink_metadata(&path) {
+        Ok(meta) => Some((meta.dev(), meta.ino())),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        Err(error) => return Err(error),
+    };
+    let link_path = conf_dir.join(link);
+    let old_is_file = fs::symlink_metadata(&link_path).is_ok_and(|meta| meta.file_type().is_file());
+    match new {
+        // The change put its file in place: the old one goes back, or none.
+        Some(_) if current == new && existed && old_is_file => fs::rename(&link_path, &path)?,
+        Some(_) if current == new && !existed => fs::remove_file(&path)?,
+        // The change removed the file: it comes back.
+        None if current.is_none() && existed && old_is_file => fs::rename(&link_path, &path)?,
+        // Not changed yet, or changed by someone else since: it stays.
+        _ => {}
+    }
+    sync_dir(conf_dir)
+}
+
+/// Hard-links `path` (when it exists) to `link` in `conf_dir`; returns
+/// whether it existed.
+fn link_old(conf_dir: &Path, path: &Path, link: &str) -> io::Result<bool> {
+    let link_path = conf_dir.join(link);
+    remove_if_present(&link_path)?;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => {
+            fs::hard_link(path, &link_path)?;
+            Ok(true)
+        }
+        Ok(_) => Err(io::Error::other("not a regular file")),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes the undo record, new, flushed, its creation flushed too.
+fn write_undo(conf_dir: &Path, undo: &UndoRecord) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let body = serde_json::to_vec(undo).map_err(io::Error::other)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(conf_dir.join(UNDO_NAME))?;
+    file.write_all(&body)?;
+    file.sync_all()?;
+    sync_dir(conf_dir)
+}
+
+fn identity(write: Option<&AtomicWrite>) -> io::Result<Option<(u64, u64)>> {
+    write.map(|w| fs::symlink_metadata(w.temp_path()).map(|m| (m.dev(), m.ino()))).transpose()
+}
+
+/// The journal's length; 0 when it does not exist yet.
+fn journal_length(path: &Path) -> io::Result<u64> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(meta.len()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(error),
+    }
+}
+
+/// Cuts the journal back to `len` bytes, never through a link; anything
+/// but a longer regular file is not one this change wrote to.
+fn truncate_to(path: &Path, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() && meta.len() > len => {}
+        Ok(_) => return Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    }
+    let file = fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    file.set_len(len)?;
+    file.sync_all()
+}
+
+fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut file).take(64 * 1024).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+fn remove_durably(conf_dir: &Path, name: &str) -> io::Result<()> {
+    remove_if_present(&conf_dir.join(name))?;
+    sync_dir(conf_dir)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// `path`'s file name, when `path` is that name directly in `conf_dir`.
+fn plain_name_in(conf_dir: &Path, path: &Path) -> io::Result<String> {
+    let name = path.file_name().and_then(|n| n.to_str()).filter(|n| is_plain_name(n));
+    match name {
+        Some(name) if path.parent() == Some(conf_dir) => Ok(name.to_owned()),
+        _ => Err(io::Error::other("not a file directly in BackupPC's configuration folder")),
+    }
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains('/') && name != "hosts"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEFORE_HOSTS: &[u8] = b"host dhcp user\nold.example.org 0 alice\n";
+    const AFTER_HOSTS: &[u8] = b"host dhcp user\nold.example.org 0 alice\nnew.example.org 0 bob\n";
+
+    fn record() -> JournalRecord {
+        JournalRecord {
+            time: "2026-01-02T03:04:05Z".into(),
+            host: "new.example.org".into(),
+            owner: "bob".into(),
+            author: String::new(),
+            client_ip: "192.0.2.3".into(),
+            os: "linux".into(),
+            action: "added".into(),
+            protocol: 2,
+        }
+    }
+
+    /// A folder with `hosts`, a journal of one line and, when `old_config`,
+    /// a config left from an earlier registration of the new host.
+    fn folder(old_config: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), BEFORE_HOSTS).unwrap();
+        fs::write(dir.path().join("journal"), "{\"earlier\": 1}\n").unwrap();
+        if old_config {
+            fs::write(dir.path().join("new.example.org.pl"), "# old\n").unwrap();
+        }
+        dir
+    }
+
+    /// Every file of the folder with its bytes.
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                (entry.file_name().to_string_lossy().into_owned(), fs::read(entry.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn add(dir: &Path, last: Step) -> Result<(), ChangeError> {
+        let config = dir.join("new.example.org.pl");
+        let record = record();
+        let change = Change {
+            hosts: Some(AFTER_HOSTS),
+            config: Some((&config, Some(b"# new\n"))),
+            record: Some(&record),
+            ..Change::default()
+        };
+        apply_until(dir, &dir.join("journal"), &change, last)
+    }
+
+    #[test]
+    fn a_change_cut_short_after_any_step_is_undone_by_the_next_recovery() {
+        for old_config in [false, true] {
+            for last in [Step::Undo, Step::Journal, Step::Config, Step::Hosts] {
+                let dir = folder(old_config);
+                let before = snapshot(dir.path());
+                add(dir.path(), last).unwrap();
+                assert_ne!(snapshot(dir.path()), before, "{last:?}: nothing happened");
+                assert!(recover(dir.path(), &dir.path().join("journal")).unwrap(), "{last:?}");
+                assert_eq!(snapshot(dir.path()), before, "{last:?}, old config {old_config}");
+                assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn recovery_removes_the_temporary_files_of_a_killed_writer_and_only_those() {
+        let dir = folder(false);
+        for name in
+            [".hosts.a1B2c3.tmp", ".pc.example.org.pl.Zz9yY8.tmp", ".hosts.tmp", "hosts.new", ".config.pl.abc.tmp"]
+        {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(snapshot_names(dir.path()), [".config.pl.abc.tmp", ".hosts.tmp", "hosts", "hosts.new", "journal"]);
+    }
+
+    #[test]
+    fn a_completed_change_leaves_only_its_files() {
+        let dir = folder(true);
+        add(dir.path(), Step::Commit).unwrap();
+        let files = snapshot(dir.path());
+        let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["hosts", "journal", "new.example.org.pl"]);
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), AFTER_HOSTS);
+        assert_eq!(fs::read(dir.path().join("new.example.org.pl")).unwrap(), b"# new\n");
+        let journal = journal::read(&dir.path().join("journal")).unwrap();
+        assert_eq!((journal.records.len(), journal.unreadable_lines.as_slice()), (1, &[1][..]));
+        assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(snapshot(dir.path()), files);
+    }
+
+    #[test]
+    fn a_failed_step_undoes_the_change_at_once() {
+        let dir = folder(false);
+        let before = snapshot(dir.path());
+        let record = record();
+        // The journal is a folder: appending fails after the undo record.
+        fs::remove_file(dir.path().join("journal")).unwrap();
+        fs::create_dir(dir.path().join("journal")).unwrap();
+        let before_dir = snapshot_names(dir.path());
+        let config = dir.path().join("new.example.org.pl");
+        let change = Change {
+            hosts: Some(AFTER_HOSTS),
+            config: Some((&config, Some(b"# new\n"))),
+            record: Some(&record),
+            ..Change::default()
+        };
+        let error = apply(dir.path(), &dir.path().join("journal"), &change).unwrap_err();
+        assert_eq!(error.part, Part::Journal);
+        assert_eq!(snapshot_names(dir.path()), before_dir);
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), before[0].1);
+    }
+
+    fn snapshot_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn recovery_keeps_a_hosts_file_someone_else_wrote_since() {
+        let dir = folder(false);
+        add(dir.path(), Step::Hosts).unwrap();
+        // BackupPC's web editor saves its own list (a new file, renamed in).
+        let theirs = b"host dhcp user\nweb.example.org 0 carol\n";
+        fs::write(dir.path().join("hosts.new"), theirs).unwrap();
+        fs::rename(dir.path().join("hosts.new"), dir.path().join("hosts")).unwrap();
+        recover(dir.path(), &dir.path().join("journal")).unwrap();
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), theirs);
+        assert!(!dir.path().join("new.example.org.pl").exists());
+        assert_eq!(fs::read_to_string(dir.path().join("journal")).unwrap(), "{\"earlier\": 1}\n");
+    }
+
+    #[test]
+    fn a_planted_undo_record_names_no_file_outside_the_folder() {
+        let dir = folder(false);
+        let victim = dir.path().join("victim");
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("precious"), "keep me\n").unwrap();
+        let planted = format!(
+            "{{\"journal_len\":0,\"hosts_existed\":null,\"config\":[\"../victim/precious\",false],\
+             \"new_hosts\":null,\"new_config\":{}}}",
+            {
+                let meta = fs::metadata(victim.join("precious")).unwrap();
+                format!("[{},{}]", meta.dev(), meta.ino())
+            }
+        );
+        fs::write(dir.path().join(UNDO_NAME), planted).unwrap();
+        assert!(recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(fs::read_to_string(victim.join("precious")).unwrap(), "keep me\n");
+        assert!(!dir.path().join(UNDO_NAME).exists());
+        // The journal is the configured one, cut back as the record says:
+        // what a planted record can do is what the folder's owner can do.
+        assert_eq!(fs::read(dir.path().join("journal")).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_config_outside_the_folder_is_refused_before_anything_changes() {
+        let dir = folder(false);
+        let before = snapshot(dir.path());
+        let outside = tempfile::tempdir().unwrap();
+        let config = outside.path().join("x.pl");
+        let change = Change { config: Some((&config, Some(b"# x\n"))), ..Change::default() };
+        let error = apply(dir.path(), &dir.path().join("journal"), &change).unwrap_err();
+        assert_eq!(error.part, Part::Config);
+        assert_eq!(snapshot(dir.path()), before);
+        assert!(!config.exists());
+    }
+}
