@@ -306,10 +306,22 @@ fn contents_under(dir: &Path, except: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn status_over_ssh_asks_a_password_server_without_a_challenge() {
-    require_system!();
-    let base = system::base_dir();
+    testkit::require!(testkit::system_requirements());
+    let base = testkit::base_dir("run-");
     let base = base.path();
     let (config, register_key) = server_config(base, "password-server", "password", "alice-demo");
+    // BackupPC's TopDir beside the server's folder, with one incremental backup of the machine.
+    let top = base.join("password-server/top");
+    let host_dir = top.join("pc/pc-test.example.org");
+    fs::create_dir_all(&host_dir).unwrap();
+    fs::write(host_dir.join("backups"), "7\tincr\t1700086400\t1700086460\t2\n").unwrap();
+    for folder in [top.clone(), top.join("pc"), host_dir.clone()] {
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(host_dir.join("backups"), fs::Permissions::from_mode(0o644)).unwrap();
+    let config_pl = base.join("password-server/backuppc/config.pl");
+    let text = fs::read_to_string(&config_pl).unwrap() + &format!("$Conf{{TopDir}} = '{}';\n", top.display());
+    fs::write(&config_pl, text).unwrap();
     // What a server that knows only `OS:logon` answers to `info: proto=2`:
     // its parser reads an empty logon (protocol's
     // `an_old_server_answers_a_status_request_bad_user_request`).
@@ -367,7 +379,7 @@ fn status_over_ssh_asks_a_password_server_without_a_challenge() {
          registered    ok      pc-test.example.org, in the server's list of hosts\n\
          owner         ok      alice\n\
          page          ok      http://b/?host=pc-test.example.org\n\
-         last backup   unknown not reported by this server\n"
+         last backup   ok      started 2023-11-15T22:13:20Z\n"
     );
     assert!(stdout.ends_with(&expected_tail), "{stdout}\n{stderr}");
     assert_eq!((code, stderr.as_str()), (Some(0), ""));

@@ -134,6 +134,13 @@ fn status_says_what_a_password_server_knows_of_this_machine_without_a_challenge(
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
     bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
+    // BackupPC's TopDir in the demo folder, with one full backup of alice's machine.
+    let top = demo_dir.join("top");
+    fs::create_dir_all(top.join("pc/pc-alice.example.org")).unwrap();
+    fs::write(top.join("pc/pc-alice.example.org/backups"), "0\tfull\t1700000000\t1700000100\t10\n").unwrap();
+    let config_pl = demo_dir.join("backuppc/config.pl");
+    let text = fs::read_to_string(&config_pl).unwrap() + &format!("$Conf{{TopDir}} = '{}';\n", top.display());
+    fs::write(&config_pl, text).unwrap();
     let log = demo_dir.join("register.log");
     let before = contents_under(&demo_dir, &log);
     let status = |client_ip: Option<&str>| {
@@ -156,7 +163,7 @@ fn status_says_what_a_password_server_knows_of_this_machine_without_a_challenge(
              registered    ok      pc-alice.example.org, in the server's list of hosts\n\
              owner         ok      alice\n\
              page          ok      http://backup.example.org/backuppc/index.cgi?host=pc-alice.example.org\n\
-             last backup   unknown not reported by this server\n"
+             last backup   ok      started 2023-11-14T22:13:20Z\n"
         ),
         "{stderr}"
     );
@@ -196,7 +203,9 @@ fn status_says_what_a_password_server_knows_of_this_machine_without_a_challenge(
 
     assert_eq!(contents_under(&demo_dir, &log), before, "status changed a file");
     let log = fs::read_to_string(&log).unwrap();
-    assert!(log.contains("status of host pc-alice.example.org asked: registered to alice (protocol 2)"), "{log}");
+    let asked =
+        "status of host pc-alice.example.org asked: registered to alice, last backup 2023-11-14T22:13:20Z (protocol 2)";
+    assert!(log.contains(asked), "{log}");
     assert!(!log.contains("auth-required") && !log.contains("authentication failed"), "{log}");
 }
 

@@ -23,8 +23,9 @@ use std::time::Duration;
 /// A status request (`info:`, options after a space) is answered without a
 /// challenge and without writing anything: the name the client's address
 /// has in the domain (found as for a registration), whether that host is
-/// registered, to whom, and its BackupPC page. It names no host, so it can
-/// only ever ask about the machine it comes from.
+/// registered, to whom, its BackupPC page and when its last backup started
+/// (from TopDir/pc/HOST/backups). It names no host, so it can only ever ask
+/// about the machine it comes from.
 ///
 /// With `auth = "password"` or `"new-hosts"`, a protocol-2 client is first
 /// challenged on the same channel (`auth-required PLAIN <realm>`, answered

@@ -7,7 +7,7 @@ use crate::manifest::Manifest;
 use crate::system::{self, Account};
 use crate::transport::{Transport, TransportError};
 use protocol::text::printable;
-use protocol::{Answer, ClientRequest, HostInfo, InfoRequest, Refusal, parse_answer};
+use protocol::{Answer, ClientRequest, HostInfo, InfoRequest, LastBackup, Refusal, parse_answer};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -340,7 +340,11 @@ fn server_checks(
     if let Some(url) = &registration.url {
         check("page", CheckState::Ok, url.clone());
     }
-    check("last backup", CheckState::Unknown, "not reported by this server".into());
+    match &registration.last_backup {
+        Some(LastBackup::Started(time)) => check("last backup", CheckState::Ok, format!("started {time}")),
+        Some(LastBackup::None) => check("last backup", CheckState::Ok, "none yet".into()),
+        None => check("last backup", CheckState::Unknown, "the server does not say".into()),
+    }
     code
 }
 
@@ -375,7 +379,8 @@ mod tests {
         }
     }
 
-    const ALICE: &str = "success\nhost: pc-alice.example.org\nregistered: yes\nowner: alice\nurl: http://b/?host=pc-alice.example.org\n";
+    const ALICE: &str = "success\nhost: pc-alice.example.org\nregistered: yes\nowner: alice\n\
+                         url: http://b/?host=pc-alice.example.org\nlast-backup: 2026-12-02T18:36:44Z\n";
 
     /// `status` of a trial installation of `pc-alice.example.org` against `server`.
     fn status_with(server: Canned) -> StatusReport {
@@ -419,9 +424,25 @@ mod tests {
                 "registered ok pc-alice.example.org, in the server's list of hosts",
                 "owner ok alice",
                 "page ok http://b/?host=pc-alice.example.org",
-                "last backup unknown not reported by this server",
+                "last backup ok started 2026-12-02T18:36:44Z",
             ]
         );
+        assert_eq!(report.exit_code, 0);
+
+        let report =
+            status_with(Canned::new("success\nhost: pc-alice.example.org\nregistered: yes\nlast-backup: none\n"));
+        assert_eq!(
+            server_lines(&report)[1..],
+            [
+                "registered ok pc-alice.example.org, in the server's list of hosts",
+                "owner unknown the server does not say",
+                "last backup ok none yet"
+            ]
+        );
+        assert_eq!(report.exit_code, 0);
+
+        let report = status_with(Canned::new("success\nhost: pc-alice.example.org\nregistered: yes\nowner: alice\n"));
+        assert_eq!(server_lines(&report).last().unwrap(), "last backup unknown the server does not say");
         assert_eq!(report.exit_code, 0);
     }
 

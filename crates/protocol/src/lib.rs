@@ -19,7 +19,7 @@ pub mod text;
 
 pub use answer::{Answer, SuccessAnswer, parse_answer, render_error, render_success};
 pub use connection::{ConnectionError, SshConnection};
-pub use info::{HostInfo, InfoAnswerError, Registered, is_web_url};
+pub use info::{HostInfo, InfoAnswerError, LastBackup, Registered, is_web_url};
 pub use names::{AccountName, AddressList, Domain, HostName, Logon, NameError, OsName, is_address_list};
 pub use refusal::Refusal;
 pub use request::{

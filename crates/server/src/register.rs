@@ -1,6 +1,7 @@
 //! The register command: checks a registration in the contract's order, or
 //! answers a status request, and answers.
 
+use crate::backups;
 use crate::challenge::{Challenge, Challenger, NoChallenger};
 use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
 use crate::directory::{Directory, FileDirectory};
@@ -13,7 +14,7 @@ use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
 use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
 use protocol::{
-    ClientRequest, HostInfo, HostName, InfoRequest, Logon, Refusal, Registered, Request, SshConnection,
+    ClientRequest, HostInfo, HostName, InfoRequest, LastBackup, Logon, Refusal, Registered, Request, SshConnection,
     parse_client_request, render_error, render_success,
 };
 use std::net::IpAddr;
@@ -198,17 +199,46 @@ impl Server {
         let host = self.host_name_of(connection.client_ip)?;
         let owner =
             self.registry.owner_of(&host).map_err(|error| Failure::fault(HOSTS_UNREADABLE, error.to_string()))?;
-        let said = match &owner {
-            Some(owner) => format!("registered to {}", escape(owner.as_bytes())),
+        let registered = owner.map(|owner| Registered {
+            owner: Some(owner),
+            url: Some(self.config.backuppc.url.replace("{host}", host.as_str())),
+            last_backup: self.last_backup_of(&host, connection),
+        });
+        let said = match &registered {
+            Some(Registered { owner, last_backup, .. }) => format!(
+                "registered to {}, last backup {}",
+                escape(owner.as_deref().unwrap_or_default().as_bytes()),
+                last_backup.as_ref().map_or("unknown", LastBackup::as_str)
+            ),
             None => "not registered".to_owned(),
         };
         self.log.log(
             Level::Info,
             &format!("{connection} status of host {host} asked: {said} (protocol {})", request.protocol),
         );
-        let url = self.config.backuppc.url.replace("{host}", host.as_str());
-        let registered = owner.map(|owner| Registered { owner: Some(owner), url: Some(url) });
         Ok(HostInfo { host, registered }.render())
+    }
+
+    /// When the host's last full or incremental backup started, from
+    /// `TopDir/pc/HOST/backups` (`TopDir` from BackupPC's configuration, as
+    /// registrations read it, its cache left as it is). `None` (unknown)
+    /// when either cannot be read: the reason is for the administrator and
+    /// goes to the log at `warning`, the client is only not told.
+    fn last_backup_of(&self, host: &HostName, connection: &SshConnection) -> Option<LastBackup> {
+        let conf_dir = &self.config.backuppc.conf_dir;
+        let read = owner_edits::read_cached_without_writing(conf_dir, &self.owner_edits_cache())
+            .map_err(|error| error.to_string())
+            .and_then(|edits| backups::last_backup_of(&edits.top_dir, host).map_err(|error| error.to_string()));
+        match read {
+            Ok(None) => Some(LastBackup::None),
+            Ok(Some(backup)) => backup
+                .started()
+                .map(|started| LastBackup::Started(humantime::format_rfc3339_seconds(started).to_string())),
+            Err(reason) => {
+                self.log.log(Level::Warning, &format!("{connection} last backup of {host} unknown: {reason}"));
+                None
+            }
+        }
     }
 
     /// Challenges the client until it proves who it is, at most
@@ -356,17 +386,20 @@ impl Server {
     /// host's owner change the commands BackupPC runs as itself (BackupPC
     /// reads that permission from its server-wide `config.pl` only).
     fn check_owner_edits(&self) -> Result<(), Failure> {
-        let conf_dir = &self.config.backuppc.conf_dir;
-        let journal = match &self.config.journal {
-            Some(journal) => journal.clone(),
-            None => BackupPcRegistry::new(conf_dir).journal_path().to_owned(),
-        };
-        let cache = owner_edits::cache_path_beside(&journal);
-        match owner_edits::read_cached(conf_dir, &cache) {
+        match owner_edits::read_cached(&self.config.backuppc.conf_dir, &self.owner_edits_cache()) {
             Ok(edits) if edits.is_safe() => Ok(()),
             Ok(edits) => Err(Failure::refusal(Refusal::CouldNotRegister, edits.problem())),
             Err(error) => Err(Failure::refusal(Refusal::CouldNotRegister, error.to_string())),
         }
+    }
+
+    /// Where the reading of BackupPC's `config.pl` is cached: beside the journal.
+    fn owner_edits_cache(&self) -> PathBuf {
+        let journal = match &self.config.journal {
+            Some(journal) => journal.clone(),
+            None => BackupPcRegistry::new(&self.config.backuppc.conf_dir).journal_path().to_owned(),
+        };
+        owner_edits::cache_path_beside(&journal)
     }
 
     /// Tells the BackupPC daemon to re-read its hosts. The registration is
@@ -517,9 +550,13 @@ mod tests {
 
     /// A BackupPC configuration folder whose `config.pl` keeps owners out
     /// of the web page's editor.
+    /// A BackupPC configuration folder whose `config.pl` is `config_pl`,
+    /// with `TopDir` set to `top` inside it (made empty).
     fn conf_dir(config_pl: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.pl"), config_pl).unwrap();
+        let top_dir = format!("$Conf{{TopDir}} = '{}';\n", dir.path().join("top").display());
+        std::fs::write(dir.path().join("config.pl"), format!("{config_pl}{top_dir}")).unwrap();
+        std::fs::create_dir_all(dir.path().join("top/pc")).unwrap();
         dir
     }
 
@@ -694,15 +731,47 @@ mod tests {
         assert_eq!(response.status, Status::Success);
         assert_eq!(
             response.text,
-            "success\nhost: pc-alice.example.org\nregistered: yes\nowner: alice\nurl: http://b/?host=pc-alice.example.org\n"
+            "success\nhost: pc-alice.example.org\nregistered: yes\nowner: alice\nurl: http://b/?host=pc-alice.example.org\n\
+             last-backup: none\n"
         );
         assert_eq!(*registry.0.borrow(), before, "a status request changed the registry");
         let log = log_of(&dir);
         assert!(
             log.lines().any(|line| line.starts_with("info ")
-                && line.ends_with(": 127.0.0.2 5000 127.0.0.1 22 status of host pc-alice.example.org asked: registered to alice (protocol 2)")),
+                && line.ends_with(": 127.0.0.2 5000 127.0.0.1 22 status of host pc-alice.example.org asked: registered to alice, last backup none (protocol 2)")),
             "{log}"
         );
+    }
+
+    #[test]
+    fn a_status_request_says_when_the_last_backup_started() {
+        let (server, registry, dir) = server(Some(&["alice"]));
+        registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
+        let host_dir = dir.path().join("top/pc/pc-alice.example.org");
+        std::fs::create_dir_all(&host_dir).unwrap();
+        // A full, a later incremental, and a later partial that BackupPC does not count.
+        let backups = "0\tfull\t1700000000\t1700000100\t10\n\
+                       1\tincr\t1700086400\t1700086460\t2\n\
+                       2\tpartial\t1700172800\t1700172900\t1\n";
+        std::fs::write(host_dir.join("backups"), backups).unwrap();
+        let text = ask(&server, "info: proto=2", "127.0.0.2").text;
+        assert!(text.ends_with("\nlast-backup: 2023-11-15T22:13:20Z\n"), "{text}");
+
+        // Unreadable: not said, and the administrator is told why.
+        std::fs::remove_file(host_dir.join("backups")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", host_dir.join("backups")).unwrap();
+        let response = ask(&server, "info: proto=2", "127.0.0.2");
+        assert_eq!(response.status, Status::Success);
+        assert!(!response.text.contains("last-backup"), "{}", response.text);
+        let log = log_of(&dir);
+        assert!(
+            log.lines().any(|line| line.starts_with("warning ")
+                && line.contains("last backup of pc-alice.example.org unknown: ")
+                && line.contains("backups: a symbolic link")),
+            "{log}"
+        );
+        assert!(log.contains("asked: registered to alice, last backup unknown (protocol 2)"), "{log}");
+        assert!(!dir.path().join("bpc-register-owner-edits.cache").exists(), "a status request wrote the cache");
     }
 
     #[test]
