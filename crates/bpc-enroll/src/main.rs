@@ -499,7 +499,7 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         )?;
         writeln!(
             out,
-            "  {register} --config {dir}/server.toml check   # BackupPC's config.pl keeps owners away from its commands"
+            "  {register} --config {dir}/server.toml check   # clean: hosts, the journal, the configs and config.pl agree"
         )?;
         writeln!(
             out,

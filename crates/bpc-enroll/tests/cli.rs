@@ -83,6 +83,25 @@ fn demo_prints_the_exchange_and_enrolls_alice() {
 }
 
 #[test]
+fn the_demos_server_is_clean_under_bpc_registers_check() {
+    let (_dir, demo_dir, _) = demo_with("never");
+    let output = Command::new(bpc_register())
+        .env_clear()
+        .arg("--config")
+        .arg(demo_dir.join("server.toml"))
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        matches!(lines.as_slice(), [files, config] if files.starts_with("ok: ") && config.starts_with("ok: ")),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn demo_without_dir_makes_and_names_a_new_folder() {
     let output = bpc_enroll().arg("demo").output().unwrap();
     assert!(output.status.success());

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use protocol::SshConnection;
+use server::check::{self, Finding, Sources, Step};
 use server::{EventLog, Level, Server, ServerConfig, Status};
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -61,25 +62,63 @@ enum Command {
         #[arg(long, value_name = "PATTERNS")]
         from: Option<String>,
     },
-    /// Check the server for problems and say how to fix them.
+    /// Check BackupPC's files and configuration for problems, and repair them.
     ///
-    /// It checks BackupPC's server-wide config.pl (in `conf-dir`, after
-    /// /etc/backuppc/localconfig.pl), read with Perl as BackupPC reads it:
-    /// BackupPC's web page must let a host's owner change only harmless
-    /// settings (schedules, kept backups, files, blackouts, reminders), never
-    /// a command BackupPC runs, the paths or arguments it passes (RsyncSshArgs,
-    /// RsyncArgs, RsyncShareName...), the transfer method, the address it
-    /// connects to (ClientNameAlias) or the mail it sends (EMail*Mesg hold the
-    /// To: header). Only config.pl's CgiUserConfigEditEnable and
-    /// CgiUserConfigEdit decide that; setting them in a HOST.pl has no effect.
-    /// When they allow more, it prints the lines to add to config.pl;
-    /// bpc-register refuses to register hosts until they are there. Run as
-    /// root, it runs those files as their folder's owner (else config.pl's,
-    /// else nobody), never as root.
+    /// It compares BackupPC's hosts file, the per-host configs in `conf-dir`
+    /// and the journal of registrations, each read the way BackupPC reads it
+    /// (under BackupPC's LOCK when it exists), and reports, one line each:
     ///
-    /// Exit status: 0 when nothing was found, 1 when a problem was found,
-    /// 2 when the configuration cannot be used.
-    Check,
+    /// - a host the journal says is registered (its last record is added,
+    ///   confirmed, transferred or restored) whose line is gone from hosts:
+    ///   BackupPC's web host editor writes back the list it showed, dropping
+    ///   a host registered while its page was open;
+    /// - a per-host config bpc-register wrote (its first line says so) for a
+    ///   host with no line in hosts and no registration (config.pl and other
+    ///   files are never touched);
+    /// - a host with more than one line, which BackupPC reads two ways (its
+    ///   daemon and web page take the last, BackupPC_dump the first);
+    /// - lines BackupPC skips, host names it mishandles (white space, a
+    ///   backslash, `..`, a leading `-`, `config`) and a first line it takes
+    ///   for the header although it is a host;
+    /// - journal lines that cannot be read, and a change cut short by a crash;
+    /// - BackupPC's server-wide config.pl (after /etc/backuppc/localconfig.pl,
+    ///   read with Perl as BackupPC reads it) letting a host's owner change
+    ///   more than harmless settings (schedules, kept backups, files,
+    ///   blackouts, reminders) in the web page: a command BackupPC runs, the
+    ///   paths or arguments it passes (RsyncSshArgs, RsyncArgs,
+    ///   RsyncShareName...), the transfer method, the address it connects to
+    ///   (ClientNameAlias) or the mail it sends. Only config.pl decides that;
+    ///   it prints the lines to add, and bpc-register registers no host until
+    ///   they are there. Run as root, it runs those files as their folder's
+    ///   owner (else config.pl's, else nobody), never as root.
+    ///
+    /// With --fix it also says what it would repair and what it leaves to
+    /// you, and changes nothing; with --fix --yes it repairs, under
+    /// BackupPC's LOCK, each repair whole or not at all: a lost line comes
+    /// back with the owner the journal names (journaled as `restored`, its
+    /// config written again if it is gone too); duplicate lines collapse to
+    /// the last one, whose owner BackupPC's daemon sees; an orphan config is
+    /// moved aside to HOST.pl.orphaned-TIME (never deleted; BackupPC reads
+    /// only HOST.pl); a missing header line is put on top; the lines for
+    /// config.pl are added at its end when it is a regular file whose owner,
+    /// group and mode the new version keeps and which Perl then reads as
+    /// safe (otherwise they are printed for you to add). Lines BackupPC
+    /// skips, bad names and unreadable journal lines are left to you. After
+    /// a change to hosts it runs `reload-command`.
+    ///
+    /// Exit status: 0 when nothing was found (or, with --fix --yes, when
+    /// everything found was repaired), 1 when a problem was found (or left),
+    /// 2 when the configuration or the files cannot be used, or a repair
+    /// failed (that repair is not made, nor the ones after it).
+    #[command(verbatim_doc_comment)]
+    Check {
+        /// Say what would be repaired, and what would be left to you; change nothing without --yes
+        #[arg(long)]
+        fix: bool,
+        /// With --fix: make the repairs
+        #[arg(long, requires = "fix")]
+        yes: bool,
+    },
 }
 
 /// A configuration that cannot be used is the server's fault; the client is
@@ -94,7 +133,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(server::DEFAULT_CONFIG_PATH));
     match cli.command {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
-        Some(Command::Check) => check(&config_path),
+        Some(Command::Check { fix, yes }) => check(&config_path, fix, yes),
         None => forced_command(&config_path),
     }
 }
@@ -131,8 +170,9 @@ fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: O
     }
 }
 
-/// Reports what the server's configuration lets BackupPC's web page do.
-fn check(config_path: &std::path::Path) -> ExitCode {
+/// Compares BackupPC's files and configuration, and with `fix` says (and
+/// with `yes` makes) the repairs.
+fn check(config_path: &std::path::Path, fix: bool, yes: bool) -> ExitCode {
     let config = match ServerConfig::load(config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -140,36 +180,103 @@ fn check(config_path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let conf_dir = &config.backuppc.conf_dir;
-    match server::owner_edits::read(conf_dir) {
-        Ok(edits) if edits.is_safe() => {
-            println!(
-                "ok: {}: host owners can change only harmless settings (no command, path, argument, address or mail)",
-                edits.config_path.display()
-            );
-            ExitCode::SUCCESS
+    let sources = Sources::of(&config);
+    if fix && yes {
+        return repair(&config, &sources);
+    }
+    let inspection = match sources.inspect() {
+        Ok(inspection) => inspection,
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            return ExitCode::from(2);
         }
-        Ok(edits) => {
-            println!(
-                "problem: {}: BackupPC's web page lets a host's owner change {}, which are not on bpc-register's \
-                 list of harmless settings: the next backup could run what the owner wrote, as backuppc, or \
-                 BackupPC could send her mail to anyone. bpc-register refuses to register hosts until it is fixed.",
-                edits.config_path.display(),
-                edits.dangerous_editable().join(", ")
-            );
+    };
+    if inspection.findings.is_empty() {
+        print_clean(&sources, &inspection);
+        return ExitCode::SUCCESS;
+    }
+    print_findings(&inspection.findings);
+    if fix {
+        for step in check::plan(&config, &inspection.findings, &server::journal::now()) {
+            match step {
+                Step::Repair(repair) => println!("fix: {}", repair.describe(false)),
+                Step::Leave(reason) => println!("left: {reason}"),
+            }
+        }
+        println!("nothing was changed; run `bpc-register check --fix --yes` to make the repairs above");
+    }
+    ExitCode::FAILURE
+}
+
+/// `check --fix --yes`: finds and repairs under BackupPC's lock.
+fn repair(config: &ServerConfig, sources: &Sources) -> ExitCode {
+    let report = match sources.fix(config) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("bpc-register: {error}; nothing was changed");
+            return ExitCode::from(2);
+        }
+    };
+    if report.recovered {
+        println!("fixed: {}", check::Repair::Recover.describe(true));
+    }
+    print_findings(&report.inspection.findings);
+    for repair in &report.made {
+        println!("fixed: {}", repair.describe(true));
+    }
+    for reason in &report.left {
+        println!("left: {reason}");
+    }
+    if report.made.iter().any(check::Repair::changes_hosts)
+        && let Err(problem) = server::register::reload_backuppc(&config.backuppc)
+    {
+        eprintln!("bpc-register: warning: {problem}");
+    }
+    if let Some((repair, error)) = &report.failed {
+        eprintln!(
+            "bpc-register: could not {}: {error}; that repair was not made, nor the ones after it",
+            repair.describe(false)
+        );
+        return ExitCode::from(2);
+    }
+    if report.inspection.findings.is_empty() {
+        print_clean(sources, &report.inspection);
+        return ExitCode::SUCCESS;
+    }
+    if report.left.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// One `problem:` line per finding; the owners' edits are followed by the
+/// lines to add to config.pl.
+fn print_findings(findings: &[Finding]) {
+    for finding in findings {
+        println!("problem: {}", finding.describe());
+        if let Finding::OwnerEdits(edits) = finding {
             println!("Add these lines at the end of {}:", edits.config_path.display());
             for line in edits.fix_lines() {
                 println!("    {line}");
             }
             println!("or turn the owners' editor off altogether:");
             println!("    $Conf{{CgiUserConfigEditEnable}} = 0;");
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            println!("problem: {error}");
-            ExitCode::FAILURE
         }
     }
+}
+
+/// What a clean check says.
+fn print_clean(sources: &Sources, inspection: &check::Inspection) {
+    let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    println!(
+        "ok: {}: {}, none duplicated or mishandled; {} registered in the journal, each with its line; {} that \
+         bpc-register wrote, each for a host in hosts",
+        sources.hosts_path().display(),
+        count(inspection.host_lines, "host line", "host lines"),
+        count(inspection.journaled, "host", "hosts"),
+        count(inspection.own_configs, "per-host config", "per-host configs"),
+    );
+    println!(
+        "ok: {}: host owners can change only harmless settings (no command, path, argument, address or mail)",
+        sources.conf_dir.join("config.pl").display()
+    );
 }
 
 /// Answers one request, as sshd's forced command.

@@ -20,19 +20,6 @@ use std::process::{Command, Output};
 const HOST: &str = "pc-bob.example.org";
 const JOURNAL: &str = "registrations.jsonl";
 
-/// Reads `CONFDIR/hosts` with BackupPC's storage module and prints
-/// `host<TAB>user` for each host it keeps, sorted.
-const HOST_INFO_READ: &str = r#"
-use strict;
-use lib "/usr/share/backuppc/lib";
-use BackupPC::Storage::Text;
-my $s = BackupPC::Storage::Text->new({}, { ConfDir => shift });
-my $hosts = $s->HostInfoRead();
-foreach my $host (sort keys %$hosts) {
-    print $host, "\t", $hosts->{$host}{user} // "(none)", "\n";
-}
-"#;
-
 /// What a registration may change, as BackupPC and a reader of the journal
 /// see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,17 +39,7 @@ struct State {
 impl State {
     fn read(dir: &Path) -> State {
         let conf = dir.join("backuppc");
-        let output =
-            Command::new("/usr/bin/perl").env_clear().arg("-e").arg(HOST_INFO_READ).arg(&conf).output().unwrap();
-        assert!(output.status.success(), "HostInfoRead failed: {}", String::from_utf8_lossy(&output.stderr));
-        let backuppc_sees = String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let (host, user) = line.split_once('\t').unwrap();
-                (host.to_owned(), user.to_owned())
-            })
-            .collect();
+        let backuppc_sees = testkit::backuppc::hosts_in(&conf);
         let journal = fs::read_to_string(dir.join(JOURNAL))
             .unwrap_or_default()
             .lines()

@@ -114,6 +114,31 @@ fn a_good_request_registers_the_host_once_and_again_idempotently() {
 }
 
 #[test]
+fn the_seeds_mac_is_accepted_and_journaled_as_macos() {
+    let demo = Demo::new();
+    demo.register("mac:bob", BOB).code(0).stdout(predicate::str::starts_with("success\n"));
+    let journal = server::journal::read(&demo.path("registrations.jsonl")).unwrap();
+    let last = journal.records.last().unwrap();
+    assert_eq!(
+        (last.host.as_str(), last.owner.as_str(), last.os.as_str(), last.action.as_str()),
+        ("pc-bob.example.org", "bob", "macos", "added")
+    );
+    demo.assert_logged("info", BOB, "registered host pc-bob.example.org for bob (macos, sent as mac, protocol 1)");
+}
+
+#[test]
+fn an_os_list_without_macos_refuses_the_seeds_mac_too() {
+    let demo = Demo::new();
+    let config = fs::read_to_string(demo.path("server.toml")).unwrap();
+    let linux_only = config.replace("os = [\"linux\", \"macos\", \"windows\"]", "os = [\"linux\"]");
+    assert_ne!(linux_only, config);
+    fs::write(demo.path("server.toml"), linux_only).unwrap();
+    assert_refused(&demo, "mac:bob", BOB, "ostype is unknown", "notice");
+    assert_refused(&demo, "macos:bob", BOB, "ostype is unknown", "notice");
+    demo.register("linux:bob", BOB).code(0);
+}
+
+#[test]
 fn a_request_with_a_semicolon_runs_nothing() {
     let demo = Demo::new();
     assert_not_executed(&demo, &marker_request("linux:bob;touch MARKER", &demo));
@@ -298,13 +323,6 @@ fn a_backuppc_without_config_pl_gets_no_registration() {
     demo.assert_logged("err", BOB, "config.pl: cannot read BackupPC's configuration");
     let (code, report) = check(&demo);
     assert_eq!(code, 1, "{report}");
-}
-
-#[test]
-fn check_is_clean_on_the_demo() {
-    let (code, report) = check(&Demo::new());
-    assert_eq!(code, 0, "{report}");
-    assert!(report.starts_with("ok: "), "{report}");
 }
 
 #[test]

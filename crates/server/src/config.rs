@@ -258,6 +258,22 @@ impl ServerConfig {
     }
 }
 
+/// The OS names that the seed's shell setup sent, each with the name
+/// bpc-register accepts and records it under: its clients send `mac:LOGON`.
+pub const OS_ALIASES: &[(&str, &str)] = &[("mac", "macos")];
+
+/// `os` under its canonical name: an alias of [`OS_ALIASES`] becomes the name
+/// it stands for, any other name stays as it is. The `os` list of
+/// `server.toml` and the requests are both read through it, so an alias is
+/// accepted exactly when its canonical name is.
+pub fn canonical_os(os: &OsName) -> OsName {
+    OS_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == os.as_str())
+        .and_then(|(_, canonical)| OsName::parse(canonical).ok())
+        .unwrap_or_else(|| os.clone())
+}
+
 fn default_os() -> Vec<OsName> {
     ["linux", "macos", "windows"].into_iter().filter_map(|os| OsName::parse(os).ok()).collect()
 }
@@ -359,8 +375,9 @@ fn domain<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Domain, D::Error
     Domain::parse(&text).map_err(serde::de::Error::custom)
 }
 
-/// The accepted OS names; `info` names the status request (`info:`), so it
-/// is no OS a host could be registered with.
+/// The OS list, each name under its canonical name (`mac` is `macos`), once.
+/// `info` names the status request (`info:`), so it is no OS a host could
+/// be registered with.
 fn os_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<OsName>, D::Error> {
     let texts = Vec::<String>::deserialize(deserializer)?;
     if texts.iter().any(|text| text == protocol::INFO) {
@@ -369,7 +386,14 @@ fn os_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<OsName>, D:
             protocol::INFO
         )));
     }
-    texts.iter().map(|text| OsName::parse(text).map_err(serde::de::Error::custom)).collect()
+    let mut list: Vec<OsName> = Vec::new();
+    for text in &texts {
+        let os = canonical_os(&OsName::parse(text).map_err(serde::de::Error::custom)?);
+        if !list.contains(&os) {
+            list.push(os);
+        }
+    }
+    Ok(list)
 }
 
 fn url_template<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -501,6 +525,18 @@ path = "hosts.static"
         assert!(message.contains("key `auth`"), "{message}");
         let message = parse(&format!("admins = [\"carol;x\"]\n{GOOD}")).unwrap_err();
         assert!(message.contains("admins"), "{message}");
+    }
+
+    #[test]
+    fn the_seeds_os_names_stand_for_their_canonical_name_in_the_list() {
+        let names = |config: &ServerConfig| config.os.iter().map(|os| os.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&parse(&GOOD.replace("\"macos\"]", "\"mac\", \"macos\"]")).unwrap()), ["linux", "macos"]);
+        assert_eq!(names(&parse(&GOOD.replace("\"macos\"]", "\"mac\"]")).unwrap()), ["linux", "macos"]);
+        let default = parse(&GOOD.replace("os = [\"linux\", \"macos\"]\n", "")).unwrap();
+        assert_eq!(names(&default), ["linux", "macos", "windows"]);
+        let mac = OsName::parse("mac").unwrap();
+        assert_eq!(canonical_os(&mac).as_str(), "macos");
+        assert_eq!(canonical_os(&OsName::parse("beos").unwrap()).as_str(), "beos");
     }
 
     #[test]

@@ -3,6 +3,18 @@
 use protocol::{HostName, Logon};
 use std::path::PathBuf;
 
+/// How every config file bpc-register writes begins, the host's name after
+/// it: `check` recognises its own files by this first line.
+pub const HEADER_PREFIX: &str = "# Written by bpc-register for host ";
+
+/// The host a config file says it was written for, read from its first
+/// line; `None` when bpc-register did not write it.
+pub fn written_for(first_line: &str) -> Option<&str> {
+    let rest = first_line.strip_prefix(HEADER_PREFIX)?;
+    let (host, _) = rest.split_once(", registered to ")?;
+    Some(host)
+}
+
 /// What goes into a host's config file.
 #[derive(Debug, Clone)]
 pub struct HostConfig<'a> {
@@ -37,7 +49,7 @@ impl HostConfig<'_> {
         let alias = perl_quote(self.client_name_alias);
         let ssh_args = perl_quote(&self.ssh_command());
         format!(
-            "# Written by bpc-register for host {host_plain}, registered to {owner}.\n\
+            "{HEADER_PREFIX}{host_plain}, registered to {owner}.\n\
              # Registering the same host again keeps this file as it is.\n\
              $Conf{{XferMethod}}              = 'rsync';\n\
              $Conf{{ClientNameAlias}}         = {alias};\n\
@@ -154,6 +166,17 @@ mod tests {
         };
         let config = HostConfig { host: &host, owner: &owner, client_name_alias: host.as_str(), ssh: &ssh };
         insta::assert_snapshot!(config.render());
+    }
+
+    #[test]
+    fn the_first_line_says_which_host_the_file_was_written_for() {
+        let host = HostName::parse("pc-alice.example.org").unwrap();
+        let owner = Logon::parse("alice").unwrap();
+        let ssh = SshSettings { account: "b".into(), port: 22, identity: "/k".into(), known_hosts: None };
+        let text = HostConfig { host: &host, owner: &owner, client_name_alias: "x", ssh: &ssh }.render();
+        assert_eq!(written_for(text.lines().next().unwrap()), Some("pc-alice.example.org"));
+        assert_eq!(written_for("$Conf{XferMethod} = 'rsync';"), None);
+        assert_eq!(written_for("# Written by bpc-register for host x"), None);
     }
 
     #[test]

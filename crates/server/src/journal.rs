@@ -23,9 +23,10 @@ pub struct JournalRecord {
     pub author: String,
     /// The client's address.
     pub client_ip: String,
-    /// The OS type sent.
+    /// The OS type sent, under its canonical name (`macos` for `mac`).
     pub os: String,
-    /// `added` or `confirmed`.
+    /// `added` or `confirmed` (a registration), `restored` (a lost `hosts`
+    /// line put back by `check --fix --yes`).
     pub action: String,
     /// The protocol version.
     pub protocol: u32,
@@ -74,7 +75,7 @@ pub fn read(path: &Path) -> io::Result<Journal> {
 }
 
 /// The current time as the journal writes it.
-pub(crate) fn now() -> String {
+pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 

@@ -8,6 +8,7 @@
 
 pub mod backups;
 pub mod challenge;
+pub mod check;
 pub mod config;
 pub mod directory;
 pub mod dns;

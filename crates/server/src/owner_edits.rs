@@ -206,6 +206,17 @@ pub fn read(conf_dir: &Path) -> Result<OwnerEdits, OwnerEditsError> {
     read_files(&ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?)
 }
 
+/// Like [`read`], with `candidate` loaded in place of `conf_dir/config.pl`
+/// (which must exist): a new version of `config.pl`, checked before it is
+/// put in place. The answer names `config.pl`.
+pub fn read_candidate(conf_dir: &Path, candidate: &Path) -> Result<OwnerEdits, OwnerEditsError> {
+    let mut files = ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?;
+    let config = std::mem::replace(&mut files.config, candidate.to_owned());
+    let mut edits = read_files(&files)?;
+    edits.config_path = config;
+    Ok(edits)
+}
+
 fn read_files(files: &ConfigFiles) -> Result<OwnerEdits, OwnerEditsError> {
     let output = run_perl(files)?;
     parse_output(&files.config, &output)

@@ -3,7 +3,7 @@
 
 use crate::backups;
 use crate::challenge::{Challenge, Challenger, NoChallenger};
-use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig};
+use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig, canonical_os};
 use crate::directory::{Directory, FileDirectory};
 use crate::dns::DnsResolver;
 use crate::hostconfig::{HostConfig, SshSettings};
@@ -14,8 +14,8 @@ use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
 use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
 use protocol::{
-    ClientRequest, HostInfo, HostName, InfoRequest, LastBackup, Logon, Refusal, Registered, Request, SshConnection,
-    parse_client_request, render_error, render_success,
+    ClientRequest, HostInfo, HostName, InfoRequest, LastBackup, Logon, OsName, Refusal, Registered, Request,
+    SshConnection, parse_client_request, render_error, render_success,
 };
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -156,7 +156,7 @@ impl Server {
 
     fn check_and_register(&self, request: &Request, exchange: &mut Exchange<'_>) -> Result<String, Failure> {
         let connection = exchange.connection;
-        self.check_os(request)?;
+        let os = self.check_os(request)?;
         let mut author = match self.config.auth {
             AuthPolicy::Password => Some(self.authenticate(request, exchange)?),
             AuthPolicy::Never | AuthPolicy::NewHosts => None,
@@ -172,7 +172,7 @@ impl Server {
         if let Some(author) = &author {
             self.authorize(author, &request.logon)?;
         }
-        let outcome = self.register(&host, request, author.as_ref(), connection.client_ip)?;
+        let outcome = self.register(&host, request, &os, author.as_ref(), connection.client_ip)?;
         if outcome == Outcome::Added {
             self.reload_backuppc(connection);
         }
@@ -181,11 +181,12 @@ impl Server {
             Outcome::AlreadyRegistered => "confirmed",
         };
         let by = author.as_ref().map(|author| format!(" by {author}")).unwrap_or_default();
+        let sent_as = if os == request.os { String::new() } else { format!(", sent as {}", request.os) };
         self.log.log(
             Level::Info,
             &format!(
-                "{connection} {verb} host {host} for {}{by} ({}, protocol {})",
-                request.logon, request.os, request.protocol
+                "{connection} {verb} host {host} for {}{by} ({os}{sent_as}, protocol {})",
+                request.logon, request.protocol
             ),
         );
         Ok(self.success_answer(&host, &request.logon, author.as_ref()))
@@ -301,9 +302,12 @@ impl Server {
         }
     }
 
-    fn check_os(&self, request: &Request) -> Result<(), Failure> {
-        if self.config.os.contains(&request.os) {
-            Ok(())
+    /// The request's OS under its canonical name (the seed's `mac` is
+    /// `macos`), when the configuration accepts it.
+    fn check_os(&self, request: &Request) -> Result<OsName, Failure> {
+        let os = canonical_os(&request.os);
+        if self.config.os.contains(&os) {
+            Ok(os)
         } else {
             Err(Failure::refusal(Refusal::OstypeUnknown, format!("OS `{}` is not accepted", request.os)))
         }
@@ -352,31 +356,20 @@ impl Server {
         &self,
         host: &HostName,
         request: &Request,
+        os: &OsName,
         author: Option<&Logon>,
         client_ip: IpAddr,
     ) -> Result<Outcome, Failure> {
         self.check_owner_edits()?;
         let owner = &request.logon;
-        let backuppc = &self.config.backuppc;
-        let ssh = SshSettings {
-            account: backuppc.account.clone(),
-            port: backuppc.client_port,
-            identity: backuppc.identity_path(),
-            known_hosts: backuppc.known_hosts.clone(),
-        };
-        let address = client_ip.to_canonical().to_string();
-        let client_name_alias = match backuppc.connect_to {
-            ConnectTo::Name => host.as_str(),
-            ConnectTo::Address => address.as_str(),
-        };
-        let host_config = HostConfig { host, owner, client_name_alias, ssh: &ssh }.render();
+        let host_config = host_config_text(&self.config, host, owner, client_ip);
         let registration = Registration {
             host: host.clone(),
             owner: owner.clone(),
             host_config,
             author: author.cloned(),
             client_ip,
-            os: request.os.to_string(),
+            os: os.to_string(),
             protocol: request.protocol,
         };
         self.registry.register(&registration).map_err(|error| registry_failure(&error))
@@ -406,26 +399,9 @@ impl Server {
     /// made already, and BackupPC re-reads `hosts` every hour by itself, so a
     /// failure here is only a warning.
     fn reload_backuppc(&self, connection: &SshConnection) {
-        let Some((program, args)) = self.config.backuppc.reload_command.split_first() else { return };
-        let result = std::process::Command::new(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .output();
-        let problem = match result {
-            Ok(output) if output.status.success() => return,
-            Ok(output) => format!("{}: {}", output.status, escape(output.stderr.trim_ascii())),
-            Err(error) => error.to_string(),
-        };
-        self.log.log(
-            Level::Warning,
-            &format!(
-                "{connection} could not tell BackupPC to reload ({program}): {problem}; it will notice within the hour"
-            ),
-        );
+        if let Err(problem) = reload_backuppc(&self.config.backuppc) {
+            self.log.log(Level::Warning, &format!("{connection} {problem}"));
+        }
     }
 
     fn success_answer(&self, host: &HostName, owner: &Logon, author: Option<&Logon>) -> String {
@@ -449,6 +425,45 @@ fn parse(command: Option<&[u8]>) -> Result<ClientRequest, Failure> {
     let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
     parse_client_request(command)
         .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))
+}
+
+/// Runs `reload-command` (without a shell), which tells the BackupPC daemon
+/// to re-read `hosts`; `Err` says, in one line, why it could not. An empty
+/// command does nothing.
+pub fn reload_backuppc(backuppc: &crate::config::BackupPcConfig) -> Result<(), String> {
+    let Some((program, args)) = backuppc.reload_command.split_first() else { return Ok(()) };
+    let result = std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    let problem = match result {
+        Ok(output) if output.status.success() => return Ok(()),
+        Ok(output) => format!("{}: {}", output.status, escape(output.stderr.trim_ascii())),
+        Err(error) => error.to_string(),
+    };
+    Err(format!("could not tell BackupPC to reload ({program}): {problem}; it will notice within the hour"))
+}
+
+/// The per-host config `config` asks for, for `host` registered to `owner`
+/// from `client_ip`.
+pub(crate) fn host_config_text(config: &ServerConfig, host: &HostName, owner: &Logon, client_ip: IpAddr) -> String {
+    let backuppc = &config.backuppc;
+    let ssh = SshSettings {
+        account: backuppc.account.clone(),
+        port: backuppc.client_port,
+        identity: backuppc.identity_path(),
+        known_hosts: backuppc.known_hosts.clone(),
+    };
+    let address = client_ip.to_canonical().to_string();
+    let client_name_alias = match backuppc.connect_to {
+        ConnectTo::Name => host.as_str(),
+        ConnectTo::Address => address.as_str(),
+    };
+    HostConfig { host, owner, client_name_alias, ssh: &ssh }.render()
 }
 
 /// One exchange with a client: where it came from and how to challenge it.
@@ -527,10 +542,12 @@ mod tests {
         }
     }
 
+    /// The hosts and owners registered, and the OS of every registration.
     #[derive(Default)]
-    struct FakeRegistry(RefCell<Vec<(String, String)>>);
+    struct FakeRegistry(RefCell<Vec<(String, String)>>, RefCell<Vec<String>>);
     impl Registry for std::rc::Rc<FakeRegistry> {
         fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
+            self.1.borrow_mut().push(registration.os.clone());
             let mut hosts = self.0.borrow_mut();
             match hosts.iter().find(|(h, _)| h == registration.host.as_str()) {
                 Some((_, owner)) if owner != registration.owner.as_str() => {
@@ -637,6 +654,14 @@ mod tests {
         assert_eq!(refused.text, "127.0.0.9 5000 127.0.0.1 22 invalid DNS name for this IP\n");
         assert_eq!(refused.status, Status::Refused);
         assert!(registry.0.borrow().is_empty());
+    }
+
+    #[test]
+    fn the_seeds_mac_is_registered_as_macos() {
+        let (server, registry, _dir) = server(Some(&["alice"]));
+        assert_eq!(ask(&server, "mac:alice", "127.0.0.2").status, Status::Success);
+        assert_eq!(ask(&server, "macos:alice", "127.0.0.2").status, Status::Success);
+        assert_eq!(registry.1.borrow().as_slice(), ["macos", "macos"]);
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl Registry for BackupPcRegistry {
 /// modification time, in whole seconds, changes, so two registrations within
 /// one second would otherwise leave the second one unseen until some later
 /// change.
-fn later_second(previous: Option<SystemTime>) -> Option<SystemTime> {
+pub(crate) fn later_second(previous: Option<SystemTime>) -> Option<SystemTime> {
     let previous = previous?;
     let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     (seconds(SystemTime::now()) <= seconds(previous)).then(|| UNIX_EPOCH + Duration::from_secs(seconds(previous) + 1))
@@ -471,7 +471,7 @@ fn with_usable_header(hosts: Vec<u8>) -> Vec<u8> {
 /// header's order, `owner` in every `user` column (BackupPC takes the last);
 /// `None` when a column before the last `user` is not one this line can fill
 /// (BackupPC's fields cannot be left empty in the middle).
-fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Option<String> {
+pub(crate) fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Option<String> {
     let user_index = header.iter().rposition(|name| name == "user")?;
     let mut fields = Vec::new();
     for name in header.iter().take(user_index + 1) {

@@ -7,33 +7,10 @@ use server::registry::parse_hosts;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-/// Reads `CONFDIR/hosts` with BackupPC's storage module and prints
-/// `host<TAB>user` for each host it keeps, sorted.
-const HOST_INFO_READ: &str = r#"
-use strict;
-use lib "/usr/share/backuppc/lib";
-use BackupPC::Storage::Text;
-my $s = BackupPC::Storage::Text->new({}, { ConfDir => shift });
-my $hosts = $s->HostInfoRead();
-foreach my $host (sort keys %$hosts) {
-    my $user = $hosts->{$host}{user};
-    print $host, "\t", (defined $user ? $user : "(none)"), "\n";
-}
-"#;
-
 fn backuppc_sees(hosts: &[u8]) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hosts"), hosts).unwrap();
-    let output =
-        Command::new("/usr/bin/perl").env_clear().arg("-e").arg(HOST_INFO_READ).arg(dir.path()).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let text = String::from_utf8(output.stdout).unwrap();
-    text.lines()
-        .map(|line| {
-            let (host, user) = line.split_once('\t').unwrap();
-            (host.to_owned(), user.to_owned())
-        })
-        .collect()
+    testkit::backuppc::hosts_in(dir.path())
 }
 
 fn we_see(hosts: &[u8]) -> BTreeMap<String, String> {

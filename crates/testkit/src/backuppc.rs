@@ -5,6 +5,7 @@
 //! small preloaded Perl module (through `PERL5OPT`, which the daemon passes on
 //! to every job) points the storage layer at the test's `config.pl` instead.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,149 @@ if ( defined($conf_dir) && $conf_dir ne "" ) {
 }
 1;
 "#;
+
+/// Prints `host<TAB>user` for each host `BackupPC::Lib`'s `HostInfoRead`
+/// keeps, sorted.
+const HOST_INFO_READ: &str = r#"
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Lib;
+my $bpc = BackupPC::Lib->new(undef, undef, undef, 1) or die "BackupPC::Lib cannot start\n";
+my $hosts = $bpc->HostInfoRead();
+foreach my $host (sort keys %$hosts) {
+    my $user = $hosts->{$host}{user};
+    print $host, "\t", (defined $user ? $user : "(none)"), "\n";
+}
+"#;
+
+/// Reads `CONFDIR/hosts` with BackupPC's storage module (`HostInfoRead` of
+/// `BackupPC::Storage::Text`, the code under `BackupPC::Lib`'s) and prints
+/// `host<TAB>user` for each host it keeps, sorted.
+const STORAGE_HOST_INFO_READ: &str = r#"
+use strict;
+use lib "/usr/share/backuppc/lib";
+use BackupPC::Storage::Text;
+my $s = BackupPC::Storage::Text->new({}, { ConfDir => shift });
+my $hosts = $s->HostInfoRead();
+foreach my $host (sort keys %$hosts) {
+    my $user = $hosts->{$host}{user};
+    print $host, "\t", (defined $user ? $user : "(none)"), "\n";
+}
+"#;
+
+/// The `hosts` file in `conf_dir` as BackupPC's own code reads it, run by
+/// this process (no installation needed beyond Debian's Perl modules):
+/// host → owner (`(none)` when the line has none).
+pub fn hosts_in(conf_dir: &Path) -> BTreeMap<String, String> {
+    let output =
+        Command::new("/usr/bin/perl").env_clear().arg("-e").arg(STORAGE_HOST_INFO_READ).arg(conf_dir).output().unwrap();
+    assert!(output.status.success(), "HostInfoRead failed: {}", String::from_utf8_lossy(&output.stderr));
+    host_owner_lines(&output.stdout)
+}
+
+/// `host<TAB>user` lines as a map.
+fn host_owner_lines(stdout: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| {
+            let (host, user) = line.split_once('\t').unwrap();
+            (host.to_owned(), user.to_owned())
+        })
+        .collect()
+}
+
+/// The fields a browser sends when it submits the form named `form_name`
+/// of `page`, in page order: every named `<input>` but buttons, checkboxes
+/// and radio buttons only when checked, and `<textarea>`s; values with
+/// their HTML entities decoded. A `<select>` inside the form fails the test
+/// (its choice is not read here).
+pub fn form_fields(page: &str, form_name: &str) -> Vec<(String, String)> {
+    let start = page.find(&format!("name=\"{form_name}\"")).unwrap_or_else(|| panic!("no form {form_name}"));
+    let form = &page[start..];
+    let form = &form[..form.find("</form>").unwrap_or(form.len())];
+    assert!(!form.contains("<select name="), "the form has a <select>, which form_fields does not read");
+    let mut fields = Vec::new();
+    let mut rest = form;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at + 1..];
+        let end = rest.find('>').unwrap();
+        let (tag, after) = (&rest[..end], &rest[end + 1..]);
+        let attribute = |name: &str| -> Option<String> {
+            let key = format!(" {name}=\"");
+            let from = tag.find(&key)? + key.len();
+            Some(html_decode(&tag[from..from + tag[from..].find('"')?]))
+        };
+        let flag = |name: &str| tag.split_whitespace().any(|word| word == name);
+        if tag.starts_with("input") {
+            let kind = attribute("type").unwrap_or_else(|| "text".into());
+            let sent = match kind.as_str() {
+                "checkbox" | "radio" => flag("checked"),
+                "submit" | "button" | "image" | "reset" => false,
+                _ => true,
+            };
+            if let (true, Some(name)) = (sent, attribute("name")) {
+                fields.push((name, attribute("value").unwrap_or_default()));
+            }
+        } else if tag.starts_with("textarea")
+            && let Some(name) = attribute("name")
+        {
+            let text = &after[..after.find("</textarea>").unwrap()];
+            fields.push((name, html_decode(text)));
+        }
+        rest = after;
+    }
+    fields
+}
+
+/// `fields` as `application/x-www-form-urlencoded`.
+pub fn form_encode(fields: &[(String, String)]) -> String {
+    let encode = |text: &str| -> String {
+        text.bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
+                _ => format!("%{byte:02X}"),
+            })
+            .collect()
+    };
+    fields.iter().map(|(name, value)| format!("{}={}", encode(name), encode(value))).collect::<Vec<_>>().join("&")
+}
+
+/// Text with the entities BackupPC's `EscHTML` writes (`&amp;`, `&quot;`,
+/// `&lt;`, `&gt;`, `&#xHH;`, and decimal `&#NN;`) decoded.
+fn html_decode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(';').unwrap_or(0);
+        let entity = &rest[1..end.max(1)];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "quot" => Some('"'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) if end > 0 => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            _ => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
 
 /// A BackupPC installation in a folder, its daemon started on demand.
 pub struct BackupPc {
@@ -64,6 +208,9 @@ impl BackupPc {
         fs::create_dir_all(dir.join("perl")).unwrap();
         fs::write(dir.join("perl/BpcTestRelocate.pm"), RELOCATE_PM).unwrap();
         let d = dir.display();
+        // RrdToolPath is emptied because Debian's names rrdtool, which is not
+        // installed, and the web configuration editor saves nothing while a
+        // program path is not an executable.
         let config = format!(
             "do '/usr/share/backuppc/conf/config.pl' // die(\"cannot load the default config: $@ $!\");\n\
              $Conf{{TopDir}}        = '{d}/top';\n\
@@ -78,7 +225,8 @@ impl BackupPc {
              $Conf{{NmbLookupCmd}}  = '';\n\
              $Conf{{BackupsDisable}} = 1;\n\
              $Conf{{WakeupSchedule}} = [23.99];\n\
-             $Conf{{XferLogLevel}}  = 2;\n"
+             $Conf{{XferLogLevel}}  = 2;\n\
+             $Conf{{RrdToolPath}}   = '';\n"
         );
         fs::write(dir.join("conf/hosts"), "host        dhcp    user    moreUsers\n").unwrap();
         give_to_backuppc(&dir.join("conf/hosts"));
@@ -136,6 +284,24 @@ impl BackupPc {
             .unwrap();
         child.stdin.take().unwrap().write_all(form.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
+    }
+
+    /// The fields of the form `form_name` on the page the CGI answers to
+    /// `request` (a POST by `remote_user`), as a browser would send them
+    /// back; see [`form_fields`].
+    pub fn cgi_form(&self, remote_user: &str, request: &str, form_name: &str) -> Vec<(String, String)> {
+        let page = self.cgi_post(remote_user, request);
+        assert!(page.status.success(), "the CGI failed: {}", String::from_utf8_lossy(&page.stderr));
+        form_fields(&String::from_utf8_lossy(&page.stdout), form_name)
+    }
+
+    /// `hosts` as BackupPC itself reads it: `BackupPC::Lib`'s
+    /// `HostInfoRead`, run as backuppc with this installation's
+    /// configuration; host → owner (`(none)` when the line has none).
+    pub fn hosts_as_backuppc_reads(&self) -> BTreeMap<String, String> {
+        let output = self.as_backuppc("/usr/bin/perl").args(["-e", HOST_INFO_READ]).output().unwrap();
+        assert!(output.status.success(), "HostInfoRead failed: {}", String::from_utf8_lossy(&output.stderr));
+        host_owner_lines(&output.stdout)
     }
 
     /// BackupPC's configuration folder (`conf-dir` of bpc-register).
@@ -261,5 +427,28 @@ impl BackupPc {
             }
             None => String::from("(no transfer log)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_is_read_as_a_browser_sends_it() {
+        let page = "<form name=\"other\"><input type=\"hidden\" name=\"no\" value=\"1\"></form>\n\
+            <form method=\"post\" name=\"editForm\">\n\
+            <input type=\"hidden\" name=\"action\" value=\"editConfig\">\n\
+            <input type=\"text\" class=\"x\" name=\"v_zZ_Hosts_zZ_0_zZ_0\" size=\"20\" value=\"a&amp;b&quot;&#x09;&#65;\">\n\
+            <input type=\"checkbox\" name=\"off\"  value=\"1\" onChange=\"x();\">\n\
+            <input type=\"checkbox\" name=\"on\"  value=\"1\" checked>\n\
+            <input type=\"button\" name=\"b\" value=\"Save\">\n\
+            <textarea name=\"t\" rows=\"2\">x &lt; y</textarea>\n\
+            </form><input type=\"hidden\" name=\"after\" value=\"1\">";
+        let fields = form_fields(page, "editForm");
+        let expected = [("action", "editConfig"), ("v_zZ_Hosts_zZ_0_zZ_0", "a&b\"\tA"), ("on", "1"), ("t", "x < y")];
+        assert_eq!(fields, expected.map(|(n, v)| (n.to_owned(), v.to_owned())));
+        assert_eq!(form_encode(&fields[..2]), "action=editConfig&v_zZ_Hosts_zZ_0_zZ_0=a%26b%22%09A");
+        assert_eq!(html_decode("&bogus; & &#xZZ;"), "&bogus; & &#xZZ;");
     }
 }
