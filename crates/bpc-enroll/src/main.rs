@@ -504,6 +504,10 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         writeln!(
             out,
             "  {enroll} setup --server file://{dir}/server.toml --client-ip 127.0.0.9 --user alice --root {dir}/client-evil   # refused: outside example.org"
+        )?;
+        writeln!(
+            out,
+            "  {enroll} status --root {dir}/client --client-ip 127.0.0.2   # what the server knows of alice's machine, asked without a password"
         )
     };
     print().context("cannot print the demo's report")?;

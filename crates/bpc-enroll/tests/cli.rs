@@ -75,6 +75,8 @@ fn demo_prints_the_exchange_and_enrolls_alice() {
     assert!(stdout.contains("request         linux:alice") || stdout.contains("request         macos:alice"));
     assert!(stdout.contains("answer          success"), "{stdout}");
     assert!(stdout.contains("url: http://backup.example.org/backuppc/index.cgi?host=pc-alice.example.org"));
+    let status_hint = format!(" status --root {}/client --client-ip 127.0.0.2 ", demo_dir.display());
+    assert!(stdout.contains(&status_hint), "{stdout}");
     let hosts = fs::read_to_string(demo_dir.join("backuppc/hosts")).unwrap();
     assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");
     let keys = fs::read_to_string(demo_dir.join("client/var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
