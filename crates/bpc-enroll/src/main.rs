@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matches_all};
 #[cfg(feature = "file")]
 use client::demo;
+use client::system::Account;
 use client::{ClientConfig, SetupError, SetupOptions, SshSettings, Target, transport_with};
 use protocol::text::printable;
 use protocol::{Logon, OsName};
@@ -45,10 +46,19 @@ enum Command {
     /// exchange and every file written. DIR/server.toml then works with
     /// `bpc-register --config` and `bpc-enroll setup --server file://...`.
     Demo(DemoArgs),
-    /// Say what setup installed here and whether the server can be reached.
+    /// Say what setup installed here and what the server knows of this machine.
     ///
-    /// Exit status: 0 when everything is in place and the server answers,
-    /// 1 when something is missing, 3 when the server cannot be reached.
+    /// Checks the backup account, its sudo rule and its key, then asks the
+    /// server (the manifest's, else `server` in client.toml) with a status
+    /// request, `info:`, which needs no password whatever the server's
+    /// policy: the name the server gives this machine's address, whether it
+    /// is registered, to whom, and its last backup. The server answers about
+    /// the machine the request comes from, and about no other.
+    ///
+    /// Exit status: 0 when everything is in place and the server has this
+    /// machine registered (or predates status requests), 1 when something
+    /// is missing or the server does not have it registered, 2 when the
+    /// server cannot be asked as configured, 3 when it cannot be reached.
     Status(StatusArgs),
     /// Remove exactly what setup installed (listed in its manifest).
     ///
@@ -107,6 +117,9 @@ struct ConfigArgs {
 struct StatusArgs {
     #[command(flatten)]
     root: RootArgs,
+    /// With a file:// server: the address the server sees the request come from
+    #[arg(long, value_name = "IP")]
+    client_ip: Option<IpAddr>,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -254,14 +267,6 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     };
     let logon = Logon::parse(&logon).with_context(|| format!("--user {logon:?}"))?;
     let os = OsName::parse(client::detected_os())?;
-    let ssh = |account: Option<&client::system::Account>| {
-        Some(SshSettings {
-            register_key: config.register_key.clone()?,
-            known_hosts: config.known_hosts.clone()?,
-            run_as: account.map(|account| (account.uid, account.gid)),
-            timeout: config.timeout,
-        })
-    };
     let options = SetupOptions {
         server: server.clone(),
         logon,
@@ -271,7 +276,7 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         program: program(),
         take_over_account: args.take_over_account,
     };
-    let connect = |account: Option<&client::system::Account>| transport_with(&server, args.client_ip, ssh(account));
+    let connect = |account: Option<&Account>| transport_with(&server, args.client_ip, ssh_settings(&config, account));
     let user_config = client::config::UserConfig::load()?;
     let mut credentials = CredentialChain::new(ChainOptions {
         username: args.username,
@@ -300,21 +305,46 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// What the `ssh://` transport needs from client.toml, ssh run as `account`
+/// when there is one; `None` when client.toml lacks the register key or the
+/// pinned host key.
+fn ssh_settings(config: &ClientConfig, account: Option<&Account>) -> Option<SshSettings> {
+    Some(SshSettings {
+        register_key: config.register_key.clone()?,
+        known_hosts: config.known_hosts.clone()?,
+        run_as: account.map(|account| (account.uid, account.gid)),
+        timeout: config.timeout,
+    })
+}
+
 fn status(args: StatusArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
     let target = Target::from_root(args.root.root);
-    let timeout = std::time::Duration::from_secs(u64::from(config.timeout.max(1)));
-    let (checks, reachable) = client::manage::status(&target, &config, timeout);
-    for check in &checks {
-        println!("{:<13} {:<7} {}", check.what, if check.ok { "ok" } else { "MISSING" }, check.detail);
+    let connect = |server: &str, account: Option<&Account>| {
+        transport_with(server, args.client_ip, ssh_settings(&config, account))
+    };
+    let report = client::manage::status(&target, &config, connect);
+    let mut out = std::io::stdout().lock();
+    for check in &report.checks {
+        let mut lines = check.detail.lines();
+        writeln!(out, "{:<13} {:<7} {}", check.what, check.state.word(), lines.next().unwrap_or_default())?;
+        for line in lines {
+            writeln!(out, "{:<21} {line}", "")?;
+        }
     }
-    if checks.iter().any(|check| !check.ok && check.what != "server") {
-        return Err(Failure { code: 1, error: anyhow::anyhow!("the installation is incomplete: run setup again") });
+    match report.exit_code {
+        0 => Ok(()),
+        code => Err(Failure { code, error: anyhow::anyhow!("{}", status_summary(code)) }),
     }
-    if reachable == Some(false) {
-        return Err(Failure { code: 3, error: anyhow::anyhow!("the server cannot be reached") });
+}
+
+/// The last line of a `status` that did not find everything in place.
+fn status_summary(code: u8) -> &'static str {
+    match code {
+        3 => "the server cannot be reached",
+        2 => "the server cannot be asked as configured",
+        _ => "something above is missing or wrong",
     }
-    Ok(())
 }
 
 /// The user's credential cache, its passwords in the OS credential store
@@ -474,6 +504,10 @@ fn run_demo(args: DemoArgs) -> Result<(), Failure> {
         writeln!(
             out,
             "  {enroll} setup --server file://{dir}/server.toml --client-ip 127.0.0.9 --user alice --root {dir}/client-evil   # refused: outside example.org"
+        )?;
+        writeln!(
+            out,
+            "  {enroll} status --root {dir}/client --client-ip 127.0.0.2   # what the server knows of alice's machine, asked without a password"
         )
     };
     print().context("cannot print the demo's report")?;

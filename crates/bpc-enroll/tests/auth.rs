@@ -277,6 +277,130 @@ fn a_password_server_challenges_and_the_client_caches_like_subversion() {
     assert!(!base.join("xdg-never").exists());
 }
 
+/// `bpc-enroll status` under --root, with no terminal and nothing on standard
+/// input; returns the exit code, standard output and standard error.
+fn status(config: &Path, root: &Path) -> (Option<i32>, String, String) {
+    let output = Command::new("/usr/bin/setsid")
+        .arg("-w")
+        .arg(env!("CARGO_BIN_EXE_bpc-enroll"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args(["status", "--root"])
+        .arg(root)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code(), text(output.stdout), text(output.stderr))
+}
+
+/// Every file under `dir` but `except`, with its bytes.
+fn contents_under(dir: &Path, except: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    files.retain(|file| file != except);
+    files.sort();
+    files.into_iter().map(|file| (file.clone(), fs::read(&file).unwrap())).collect()
+}
+
+#[test]
+fn status_over_ssh_asks_a_password_server_without_a_challenge() {
+    testkit::require!(testkit::system_requirements());
+    let base = testkit::base_dir("run-");
+    let base = base.path();
+    let (config, register_key) = server_config(base, "password-server", "password", "alice-demo");
+    // BackupPC's TopDir beside the server's folder, with one incremental backup of the machine.
+    let top = base.join("password-server/top");
+    let host_dir = top.join("pc/pc-test.example.org");
+    fs::create_dir_all(&host_dir).unwrap();
+    fs::write(host_dir.join("backups"), "7\tincr\t1700086400\t1700086460\t2\n").unwrap();
+    for folder in [top.clone(), top.join("pc"), host_dir.clone()] {
+        fs::set_permissions(&folder, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(host_dir.join("backups"), fs::Permissions::from_mode(0o644)).unwrap();
+    let config_pl = base.join("password-server/backuppc/config.pl");
+    let text = fs::read_to_string(&config_pl).unwrap() + &format!("$Conf{{TopDir}} = '{}';\n", top.display());
+    fs::write(&config_pl, text).unwrap();
+    // What a server that knows only `OS:logon` answers to `info: proto=2`:
+    // its parser reads an empty logon (protocol's
+    // `an_old_server_answers_a_status_request_bad_user_request`).
+    let old_server = base.join("old-bpc-register");
+    fs::write(&old_server, "#!/bin/sh\necho \"$SSH_CONNECTION bad user request\"\nexit 1\n").unwrap();
+    fs::set_permissions(&old_server, fs::Permissions::from_mode(0o755)).unwrap();
+    let old_key = base.join("old_register_key");
+    let old_public = keygen(&old_key, "old-register@test");
+    let line = run(Command::new(bpc_register())
+        .args(["authorized-keys", "--key"])
+        .arg(register_key.with_extension("pub"))
+        .arg("--config")
+        .arg(&config));
+    let keys = base.join("server-sshd/keys");
+    fs::create_dir_all(&keys).unwrap();
+    let old_line = format!("restrict,command=\"{}\" {old_public}\n", old_server.display());
+    fs::write(keys.join("backuppc"), line + &old_line).unwrap();
+    let sshd = Sshd::start(
+        &base.join("server-sshd"),
+        &format!("UsePAM yes\nAllowUsers backuppc\nAuthorizedKeysFile {}/%u", keys.display()),
+    );
+    let client = client_config(&base.join("client"), &sshd, &register_key);
+    let root = base.join("root");
+    let server_url = format!("ssh://127.0.0.1:{}", sshd.port);
+
+    // Before setup: the server answers, and does not have this machine.
+    let (code, stdout, stderr) = status(&client, &root);
+    assert_eq!(
+        stdout,
+        format!(
+            "registration  MISSING setup has not run here\n\
+             backup key    MISSING 0 key(s) bound to rsyncsend in {}/var/lib/bckpciuem/.ssh/authorized_keys\n\
+             server        ok      {server_url} answers\n\
+             registered    MISSING pc-test.example.org is not in the server's list of hosts: run setup again\n",
+            root.display()
+        ),
+        "{stderr}"
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+
+    let mut command = setup_command(&client, &root, &base.join("xdg"), &["--password-stdin", "--non-interactive"]);
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"alice-demo\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // After: no password is asked (there is no terminal and none on standard
+    // input), the owner is said, and nothing on the server changes but its log.
+    let conf_dir = config.parent().unwrap().join("backuppc");
+    let log = conf_dir.join("register.log");
+    let before = contents_under(&conf_dir, &log);
+    let (code, stdout, stderr) = status(&client, &root);
+    let expected_tail = format!(
+        "server        ok      {server_url} answers\n\
+         registered    ok      pc-test.example.org, in the server's list of hosts\n\
+         owner         ok      alice\n\
+         page          ok      http://b/?host=pc-test.example.org\n\
+         last backup   ok      started 2023-11-15T22:13:20Z\n"
+    );
+    assert!(stdout.ends_with(&expected_tail), "{stdout}\n{stderr}");
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    assert_eq!(contents_under(&conf_dir, &log), before, "status changed a file of the server");
+    let log = fs::read_to_string(&log).unwrap();
+    let asked = log.lines().filter(|line| line.contains(" status of host pc-test.example.org asked: "));
+    assert_eq!(asked.map(|line| line.split(' ').next().unwrap()).collect::<Vec<_>>(), ["info", "info"], "{log}");
+
+    // A server older than status requests: said so, and not a failure.
+    let old_client = client_config(&base.join("old-client"), &sshd, &old_key);
+    let (code, stdout, stderr) = status(&old_client, &root);
+    assert!(
+        stdout.ends_with(&format!(
+            "server        unknown {server_url} answers, but this server does not answer status requests \
+             (its bpc-register predates them): what it knows of this machine cannot be shown\n"
+        )),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}
+
 #[test]
 fn on_a_terminal_the_client_asks_before_storing_a_password_unencrypted() {
     let dir = tempfile::tempdir().unwrap();

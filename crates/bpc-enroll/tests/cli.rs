@@ -75,6 +75,8 @@ fn demo_prints_the_exchange_and_enrolls_alice() {
     assert!(stdout.contains("request         linux:alice") || stdout.contains("request         macos:alice"));
     assert!(stdout.contains("answer          success"), "{stdout}");
     assert!(stdout.contains("url: http://backup.example.org/backuppc/index.cgi?host=pc-alice.example.org"));
+    let status_hint = format!(" status --root {}/client --client-ip 127.0.0.2 ", demo_dir.display());
+    assert!(stdout.contains(&status_hint), "{stdout}");
     let hosts = fs::read_to_string(demo_dir.join("backuppc/hosts")).unwrap();
     assert!(hosts.ends_with("pc-alice.example.org\t0\talice\n"), "{hosts}");
     let keys = fs::read_to_string(demo_dir.join("client/var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
@@ -138,6 +140,94 @@ fn setup_enrolls_bob_and_prints_the_url() {
     let before = fs::read(root.join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap();
     setup(&url, "bob", "127.0.0.3", &root).success();
     assert_eq!(fs::read(root.join("var/lib/bckpciuem/.ssh/authorized_keys")).unwrap(), before);
+}
+
+/// Every file under `dir` but `except`, with its bytes.
+fn contents_under(dir: &Path, except: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = files_under(dir);
+    files.retain(|file| file != except);
+    files.sort();
+    files.into_iter().map(|file| (file.clone(), fs::read(file).unwrap())).collect()
+}
+
+#[test]
+fn status_says_what_a_password_server_knows_of_this_machine_without_a_challenge() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    bpc_enroll().args(["demo", "--auth", "password", "--dir"]).arg(&demo_dir).assert().success();
+    // BackupPC's TopDir in the demo folder, with one full backup of alice's machine.
+    let top = demo_dir.join("top");
+    fs::create_dir_all(top.join("pc/pc-alice.example.org")).unwrap();
+    fs::write(top.join("pc/pc-alice.example.org/backups"), "0\tfull\t1700000000\t1700000100\t10\n").unwrap();
+    let config_pl = demo_dir.join("backuppc/config.pl");
+    let text = fs::read_to_string(&config_pl).unwrap() + &format!("$Conf{{TopDir}} = '{}';\n", top.display());
+    fs::write(&config_pl, text).unwrap();
+    let log = demo_dir.join("register.log");
+    let before = contents_under(&demo_dir, &log);
+    let status = |client_ip: Option<&str>| {
+        let mut command = bpc_enroll_without_terminal();
+        command.arg("status").arg("--root").arg(demo_dir.join("client")).write_stdin("");
+        command.args(client_ip.map(|ip| ["--client-ip", ip]).iter().flatten());
+        let output = command.output().unwrap();
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap().replace(&demo_dir.display().to_string(), "DEMO");
+        (output.status.code(), text(output.stdout), text(output.stderr))
+    };
+    let local = "registration  ok      pc-alice.example.org at file://DEMO/server.toml \
+                 (http://backup.example.org/backuppc/index.cgi?host=pc-alice.example.org)\n\
+                 backup key    ok      1 key(s) bound to rsyncsend in DEMO/client/var/lib/bckpciuem/.ssh/authorized_keys\n";
+
+    let (code, stdout, stderr) = status(Some("127.0.0.2"));
+    assert_eq!(
+        stdout,
+        format!(
+            "{local}server        ok      file://DEMO/server.toml answers\n\
+             registered    ok      pc-alice.example.org, in the server's list of hosts\n\
+             owner         ok      alice\n\
+             page          ok      http://backup.example.org/backuppc/index.cgi?host=pc-alice.example.org\n\
+             last backup   ok      started 2023-11-14T22:13:20Z\n"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // From bob's address the server speaks of bob's machine, which it does not have.
+    let (code, stdout, stderr) = status(Some("127.0.0.3"));
+    assert_eq!(
+        stdout,
+        format!(
+            "{local}server        ok      file://DEMO/server.toml answers\n\
+             host          MISSING the server names this machine pc-bob.example.org now, but setup registered \
+             pc-alice.example.org: its address or name changed; run setup again here\n\
+             registered    MISSING pc-bob.example.org is not in the server's list of hosts: run setup again\n"
+        )
+    );
+    assert_eq!((code, stderr.as_str()), (Some(1), "bpc-enroll: something above is missing or wrong\n"));
+
+    let (code, stdout, stderr) = status(Some("127.0.0.9"));
+    assert!(
+        stdout.ends_with(
+            "registered    MISSING the server refused to say:\n                      \
+             127.0.0.9 0 127.0.0.1 0 invalid DNS name for this IP\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+
+    let (code, stdout, stderr) = status(None);
+    assert!(
+        stdout.ends_with(
+            "server        MISSING a file:// server needs --client-ip: the address whose DNS name the server checks\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!((code, stderr.as_str()), (Some(2), "bpc-enroll: the server cannot be asked as configured\n"));
+
+    assert_eq!(contents_under(&demo_dir, &log), before, "status changed a file");
+    let log = fs::read_to_string(&log).unwrap();
+    let asked =
+        "status of host pc-alice.example.org asked: registered to alice, last backup 2023-11-14T22:13:20Z (protocol 2)";
+    assert!(log.contains(asked), "{log}");
+    assert!(!log.contains("auth-required") && !log.contains("authentication failed"), "{log}");
 }
 
 #[test]

@@ -280,7 +280,16 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     let before = fs::read(format!("/var/lib/{ACCOUNT}/.ssh/authorized_keys")).unwrap();
     bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).assert().success();
     assert_eq!(fs::read(format!("/var/lib/{ACCOUNT}/.ssh/authorized_keys")).unwrap(), before);
-    bpc_enroll().args(["status", "--config"]).arg(&config).assert().success();
+    let status = || {
+        let output = bpc_enroll().args(["status", "--config"]).arg(&config).output().unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains(&format!("registered    ok      {HOST}, in the server's list of hosts\n")), "{stdout}");
+        assert!(stdout.contains("owner         ok      alice\n"), "{stdout}");
+        stdout
+    };
+    let stdout = status();
+    assert!(stdout.ends_with("last backup   ok      none yet\n"), "{stdout}");
 
     // The administrator narrows the host's share to the test tree.
     let tree = share_a_test_tree(&server, base);
@@ -289,6 +298,12 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     fs::write(tree.join("plain.txt"), "changed after the full backup\n").unwrap();
     fs::write(tree.join("sub/new-file"), "new\n").unwrap();
     server.backuppc.dump(HOST, "-i");
+    // Status reads the start of the incremental from what BackupPC wrote.
+    let backups = fs::read_to_string(server.backuppc.dir.join(format!("top/pc/{HOST}/backups"))).unwrap();
+    let incremental = backups.lines().find(|line| line.split('\t').nth(1) == Some("incr")).unwrap();
+    let start = incremental.split('\t').nth(2).unwrap();
+    let started = run(Command::new("/usr/bin/date").args(["-u", "-d", &format!("@{start}"), "+%Y-%m-%dT%H:%M:%SZ"]));
+    assert!(status().ends_with(&format!("last backup   ok      started {}\n", started.trim())), "{backups}");
     let restored = base.join("restored");
     server.backuppc.restore(HOST, server.backuppc.newest_backup(HOST), &tree, &restored);
     assert_eq!(describe(&restored), describe(&tree));

@@ -22,12 +22,20 @@ use std::time::Duration;
 /// answers on standard output: `success` and `keyword: value` lines, or an
 /// error that starts with SSH_CONNECTION.
 ///
+/// A status request (`info:`, options after a space) is answered without a
+/// challenge and without writing anything: the name the client's address
+/// has in the domain (found as for a registration), whether that host is
+/// registered, to whom, its BackupPC page and when its last backup started
+/// (from TopDir/pc/HOST/backups). It names no host, so it can only ever ask
+/// about the machine it comes from.
+///
 /// With `auth = "password"` or `"new-hosts"`, a protocol-2 client is first
 /// challenged on the same channel (`auth-required PLAIN <realm>`, answered
 /// `PLAIN <base64>` or `cancel`, three attempts).
 ///
-/// Exit status: 0 after `success`, 1 after a refusal or a server fault,
-/// 2 when the configuration or the environment is unusable.
+/// Exit status: 0 after `success` (to a registration or a status request),
+/// 1 after a refusal or a server fault, 2 when the configuration or the
+/// environment is unusable.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {

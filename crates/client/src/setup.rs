@@ -10,8 +10,8 @@ use crate::manifest::{AddedKey, Manifest};
 use crate::system::{self, Account, AccountOrigin, SystemError};
 use crate::transport::{Transport, TransportError};
 use crate::trust::changeable_by_others;
-use protocol::text::{hides_text, printable};
-use protocol::{Answer, Logon, OsName, Request, parse_answer};
+use protocol::text::printable;
+use protocol::{Answer, ClientRequest, Logon, OsName, Request, is_web_url, parse_answer};
 use std::path::PathBuf;
 
 /// What setup needs to know.
@@ -193,7 +193,8 @@ pub fn enroll(
     auth: &mut dyn Authenticator,
     account: Option<&(Account, AccountOrigin)>,
 ) -> Result<Enrollment, SetupError> {
-    let request = Request { protocol: 2, ..Request::new(options.os.clone(), options.logon.clone()) };
+    let request =
+        ClientRequest::Register(Request { protocol: 2, ..Request::new(options.os.clone(), options.logon.clone()) });
     let raw = transport.exchange(&request, auth)?;
     let answer_text = String::from_utf8_lossy(&raw).into_owned();
     let success = match parse_answer(&raw) {
@@ -218,9 +219,7 @@ pub fn enroll(
         )));
     }
     let url = success.get("url").ok_or_else(|| SetupError::BadAnswer("it has no url: line".into()))?;
-    if !(url.starts_with("http://") || url.starts_with("https://"))
-        || url.contains(|c: char| c.is_whitespace() || hides_text(c))
-    {
+    if !is_web_url(url) {
         return Err(SetupError::BadAnswer(format!("url: is not an http(s) URL: {}", printable(url))));
     }
     let from = match success.get("from").map(protocol::AddressList::parse) {
@@ -483,7 +482,7 @@ mod tests {
 
     struct Canned(&'static str);
     impl Transport for Canned {
-        fn exchange(&self, _: &Request, _: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+        fn exchange(&self, _: &ClientRequest, _: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
             Ok(self.0.as_bytes().to_vec())
         }
     }

@@ -1,4 +1,5 @@
-//! The request: `OS:logon`, optionally followed by options such as `proto=2`.
+//! The request: `OS:logon` (a registration) or `info:` (a status request),
+//! optionally followed by options such as `proto=2`.
 
 use crate::names::{Logon, NameError, OsName};
 use crate::refusal::Refusal;
@@ -16,6 +17,30 @@ pub struct Request {
     pub logon: Logon,
     /// The protocol version the client speaks: 1 unless it sent `proto=N`.
     pub protocol: u32,
+}
+
+/// The word before the colon that makes a request a status request.
+pub const INFO: &str = "info";
+
+/// A status request, `info:` and options (`info: proto=2`): what the server
+/// knows of the host the request comes from. It names no logon and no host:
+/// the server answers about the connection's own address, whoever asks, so
+/// it has nothing to check and never challenges. An old server reads it as
+/// `OS:logon` with an empty logon and answers `bad user request`, without
+/// ever reaching a registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoRequest {
+    /// The protocol version the client speaks: 1 unless it sent `proto=N`.
+    pub protocol: u32,
+}
+
+/// What a client asks: a registration or a status request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientRequest {
+    /// `OS:logon`: register the host the request comes from to `logon`.
+    Register(Request),
+    /// `info:`: say what is known of the host the request comes from.
+    Info(InfoRequest),
 }
 
 /// Why a request is not well formed.
@@ -59,9 +84,49 @@ impl Request {
     }
 }
 
-/// Parses a request. Options after `OS:logon` are separated by single spaces;
-/// unknown ones are ignored so that newer clients keep working.
+impl InfoRequest {
+    /// The request as sent on the wire (the SSH command).
+    pub fn render(&self) -> String {
+        if self.protocol > 1 { format!("{INFO}: proto={}", self.protocol) } else { format!("{INFO}:") }
+    }
+}
+
+impl ClientRequest {
+    /// The request as sent on the wire (the SSH command).
+    pub fn render(&self) -> String {
+        match self {
+            ClientRequest::Register(request) => request.render(),
+            ClientRequest::Info(request) => request.render(),
+        }
+    }
+}
+
+/// Parses a registration request, `OS:logon`. Options after it are
+/// separated by single spaces; unknown ones are ignored so that newer
+/// clients keep working.
 pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
+    let (os_logon, options) = split_request(input)?;
+    let (os, logon) = os_logon.split_once(':').ok_or(RequestError::NotOsLogon)?;
+    let os = OsName::parse(os).map_err(RequestError::BadOs)?;
+    let logon = Logon::parse(logon).map_err(RequestError::BadLogon)?;
+    let protocol = parse_options(options)?;
+    Ok(Request { os, logon, protocol })
+}
+
+/// Parses what a client asks: `info:` (nothing between the colon and the
+/// options) is a status request, anything else a registration request as
+/// [`parse_request`] reads it.
+pub fn parse_client_request(input: &[u8]) -> Result<ClientRequest, RequestError> {
+    let (first, options) = split_request(input)?;
+    if first.strip_suffix(':') == Some(INFO) {
+        return Ok(ClientRequest::Info(InfoRequest { protocol: parse_options(options)? }));
+    }
+    parse_request(input).map(ClientRequest::Register)
+}
+
+/// The first field of a request and the options after it, once the whole
+/// line is known to be short printable ASCII.
+fn split_request(input: &[u8]) -> Result<(&str, std::str::Split<'_, char>), RequestError> {
     if input.len() > MAX_REQUEST_LEN {
         return Err(RequestError::NotOsLogon);
     }
@@ -70,12 +135,15 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
         return Err(RequestError::NotOsLogon);
     }
     let mut fields = text.split(' ');
-    let os_logon = fields.next().unwrap_or_default();
-    let (os, logon) = os_logon.split_once(':').ok_or(RequestError::NotOsLogon)?;
-    let os = OsName::parse(os).map_err(RequestError::BadOs)?;
-    let logon = Logon::parse(logon).map_err(RequestError::BadLogon)?;
+    let first = fields.next().unwrap_or_default();
+    Ok((first, fields))
+}
+
+/// The protocol version the options name (1 when none does); an empty
+/// option (two spaces in a row) makes the request malformed.
+fn parse_options<'a>(options: impl Iterator<Item = &'a str>) -> Result<u32, RequestError> {
     let mut protocol = 1;
-    for option in fields {
+    for option in options {
         if option.is_empty() {
             return Err(RequestError::NotOsLogon);
         }
@@ -84,7 +152,7 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
             protocol = version.parse().ok().filter(|v: &u32| *v >= 1).ok_or(RequestError::NotOsLogon)?;
         }
     }
-    Ok(Request { os, logon, protocol })
+    Ok(protocol)
 }
 
 #[cfg(test)]
@@ -128,13 +196,14 @@ mod tests {
             long.as_bytes(),
             b"linux:alice\tx",
         ] {
-            assert_eq!(
-                parse_request(input).map_err(|e| e.refusal()),
-                Err(Refusal::OstypeUnknown),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_refused(parse_request, input, Refusal::OstypeUnknown);
         }
+    }
+
+    /// Asserts that `parse` refuses `input`, and that the server answers it `refusal`.
+    fn assert_refused<T: std::fmt::Debug>(parse: fn(&[u8]) -> Result<T, RequestError>, input: &[u8], refusal: Refusal) {
+        let refused = parse(input).map(|parsed| format!("{parsed:?}")).map_err(|e| e.refusal());
+        assert_eq!(refused, Err(refusal), "{:?}", String::from_utf8_lossy(input));
     }
 
     #[test]
@@ -142,12 +211,43 @@ mod tests {
         for input in
             [&b"linux:"[..], b"linux:../../etc", b"linux:a;rm", b"linux:*", b"linux:alice)(uid=*", b"linux:a:b"]
         {
-            assert_eq!(
-                parse_request(input).map_err(|e| e.refusal()),
-                Err(Refusal::BadUserRequest),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_refused(parse_request, input, Refusal::BadUserRequest);
+        }
+    }
+
+    #[test]
+    fn info_with_nothing_after_the_colon_is_a_status_request() {
+        let info = |protocol| Ok(ClientRequest::Info(InfoRequest { protocol }));
+        assert_eq!(parse_client_request(b"info: proto=2"), info(2));
+        assert_eq!(parse_client_request(b"info:"), info(1));
+        assert_eq!(parse_client_request(b"info: color=blue proto=3 future"), info(3));
+        assert_eq!(InfoRequest { protocol: 2 }.render(), "info: proto=2");
+        assert_eq!(InfoRequest { protocol: 1 }.render(), "info:");
+    }
+
+    #[test]
+    fn a_status_request_names_neither_a_logon_nor_a_host() {
+        // `info:NAME` is a registration for an OS called `info`, which no
+        // server accepts: nothing after the colon can choose what is answered.
+        let Ok(ClientRequest::Register(request)) = parse_client_request(b"info:pc-bob.example.org proto=2") else {
+            panic!("not read as a registration")
+        };
+        assert_eq!((request.os.as_str(), request.logon.as_str()), ("info", "pc-bob.example.org"));
+        for input in [&b"info: proto=x"[..], b"info:  proto=2", b"info: ", b"info:\n", b"info:\tproto=2"] {
+            assert_refused(parse_client_request, input, Refusal::OstypeUnknown);
+        }
+    }
+
+    #[test]
+    fn an_old_server_answers_a_status_request_bad_user_request() {
+        // What a server that knows only `OS:logon` makes of it: never a registration.
+        assert_refused(parse_request, b"info: proto=2", Refusal::BadUserRequest);
+    }
+
+    #[test]
+    fn registrations_read_the_same_through_either_parser() {
+        for input in [&b"mac:cmartin"[..], b"linux:alice proto=2 color=blue", b"beos:x"] {
+            assert_eq!(parse_client_request(input), parse_request(input).map(ClientRequest::Register));
         }
     }
 
@@ -155,6 +255,19 @@ mod tests {
         #[test]
         fn parser_never_panics_on_arbitrary_bytes(input in any::<Vec<u8>>()) {
             let _ = parse_request(&input);
+            let _ = parse_client_request(&input);
+        }
+
+        #[test]
+        fn rendered_status_requests_parse_back(protocol in 1u32..1000) {
+            let request = ClientRequest::Info(InfoRequest { protocol });
+            prop_assert_eq!(parse_client_request(request.render().as_bytes()).unwrap(), request);
+        }
+
+        #[test]
+        fn rendered_client_requests_parse_back(os in "[a-z0-9]{1,16}", logon in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}", protocol in 1u32..5) {
+            let request = ClientRequest::Register(Request { os: OsName::parse(&os).unwrap(), logon: Logon::parse(&logon).unwrap(), protocol });
+            prop_assert_eq!(parse_client_request(request.render().as_bytes()).unwrap(), request);
         }
 
         #[test]

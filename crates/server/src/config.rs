@@ -385,8 +385,16 @@ fn domain<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Domain, D::Error
 }
 
 /// The OS list, each name under its canonical name (`mac` is `macos`), once.
+/// `info` names the status request (`info:`), so it is no OS a host could
+/// be registered with.
 fn os_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<OsName>, D::Error> {
     let texts = Vec::<String>::deserialize(deserializer)?;
+    if texts.iter().any(|text| text == protocol::INFO) {
+        return Err(serde::de::Error::custom(format!(
+            "`{}` names the status request, not an OS: remove it",
+            protocol::INFO
+        )));
+    }
     let mut list: Vec<OsName> = Vec::new();
     for text in &texts {
         let os = canonical_os(&OsName::parse(text).map_err(serde::de::Error::custom)?);
@@ -481,6 +489,12 @@ path = "hosts.static"
             let message = parse(&text).unwrap_err();
             assert!(message.contains(&format!("key `{key}`")), "{key}: {message}");
         }
+    }
+
+    #[test]
+    fn info_is_not_an_os_since_it_names_the_status_request() {
+        let message = parse(&GOOD.replace("os = [\"linux\", \"macos\"]", "os = [\"linux\", \"info\"]")).unwrap_err();
+        assert!(message.contains("key `os`") && message.contains("`info` names the status request"), "{message}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum Level {
     Warning,
     /// The client's mistake.
     Notice,
-    /// A registration made.
+    /// A registration made, or a status request answered.
     Info,
 }
 

@@ -227,6 +227,17 @@ fn read_files(files: &ConfigFiles) -> Result<OwnerEdits, OwnerEditsError> {
 /// nanoseconds, or absence) differs from the one recorded. A cache that
 /// cannot be written only costs time.
 pub fn read_cached(conf_dir: &Path, cache: &Path) -> Result<OwnerEdits, OwnerEditsError> {
+    read_through_cache(conf_dir, cache, true)
+}
+
+/// Like [`read_cached`], but never writes the cache: for a reader that must
+/// change nothing (a status request). While the cache is stale Perl runs
+/// each time, until the next registration writes it again.
+pub fn read_cached_without_writing(conf_dir: &Path, cache: &Path) -> Result<OwnerEdits, OwnerEditsError> {
+    read_through_cache(conf_dir, cache, false)
+}
+
+fn read_through_cache(conf_dir: &Path, cache: &Path, write: bool) -> Result<OwnerEdits, OwnerEditsError> {
     let files = ConfigFiles::of(conf_dir, Path::new(LOCALCONFIG))?;
     let key = files.identity()?;
     if let Some(output) = cached_output(cache, &key) {
@@ -236,8 +247,10 @@ pub fn read_cached(conf_dir: &Path, cache: &Path) -> Result<OwnerEdits, OwnerEdi
     let edits = parse_output(&files.config, &output)?;
     // Written only after the output parsed, and never trusted unless its
     // key line matches the files as they are now.
-    let body = format!("{CACHE_HEADER}\n{key}\n{output}");
-    let _ = files::write_atomic(cache, body.as_bytes(), 0o640);
+    if write {
+        let body = format!("{CACHE_HEADER}\n{key}\n{output}");
+        let _ = files::write_atomic(cache, body.as_bytes(), 0o640);
+    }
     Ok(edits)
 }
 
@@ -781,5 +794,21 @@ mod tests {
         fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 0;\n# edited\n").unwrap();
         assert!(read_cached(dir.path(), &cache).unwrap().is_safe());
         assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn a_reader_that_must_change_nothing_uses_the_cache_but_never_writes_it() {
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n$Conf{TopDir} = '/srv/backuppc';\n");
+        let cache = dir.path().join(CACHE_NAME);
+        let edits = read_cached_without_writing(dir.path(), &cache).unwrap();
+        assert_eq!(edits.top_dir, Path::new("/srv/backuppc"));
+        assert!(!cache.exists(), "a read wrote the cache");
+        read_cached(dir.path(), &cache).unwrap();
+        let forged = fs::read_to_string(&cache).unwrap().replace("enable 0", "enable 1\nedit RsyncSshArgs 1");
+        fs::write(&cache, &forged).unwrap();
+        assert!(!read_cached_without_writing(dir.path(), &cache).unwrap().is_safe(), "the cache was not used");
+        fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 0;\n# edited\n").unwrap();
+        assert!(read_cached_without_writing(dir.path(), &cache).unwrap().is_safe());
+        assert_eq!(fs::read_to_string(&cache).unwrap(), forged, "a read rewrote the cache");
     }
 }

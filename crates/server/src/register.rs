@@ -1,5 +1,7 @@
-//! The register command: checks a request in the contract's order and answers.
+//! The register command: checks a registration in the contract's order, or
+//! answers a status request, and answers.
 
+use crate::backups;
 use crate::challenge::{Challenge, Challenger, NoChallenger};
 use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig, canonical_os};
 use crate::directory::{Directory, FileDirectory};
@@ -11,7 +13,10 @@ use crate::owner_edits;
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
 use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
-use protocol::{HostName, Logon, OsName, Refusal, Request, SshConnection, parse_request, render_error, render_success};
+use protocol::{
+    ClientRequest, HostInfo, HostName, InfoRequest, LastBackup, Logon, OsName, Refusal, Registered, Request,
+    SshConnection, parse_client_request, render_error, render_success,
+};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -79,6 +84,8 @@ pub struct Response {
 /// They never pretend to be the client's mistake.
 const DIRECTORY_DOWN: &str = "the user directory cannot be consulted; try again later or tell the backup administrator";
 const RESOLVER_DOWN: &str = "the DNS cannot be consulted; try again later or tell the backup administrator";
+const HOSTS_UNREADABLE: &str =
+    "BackupPC's list of hosts cannot be read; try again later or tell the backup administrator";
 
 impl Server {
     /// Builds the server the configuration describes.
@@ -121,7 +128,7 @@ impl Server {
     /// Answers one request. `command` is `SSH_ORIGINAL_COMMAND` (`None` when
     /// unset); it is data, parsed by `protocol` and never executed. When the
     /// policy asks for a password, `challenger` carries the challenge, whose
-    /// realmstring is `<origin> realm`.
+    /// realmstring is `<origin> realm`; a status request is never challenged.
     pub fn handle_with(
         &self,
         command: Option<&[u8]>,
@@ -130,7 +137,11 @@ impl Server {
         challenger: &mut dyn Challenger,
     ) -> Response {
         let mut exchange = Exchange { connection, origin, challenger };
-        match self.check_and_register(command, &mut exchange) {
+        let answered = parse(command).and_then(|request| match request {
+            ClientRequest::Register(request) => self.check_and_register(&request, &mut exchange),
+            ClientRequest::Info(request) => self.answer_info(&request, connection),
+        });
+        match answered {
             Ok(text) => Response { text, status: Status::Success },
             Err(failure) => {
                 self.log.log(failure.level, &format!("{connection} {}: {}", failure.answer, failure.detail));
@@ -140,14 +151,11 @@ impl Server {
         }
     }
 
-    fn check_and_register(&self, command: Option<&[u8]>, exchange: &mut Exchange<'_>) -> Result<String, Failure> {
+    fn check_and_register(&self, request: &Request, exchange: &mut Exchange<'_>) -> Result<String, Failure> {
         let connection = exchange.connection;
-        let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
-        let request = parse_request(command)
-            .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))?;
-        let os = self.check_os(&request)?;
+        let os = self.check_os(request)?;
         let mut author = match self.config.auth {
-            AuthPolicy::Password => Some(self.authenticate(&request, exchange)?),
+            AuthPolicy::Password => Some(self.authenticate(request, exchange)?),
             AuthPolicy::Never | AuthPolicy::NewHosts => None,
         };
         self.check_user(&request.logon)?;
@@ -155,13 +163,13 @@ impl Server {
         if self.config.auth == AuthPolicy::NewHosts {
             let owner = self.registry.owner_of(&host).map_err(|error| registry_failure(&error))?;
             if owner.as_deref() != Some(request.logon.as_str()) {
-                author = Some(self.authenticate(&request, exchange)?);
+                author = Some(self.authenticate(request, exchange)?);
             }
         }
         if let Some(author) = &author {
             self.authorize(author, &request.logon)?;
         }
-        let outcome = self.register(&host, &request, &os, author.as_ref(), connection.client_ip)?;
+        let outcome = self.register(&host, request, &os, author.as_ref(), connection.client_ip)?;
         if outcome == Outcome::Added {
             self.reload_backuppc(connection);
         }
@@ -179,6 +187,56 @@ impl Server {
             ),
         );
         Ok(self.success_answer(&host, &request.logon, author.as_ref()))
+    }
+
+    /// Answers a status request: what `hosts` says of the host the request
+    /// comes from, named exactly as a registration names it. The request
+    /// carries no name, so no one learns anything of another host; nothing
+    /// is written, no one is challenged, whatever the policy.
+    fn answer_info(&self, request: &InfoRequest, connection: &SshConnection) -> Result<String, Failure> {
+        let host = self.host_name_of(connection.client_ip)?;
+        let owner =
+            self.registry.owner_of(&host).map_err(|error| Failure::fault(HOSTS_UNREADABLE, error.to_string()))?;
+        let registered = owner.map(|owner| Registered {
+            owner: Some(owner),
+            url: Some(self.config.backuppc.url.replace("{host}", host.as_str())),
+            last_backup: self.last_backup_of(&host, connection),
+        });
+        let said = match &registered {
+            Some(Registered { owner, last_backup, .. }) => format!(
+                "registered to {}, last backup {}",
+                escape(owner.as_deref().unwrap_or_default().as_bytes()),
+                last_backup.as_ref().map_or("unknown", LastBackup::as_str)
+            ),
+            None => "not registered".to_owned(),
+        };
+        self.log.log(
+            Level::Info,
+            &format!("{connection} status of host {host} asked: {said} (protocol {})", request.protocol),
+        );
+        Ok(HostInfo { host, registered }.render())
+    }
+
+    /// When the host's last full or incremental backup started, from
+    /// `TopDir/pc/HOST/backups` (`TopDir` from BackupPC's configuration, as
+    /// registrations read it, its cache left as it is). `None` (unknown)
+    /// when either cannot be read: the reason is for the administrator and
+    /// goes to the log at `warning`, the client is only not told.
+    fn last_backup_of(&self, host: &HostName, connection: &SshConnection) -> Option<LastBackup> {
+        let conf_dir = &self.config.backuppc.conf_dir;
+        let read = owner_edits::read_cached_without_writing(conf_dir, &self.owner_edits_cache())
+            .map_err(|error| error.to_string())
+            .and_then(|edits| backups::last_backup_of(&edits.top_dir, host).map_err(|error| error.to_string()));
+        match read {
+            Ok(None) => Some(LastBackup::None),
+            Ok(Some(backup)) => backup
+                .started()
+                .map(|started| LastBackup::Started(humantime::format_rfc3339_seconds(started).to_string())),
+            Err(reason) => {
+                self.log.log(Level::Warning, &format!("{connection} last backup of {host} unknown: {reason}"));
+                None
+            }
+        }
     }
 
     /// Challenges the client until it proves who it is, at most
@@ -318,17 +376,20 @@ impl Server {
     /// host's owner change the commands BackupPC runs as itself (BackupPC
     /// reads that permission from its server-wide `config.pl` only).
     fn check_owner_edits(&self) -> Result<(), Failure> {
-        let conf_dir = &self.config.backuppc.conf_dir;
-        let journal = match &self.config.journal {
-            Some(journal) => journal.clone(),
-            None => BackupPcRegistry::new(conf_dir).journal_path().to_owned(),
-        };
-        let cache = owner_edits::cache_path_beside(&journal);
-        match owner_edits::read_cached(conf_dir, &cache) {
+        match owner_edits::read_cached(&self.config.backuppc.conf_dir, &self.owner_edits_cache()) {
             Ok(edits) if edits.is_safe() => Ok(()),
             Ok(edits) => Err(Failure::refusal(Refusal::CouldNotRegister, edits.problem())),
             Err(error) => Err(Failure::refusal(Refusal::CouldNotRegister, error.to_string())),
         }
+    }
+
+    /// Where the reading of BackupPC's `config.pl` is cached: beside the journal.
+    fn owner_edits_cache(&self) -> PathBuf {
+        let journal = match &self.config.journal {
+            Some(journal) => journal.clone(),
+            None => BackupPcRegistry::new(&self.config.backuppc.conf_dir).journal_path().to_owned(),
+        };
+        owner_edits::cache_path_beside(&journal)
     }
 
     /// Tells the BackupPC daemon to re-read its hosts. The registration is
@@ -354,6 +415,13 @@ impl Server {
         }
         render_success(fields)
     }
+}
+
+/// The request in `command`, or the refusal a malformed one gets.
+fn parse(command: Option<&[u8]>) -> Result<ClientRequest, Failure> {
+    let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
+    parse_client_request(command)
+        .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))
 }
 
 /// Runs `reload-command` (without a shell), which tells the BackupPC daemon
@@ -504,9 +572,13 @@ mod tests {
 
     /// A BackupPC configuration folder whose `config.pl` keeps owners out
     /// of the web page's editor.
+    /// A BackupPC configuration folder whose `config.pl` is `config_pl`,
+    /// with `TopDir` set to `top` inside it (made empty).
     fn conf_dir(config_pl: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.pl"), config_pl).unwrap();
+        let top_dir = format!("$Conf{{TopDir}} = '{}';\n", dir.path().join("top").display());
+        std::fs::write(dir.path().join("config.pl"), format!("{config_pl}{top_dir}")).unwrap();
+        std::fs::create_dir_all(dir.path().join("top/pc")).unwrap();
         dir
     }
 
@@ -520,10 +592,22 @@ mod tests {
         users: Option<&'static [&'static str]>,
         config_pl: &str,
     ) -> (Server, std::rc::Rc<FakeRegistry>, tempfile::TempDir) {
+        let registry = std::rc::Rc::new(FakeRegistry::default());
+        let (server, dir) = server_of(users, config_pl, "never", Box::new(registry.clone()));
+        (server, registry, dir)
+    }
+
+    /// A server with the policy `auth` and `registry`, logging to `DIR/register.log`.
+    fn server_of(
+        users: Option<&'static [&'static str]>,
+        config_pl: &str,
+        auth: &str,
+        registry: Box<dyn Registry>,
+    ) -> (Server, tempfile::TempDir) {
         let dir = conf_dir(config_pl);
-        let text = "domain = \"example.org\"\n[backuppc]\nconf-dir = \"CONF\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\nreload-command = []\n\
+        let text = "auth = \"AUTH\"\ndomain = \"example.org\"\n[backuppc]\nconf-dir = \"CONF\"\nurl = \"http://b/?host={host}\"\nkey = \"k\"\nreload-command = []\n\
                     [directory]\nkind = \"file\"\npath = \"u\"\n[resolver]\nkind = \"static\"\npath = \"h\"\n";
-        let text = text.replace("CONF", &dir.path().display().to_string());
+        let text = text.replace("CONF", &dir.path().display().to_string()).replace("AUTH", auth);
         let config: ServerConfig = files::parse_toml(&text, Path::new("server.toml")).unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let resolver = FakeResolver(
@@ -538,16 +622,15 @@ mod tests {
                 (ip("127.0.0.6"), "moved.example.org"),
             ],
         );
-        let registry = std::rc::Rc::new(FakeRegistry::default());
         let server = Server::with_parts(
             config,
             Box::new(FakeDirectory(users)),
             Box::new(resolver),
-            Box::new(registry.clone()),
-            EventLog::Stderr,
+            registry,
+            EventLog::File(dir.path().join("register.log")),
             "ssh-ed25519 AAAA test".into(),
         );
-        (server, registry, dir)
+        (server, dir)
     }
 
     fn ask(server: &Server, command: &str, from: &str) -> Response {
@@ -637,5 +720,154 @@ mod tests {
         assert_eq!(response.status, Status::ServerFault);
         assert!(response.text.ends_with(" Could not register\n"));
         assert!(registry.0.borrow().is_empty());
+    }
+
+    /// A challenger that records every challenge and never answers one.
+    #[derive(Default)]
+    struct CountingChallenger(usize);
+    impl Challenger for CountingChallenger {
+        fn ask(&mut self, _realmstring: &str) -> Challenge {
+            self.0 += 1;
+            Challenge::Gone
+        }
+        fn failed(&mut self, _reason: &str) {}
+    }
+
+    /// A registry whose `hosts` cannot be read.
+    struct UnreadableRegistry;
+    impl Registry for UnreadableRegistry {
+        fn register(&self, _: &Registration) -> Result<Outcome, RegistryError> {
+            panic!("a status request tried to register")
+        }
+        fn owner_of(&self, _: &HostName) -> Result<Option<String>, RegistryError> {
+            Err(RegistryError::Hosts {
+                path: "/srv/backuppc/hosts".into(),
+                action: "read",
+                source: std::io::ErrorKind::PermissionDenied.into(),
+            })
+        }
+    }
+
+    fn log_of(dir: &tempfile::TempDir) -> String {
+        std::fs::read_to_string(dir.path().join("register.log")).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_status_request_says_whom_the_host_it_comes_from_is_registered_to() {
+        let (server, registry, dir) = server(Some(&["alice", "bob"]));
+        registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
+        let before = registry.0.borrow().clone();
+        let response = ask(&server, "info: proto=2", "127.0.0.2");
+        assert_eq!(response.status, Status::Success);
+        assert_eq!(
+            response.text,
+            "success\nhost: pc-alice.example.org\nregistered: yes\nowner: alice\nurl: http://b/?host=pc-alice.example.org\n\
+             last-backup: none\n"
+        );
+        assert_eq!(*registry.0.borrow(), before, "a status request changed the registry");
+        let log = log_of(&dir);
+        assert!(
+            log.lines().any(|line| line.starts_with("info ")
+                && line.ends_with(": 127.0.0.2 5000 127.0.0.1 22 status of host pc-alice.example.org asked: registered to alice, last backup none (protocol 2)")),
+            "{log}"
+        );
+    }
+
+    #[test]
+    fn a_status_request_says_when_the_last_backup_started() {
+        let (server, registry, dir) = server(Some(&["alice"]));
+        registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
+        let host_dir = dir.path().join("top/pc/pc-alice.example.org");
+        std::fs::create_dir_all(&host_dir).unwrap();
+        // A full, a later incremental, and a later partial that BackupPC does not count.
+        let backups = "0\tfull\t1700000000\t1700000100\t10\n\
+                       1\tincr\t1700086400\t1700086460\t2\n\
+                       2\tpartial\t1700172800\t1700172900\t1\n";
+        std::fs::write(host_dir.join("backups"), backups).unwrap();
+        let text = ask(&server, "info: proto=2", "127.0.0.2").text;
+        assert!(text.ends_with("\nlast-backup: 2023-11-15T22:13:20Z\n"), "{text}");
+
+        // Unreadable: not said, and the administrator is told why.
+        std::fs::remove_file(host_dir.join("backups")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", host_dir.join("backups")).unwrap();
+        let response = ask(&server, "info: proto=2", "127.0.0.2");
+        assert_eq!(response.status, Status::Success);
+        assert!(!response.text.contains("last-backup"), "{}", response.text);
+        let log = log_of(&dir);
+        assert!(
+            log.lines().any(|line| line.starts_with("warning ")
+                && line.contains("last backup of pc-alice.example.org unknown: ")
+                && line.contains("backups: a symbolic link")),
+            "{log}"
+        );
+        assert!(log.contains("asked: registered to alice, last backup unknown (protocol 2)"), "{log}");
+        assert!(!dir.path().join("bpc-register-owner-edits.cache").exists(), "a status request wrote the cache");
+    }
+
+    #[test]
+    fn a_status_request_for_a_host_without_a_line_says_so() {
+        let (server, registry, _dir) = server(Some(&["alice"]));
+        registry.0.borrow_mut().push(("pc-bob.example.org".into(), "bob".into()));
+        let response = ask(&server, "info:", "127.0.0.2");
+        assert_eq!(response.status, Status::Success);
+        assert_eq!(response.text, "success\nhost: pc-alice.example.org\nregistered: no\n");
+        assert_eq!(registry.0.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_status_request_answers_only_about_the_host_it_comes_from() {
+        // Bob asks from the address whose name is alice's host: he learns
+        // what anyone on that machine may learn, and nothing of his own.
+        let (server, registry, _dir) = server(Some(&["alice", "bob"]));
+        registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
+        registry.0.borrow_mut().push(("pc-bob.example.org".into(), "bob".into()));
+        for request in ["info: proto=2", "info: host=pc-bob.example.org logon=bob proto=2"] {
+            let answer = ask(&server, request, "127.0.0.2").text;
+            assert!(answer.contains("host: pc-alice.example.org\n") && answer.contains("owner: alice\n"), "{answer}");
+            assert!(!answer.contains("bob"), "{request}: {answer}");
+        }
+        // A name after the colon makes a registration for an OS called
+        // `info`, which is refused before anything is looked up.
+        let refused = ask(&server, "info:pc-bob.example.org proto=2", "127.0.0.2");
+        assert_eq!(refused.text, "127.0.0.2 5000 127.0.0.1 22 ostype is unknown\n");
+        // An address outside the domain, or without a name, learns nothing.
+        for from in ["127.0.0.9", "127.0.0.5", "127.0.0.77"] {
+            let refused = ask(&server, "info: proto=2", from);
+            assert_eq!(refused.text, format!("{from} 5000 127.0.0.1 22 invalid DNS name for this IP\n"));
+            assert_eq!(refused.status, Status::Refused);
+        }
+        assert_eq!(registry.0.borrow().len(), 2);
+    }
+
+    #[test]
+    fn a_status_request_is_never_challenged_whatever_the_policy() {
+        for policy in ["password", "new-hosts"] {
+            let registry = std::rc::Rc::new(FakeRegistry::default());
+            registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
+            let (server, _dir) = server_of(Some(&["alice", "bob"]), SAFE_CONFIG_PL, policy, Box::new(registry.clone()));
+            for request in ["info: proto=2", "info:"] {
+                let connection = SshConnection::parse("127.0.0.2 5000 127.0.0.1 22").unwrap();
+                let mut challenger = CountingChallenger::default();
+                let response = server.handle_with(Some(request.as_bytes()), &connection, "ssh://b:22", &mut challenger);
+                assert_eq!(challenger.0, 0, "{policy}: {request} was challenged");
+                assert_eq!(response.status, Status::Success, "{policy}: {request}: {}", response.text);
+                assert!(response.text.contains("owner: alice\n"), "{}", response.text);
+            }
+            // A registration under the same policy is challenged.
+            let mut challenger = CountingChallenger::default();
+            let connection = SshConnection::parse("127.0.0.2 5000 127.0.0.1 22").unwrap();
+            server.handle_with(Some(b"linux:bob proto=2"), &connection, "ssh://b:22", &mut challenger);
+            assert_eq!(challenger.0, 1, "{policy}");
+        }
+    }
+
+    #[test]
+    fn hosts_that_cannot_be_read_is_the_servers_fault() {
+        let (server, dir) = server_of(Some(&["alice"]), SAFE_CONFIG_PL, "never", Box::new(UnreadableRegistry));
+        let response = ask(&server, "info: proto=2", "127.0.0.2");
+        assert_eq!(response.status, Status::ServerFault);
+        assert_eq!(response.text, format!("127.0.0.2 5000 127.0.0.1 22 {HOSTS_UNREADABLE}\n"));
+        let log = log_of(&dir);
+        assert!(log.starts_with("err ") && log.contains("/srv/backuppc/hosts: cannot read"), "{log}");
     }
 }

@@ -204,35 +204,57 @@ impl BackupPcRegistry {
     /// and anything but a regular file (a FIFO would block the open, a device
     /// would be opened) is refused.
     fn lock(&self) -> Result<File, RegistryError> {
-        let file = self.open_lock()?;
-        file.lock().map_err(|source| RegistryError::Hosts {
-            path: self.conf_dir.join("LOCK"),
-            action: "take the lock",
-            source,
-        })?;
+        let file = self.open_lock_for_writing()?;
+        file.lock().map_err(|e| self.lock_error("take the lock", e))?;
         Ok(file)
     }
 
-    /// BackupPC's `LOCK`, opened as [`BackupPcRegistry::lock`] describes but
-    /// not yet locked.
-    fn open_lock(&self) -> Result<File, RegistryError> {
-        let path = self.conf_dir.join("LOCK");
-        let fail = |action, source| RegistryError::Hosts { path: path.clone(), action, source };
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|e| fail("open the lock", e))?;
-        let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
+    /// `LOCK` opened (created when missing) for an exclusive lock, not yet
+    /// locked. When root creates it in a folder someone else owns, it is
+    /// given to that owner: BackupPC and the forced command open it too.
+    fn open_lock_for_writing(&self) -> Result<File, RegistryError> {
+        let file = self.open_lock(OpenOptions::new().write(true).create(true).truncate(false).mode(0o644))?;
+        hosts_edit::give_to_folder_owner(&self.lock_path());
+        Ok(file)
+    }
+
+    /// Shares BackupPC's lock for a read: waits while the CGI rewrites
+    /// `hosts` (it renames files in turn, and for an instant there is no
+    /// `hosts`) or a registration writes. Opened read-only and never
+    /// created, with the same care as [`Self::lock`]: a read changes
+    /// nothing in the folder. `None` when there is no `LOCK`, which the
+    /// first writer makes.
+    fn lock_shared(&self) -> Result<Option<File>, RegistryError> {
+        match self.open_lock(OpenOptions::new().read(true)) {
+            Ok(file) => {
+                file.lock_shared().map_err(|e| self.lock_error("take the lock", e))?;
+                Ok(Some(file))
+            }
+            Err(RegistryError::Hosts { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Opens `LOCK` with `options`, never through a link, never blocking
+    /// on a FIFO, and only if it is a regular file.
+    fn open_lock(&self, options: &mut OpenOptions) -> Result<File, RegistryError> {
+        let flags = nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK;
+        let file =
+            options.custom_flags(flags).open(self.lock_path()).map_err(|e| self.lock_error("open the lock", e))?;
+        let file_type = file.metadata().map_err(|e| self.lock_error("examine the lock", e))?.file_type();
         if !file_type.is_file() {
             let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
-            return Err(fail("use the lock", source));
+            return Err(self.lock_error("use the lock", source));
         }
-        hosts_edit::give_to_folder_owner(&path);
         Ok(file)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.conf_dir.join("LOCK")
+    }
+
+    fn lock_error(&self, action: &'static str, source: io::Error) -> RegistryError {
+        RegistryError::Hosts { path: self.lock_path(), action, source }
     }
 
     fn read_hosts(&self) -> Result<Vec<u8>, RegistryError> {
@@ -310,6 +332,7 @@ impl Registry for BackupPcRegistry {
     }
 
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
+        let _shared = self.lock_shared()?;
         let hosts = with_usable_header(self.read_hosts()?);
         Ok(parse_hosts(&hosts).owner_of(host.as_str()).map(str::to_owned))
     }
@@ -648,6 +671,44 @@ mod tests {
         let error = BackupPcRegistry::new(dir.path()).register(&registration("pc.example.org", "alice")).unwrap_err();
         assert_eq!(error.refusal(), Refusal::CouldNotRegister);
         assert!(!dir.path().join("hosts").exists());
+    }
+
+    #[test]
+    fn a_read_creates_no_lock_and_waits_while_backuppc_rewrites_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        fs::write(&hosts, format!("{DEBIAN_HOSTS}pc.example.org 0 alice\n")).unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let host = HostName::parse("pc.example.org").unwrap();
+        assert_eq!(registry.owner_of(&host).unwrap().as_deref(), Some("alice"));
+        assert!(!dir.path().join("LOCK").exists(), "a read made BackupPC's LOCK");
+
+        // BackupPC's CGI, under the lock, renames hosts away and back.
+        let lock = File::create(dir.path().join("LOCK")).unwrap();
+        lock.lock().unwrap();
+        fs::rename(&hosts, dir.path().join("hosts.old")).unwrap();
+        let (sender, answers) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || sender.send(registry.owner_of(&host).unwrap()).unwrap());
+        let early = answers.recv_timeout(Duration::from_millis(300));
+        assert!(early.is_err(), "the read went ahead while BackupPC held its lock: {early:?}");
+        fs::rename(dir.path().join("hosts.old"), &hosts).unwrap();
+        lock.unlock().unwrap();
+        assert_eq!(answers.recv().unwrap().as_deref(), Some("alice"));
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn a_read_refuses_a_lock_that_is_a_link_or_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), DEBIAN_HOSTS).unwrap();
+        let host = HostName::parse("pc.example.org").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("hosts"), dir.path().join("LOCK")).unwrap();
+        let error = BackupPcRegistry::new(dir.path()).owner_of(&host).unwrap_err();
+        assert!(error.to_string().contains("LOCK: cannot open the lock"), "{error}");
+        fs::remove_file(dir.path().join("LOCK")).unwrap();
+        nix::unistd::mkfifo(&dir.path().join("LOCK"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let error = BackupPcRegistry::new(dir.path()).owner_of(&host).unwrap_err();
+        assert!(error.to_string().contains("LOCK: cannot use the lock: not a regular file"), "{error}");
     }
 
     #[test]

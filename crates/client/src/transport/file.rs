@@ -6,7 +6,7 @@ use super::session::{ChallengeSession, Reply};
 use super::{Transport, TransportError};
 use crate::credentials::Authenticator;
 use protocol::auth::AuthResponse;
-use protocol::{Request, SshConnection};
+use protocol::{ClientRequest, SshConnection};
 use server::challenge::{Challenge, Challenger};
 use server::{Server, ServerConfig, Status};
 use std::collections::HashSet;
@@ -33,7 +33,7 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
-    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+    fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
         let origin = format!("file://{}", self.config_path.display());
         let unreachable = |reason: String| TransportError::Unreachable { server: origin.clone(), reason };
         let config = ServerConfig::load(&self.config_path).map_err(|e| unreachable(e.to_string()))?;

@@ -15,15 +15,16 @@ pub use session::{ChallengeSession, converse};
 pub use ssh::{SETPRIV, SSH, SshSettings, SshTransport};
 
 use crate::credentials::{Authenticator, CredentialError};
-use protocol::Request;
+use protocol::ClientRequest;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Carries one request to the server and brings back its answer.
 pub trait Transport {
-    /// Sends `request`, answers the server's challenges with `auth`, and
-    /// returns the server's answer, unparsed.
-    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError>;
+    /// Sends `request` (a registration or a status request), answers the
+    /// server's challenges with `auth`, and returns the server's answer,
+    /// unparsed.
+    fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError>;
 
     /// The addresses of the server this transport reached, for `from=` when
     /// the server does not say where BackupPC connects from. Empty when there

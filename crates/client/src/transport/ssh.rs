@@ -4,7 +4,7 @@
 use super::session::converse;
 use super::{Transport, TransportError};
 use crate::credentials::Authenticator;
-use protocol::Request;
+use protocol::ClientRequest;
 use std::io::Read;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -92,7 +92,7 @@ impl SshTransport {
 
     fn command(
         &self,
-        request: &Request,
+        request: &ClientRequest,
         key: &std::path::Path,
         known_hosts: &std::path::Path,
         home: &std::path::Path,
@@ -133,7 +133,7 @@ impl SshTransport {
 }
 
 impl Transport for SshTransport {
-    fn exchange(&self, request: &Request, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+    fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
         let (stage, key, known_hosts) = self.stage_files(self.settings.run_as.map(|(_, gid)| gid))?;
         let cannot_run = |e: std::io::Error| TransportError::Unreachable {
             server: self.url(),

@@ -108,7 +108,7 @@ impl BackupPcRegistry {
     /// and reads `hosts` under it. `hosts` is opened without following a
     /// link, and must be a regular file (a missing one reads as empty).
     pub fn edit_hosts(&self, wait: Duration) -> Result<HostsEditor<'_>, EditError> {
-        let lock = self.open_lock()?;
+        let lock = self.open_lock_for_writing()?;
         let lock_path = self.conf_dir.join("LOCK");
         let deadline = Instant::now() + wait;
         loop {
