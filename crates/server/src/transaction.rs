@@ -200,6 +200,12 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
     }
 }
 
+/// Whether a change was cut short, or left the links to its old files:
+/// [`recover`] has something to do.
+pub fn pending(conf_dir: &Path) -> bool {
+    [UNDO_NAME, UNDO_HOSTS, UNDO_CONFIG].iter().any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
+}
+
 /// Undoes a change that was cut short, if there is one, and removes what is
 /// left of one that completed. Returns whether a change was undone. Run it
 /// under BackupPC's lock, with the journal the server is configured with.

@@ -135,8 +135,14 @@ impl BackupPcRegistry {
     /// BackupPC's lock held shared when `LOCK` exists (its writers rename
     /// `hosts` away for an instant under the lock), waiting for it at most
     /// a few seconds; opened as [`BackupPcRegistry::edit_hosts`] opens it.
-    /// Nothing is created.
+    /// Nothing is created, unless a change was cut short: that is undone
+    /// first.
     pub fn hosts_file(&self) -> Result<HostsFile, EditError> {
+        // A change cut short is undone first (under the exclusive lock), so
+        // that what is read is whole.
+        if crate::transaction::pending(&self.conf_dir) {
+            drop(self.edit_hosts(Duration::from_secs(5))?);
+        }
         let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
         let lock = OpenOptions::new()
             .read(true)
