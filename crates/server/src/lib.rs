@@ -11,6 +11,7 @@ pub mod config;
 pub mod directory;
 pub mod dns;
 pub mod hostconfig;
+pub mod hosts_mtime;
 pub mod journal;
 pub mod ldap;
 pub mod log;

@@ -1,5 +1,6 @@
 //! Registering a host in BackupPC: the `hosts` line and the per-host config.
 
+use crate::hosts_mtime::{self, Change, Settled};
 use crate::journal::{self, JOURNAL_NAME, JournalMark, JournalRecord};
 use files::AtomicWrite;
 use protocol::{HostName, Logon, Refusal};
@@ -7,7 +8,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The header BackupPC expects as the first non-comment line of `hosts`.
 pub const HOSTS_HEADER: &str = "host\tdhcp\tuser\tmoreUsers\n";
@@ -22,6 +22,19 @@ pub trait Registry {
 
     /// The user `host` is registered to, if it is registered.
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError>;
+
+    /// Whether a change this registry made shares its second with the one
+    /// before, so that BackupPC may not see it until [`Registry::settle`]
+    /// has run (see [`crate::hosts_mtime`]).
+    fn settle_owed(&self) -> bool {
+        false
+    }
+
+    /// Waits for the clock to pass the last change's second and moves the
+    /// mtime of `hosts` on; `true` when BackupPC must now be told to reload.
+    fn settle(&self) -> Result<bool, RegistryError> {
+        Ok(false)
+    }
 }
 
 /// One host to register.
@@ -109,7 +122,11 @@ impl RegistryError {
 pub struct BackupPcRegistry {
     conf_dir: PathBuf,
     journal: PathBuf,
+    settle_owed: std::cell::Cell<bool>,
 }
+
+/// The settlers' lock file, beside the journal (see [`crate::hosts_mtime`]).
+pub const SETTLE_LOCK_NAME: &str = "bpc-enroll-settle.lock";
 
 /// One host line of BackupPC's `hosts` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +142,7 @@ impl BackupPcRegistry {
     pub fn new(conf_dir: impl Into<PathBuf>) -> BackupPcRegistry {
         let conf_dir = conf_dir.into();
         let journal = conf_dir.join(JOURNAL_NAME);
-        BackupPcRegistry { conf_dir, journal }
+        BackupPcRegistry { conf_dir, journal, settle_owed: std::cell::Cell::new(false) }
     }
 
     /// The same registry with its journal at `journal`.
@@ -176,22 +193,14 @@ impl BackupPcRegistry {
     /// would be opened) is refused.
     fn lock(&self) -> Result<File, RegistryError> {
         let path = self.conf_dir.join("LOCK");
-        let fail = |action, source| RegistryError::Hosts { path: path.clone(), action, source };
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|e| fail("open the lock", e))?;
-        let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
-        if !file_type.is_file() {
-            let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
-            return Err(fail("use the lock", source));
-        }
-        file.lock().map_err(|e| fail("take the lock", e))?;
+        let file = open_lock_file(&path, "BackupPC's LOCK")?;
+        file.lock().map_err(|source| RegistryError::Hosts { path, action: "take the lock", source })?;
         Ok(file)
+    }
+
+    /// The settlers' lock file, opened as carefully as `LOCK`.
+    fn settle_lock(&self) -> Result<File, RegistryError> {
+        open_lock_file(&self.journal.with_file_name(SETTLE_LOCK_NAME), "the settlers' lock")
     }
 
     fn read_hosts(&self) -> Result<Vec<u8>, RegistryError> {
@@ -236,7 +245,12 @@ impl BackupPcRegistry {
             journal.undo();
             return Err(config_error(source));
         }
-        if let Err(source) = new_hosts.commit().and_then(|()| newer_than(&hosts_path, previous_mtime)) {
+        let committed =
+            new_hosts.commit().and_then(|()| hosts_mtime::keep_from_going_back(&hosts_path, previous_mtime));
+        if let Ok(Change::Unsettled) = committed {
+            self.settle_owed.set(true);
+        }
+        if let Err(source) = committed {
             // The host is not in `hosts`, so its config and journal must not change either.
             let _ = match previous_config {
                 Some(old) => files::write_atomic(&config_path, &old, 0o644),
@@ -286,21 +300,37 @@ impl Registry for BackupPcRegistry {
         let hosts = with_usable_header(self.read_hosts()?);
         Ok(parse_hosts(&hosts).owner_of(host.as_str()).map(str::to_owned))
     }
+
+    fn settle_owed(&self) -> bool {
+        self.settle_owed.get()
+    }
+
+    fn settle(&self) -> Result<bool, RegistryError> {
+        let settled = hosts_mtime::settle(&self.hosts_path(), self.settle_lock()?, || self.lock())?;
+        self.settle_owed.set(false);
+        Ok(settled == Settled::Moved)
+    }
 }
 
-/// Makes sure `path`'s modification time, in whole seconds, is later than
-/// `previous`: BackupPC re-reads `hosts` only when that number changes, so
-/// two registrations within one second would otherwise leave the second one
-/// unseen until some later change.
-fn newer_than(path: &std::path::Path, previous: Option<SystemTime>) -> io::Result<()> {
-    let Some(previous) = previous else { return Ok(()) };
-    let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let current = fs::metadata(path)?.modified()?;
-    if seconds(current) > seconds(previous) {
-        return Ok(());
+/// Opens a lock file (`what`) without following a link planted in its
+/// place, and uses it only when it is a regular file: a FIFO would block the
+/// open, a device would be opened.
+fn open_lock_file(path: &std::path::Path, what: &str) -> Result<File, RegistryError> {
+    let fail = |action, source| RegistryError::Hosts { path: path.to_owned(), action, source };
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail("open the lock", e))?;
+    let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
+    if !file_type.is_file() {
+        let source = io::Error::other(format!("not a regular file; {what} must be one"));
+        return Err(fail("use the lock", source));
     }
-    let bumped = UNIX_EPOCH + Duration::from_secs(seconds(previous) + 1);
-    File::options().write(true).open(path)?.set_modified(bumped)
+    Ok(file)
 }
 
 /// `hosts` as BackupPC's `HostInfoRead` sees it: the header (the first line
@@ -555,16 +585,39 @@ mod tests {
     }
 
     #[test]
-    fn every_change_of_hosts_moves_its_mtime_to_a_later_second() {
+    fn a_change_in_the_same_second_is_owed_a_settle_that_moves_the_mtime_on() {
         let dir = tempfile::tempdir().unwrap();
         let registry = BackupPcRegistry::new(dir.path());
-        let mut seen = Vec::new();
-        for n in 0..3 {
-            registry.register(&registration(&format!("h{n}.example.org"), "alice")).unwrap();
-            let mtime = fs::metadata(dir.path().join("hosts")).unwrap().modified().unwrap();
-            seen.push(mtime.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        let seconds =
+            || hosts_mtime::whole_seconds(fs::metadata(dir.path().join("hosts")).unwrap().modified().unwrap());
+        registry.register(&registration("h0.example.org", "alice")).unwrap();
+        let mut seen = vec![seconds()];
+        // Registrations until one lands in the same second as the one before.
+        while !registry.settle_owed() {
+            registry.register(&registration(&format!("h{}.example.org", seen.len()), "alice")).unwrap();
+            seen.push(seconds());
+            assert!(seen.len() < 1000, "a thousand registrations, each in its own second");
         }
-        assert!(seen.windows(2).all(|pair| pair[1] > pair[0]), "{seen:?}");
+        assert_eq!(seen[seen.len() - 1], seen[seen.len() - 2]);
+        assert!(registry.settle().unwrap(), "the settle did not move the mtime");
+        assert!(!registry.settle_owed());
+        let settled = seconds();
+        assert!(seen.iter().all(|earlier| *earlier < settled), "{seen:?} then {settled}");
+        let now = hosts_mtime::whole_seconds(std::time::SystemTime::now());
+        assert!(settled <= now + 1, "the mtime {settled} is ahead of the clock {now}");
+        assert!(dir.path().join(SETTLE_LOCK_NAME).is_file());
+    }
+
+    #[test]
+    fn a_settlers_lock_replaced_by_a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        registry.register(&registration("h0.example.org", "alice")).unwrap();
+        let absent = dir.path().join("absent-target");
+        std::os::unix::fs::symlink(&absent, dir.path().join(SETTLE_LOCK_NAME)).unwrap();
+        let error = registry.settle().unwrap_err();
+        assert!(error.to_string().contains(SETTLE_LOCK_NAME), "{error}");
+        assert!(!absent.exists(), "the link's target was created");
     }
 
     #[test]
