@@ -1,11 +1,12 @@
 //! Registering a host in BackupPC: the `hosts` line and the per-host config.
 
 use crate::hosts_mtime::{self, Change, Settled};
+use crate::hosts_scan::{self, HostLookup, is_space};
 use crate::journal::{self, JOURNAL_NAME, JournalMark, JournalRecord};
 use files::AtomicWrite;
 use protocol::{HostName, Logon, Refusal};
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
@@ -203,18 +204,28 @@ impl BackupPcRegistry {
         open_lock_file(&self.journal.with_file_name(SETTLE_LOCK_NAME), "the settlers' lock")
     }
 
-    fn read_hosts(&self) -> Result<Vec<u8>, RegistryError> {
+    /// Opens `hosts` (`None` when it does not exist yet) and finds `host`'s
+    /// lines in it as the file streams by, holding none of it in memory.
+    fn find_host(&self, host: &HostName) -> Result<(Option<File>, HostLookup), RegistryError> {
         let path = self.hosts_path();
-        match fs::read(&path) {
-            Ok(bytes) => Ok(bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(RegistryError::Hosts { path, action: "read", source }),
-        }
+        let fail = |source| RegistryError::Hosts { path: path.clone(), action: "read", source };
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok((None, hosts_scan::find_host(io::empty(), host.as_str()).map_err(fail)?));
+            }
+            Err(source) => return Err(fail(source)),
+        };
+        let reader = io::BufReader::with_capacity(64 * 1024, &mut file);
+        let lookup = hosts_scan::find_host(reader, host.as_str()).map_err(fail)?;
+        Ok((Some(file), lookup))
     }
 
-    /// Appends the host's line to `hosts` (given with a usable header, see
-    /// [`with_usable_header`]) and writes its config and journal record.
-    fn add(&self, registration: &Registration, hosts: &[u8], header: &[String]) -> Result<(), RegistryError> {
+    /// Appends the host's line to `hosts` (`found` says under which header,
+    /// and whether BackupPC's must be put in front), copying the open file
+    /// into the new version, and writes its config and journal record.
+    fn add(&self, registration: &Registration, hosts: Option<File>, found: &HostLookup) -> Result<(), RegistryError> {
+        let header = &found.header;
         // Everything is prepared first; then the journal, the config and
         // `hosts` change together, and any failure undoes the ones before.
         let hosts_path = self.hosts_path();
@@ -227,15 +238,22 @@ impl BackupPcRegistry {
                 format!("the header `{}` does not start with host, dhcp, user", header.join(" ")),
             ),
         })?;
-        let mut body = hosts.to_vec();
-        if !body.is_empty() && !body.ends_with(b"\n") {
-            body.push(b'\n');
-        }
-        body.extend_from_slice(line.as_bytes());
-
         let hosts_error = |source| RegistryError::Hosts { path: hosts_path.clone(), action: "write", source };
         let config_error = |source| RegistryError::HostConfig { path: config_path.clone(), source };
-        let new_hosts = AtomicWrite::prepare(&hosts_path, &body, 0o644).map_err(hosts_error)?;
+        let new_hosts = AtomicWrite::prepare_with(&hosts_path, 0o644, |out| {
+            if found.header_missing {
+                out.write_all(HOSTS_HEADER.as_bytes())?;
+            }
+            if let Some(mut old) = hosts {
+                old.seek(io::SeekFrom::Start(0))?;
+                io::copy(&mut old, out)?;
+            }
+            if !found.empty && !found.ends_with_newline {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(line.as_bytes())
+        })
+        .map_err(hosts_error)?;
         let new_config =
             AtomicWrite::prepare(&config_path, registration.host_config.as_bytes(), 0o644).map_err(config_error)?;
         let previous_config = fs::read(&config_path).ok();
@@ -266,14 +284,14 @@ impl BackupPcRegistry {
 impl Registry for BackupPcRegistry {
     fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
         let _lock = self.lock()?;
-        let hosts = with_usable_header(self.read_hosts()?);
-        let parsed = parse_hosts(&hosts);
+        let (hosts, found) = self.find_host(&registration.host)?;
         // BackupPC reads duplicate lines both ways: the daemon and the web
         // page (`HostInfoRead()`) keep the last, `BackupPC_dump`
         // (`HostInfoRead($host)`) the first. A host is this owner's only when
         // every one of its lines says so.
-        let owners = parsed.owners_of(registration.host.as_str());
-        let others: Vec<&str> = owners.iter().copied().filter(|owner| *owner != registration.owner.as_str()).collect();
+        let owners = &found.owners;
+        let others: Vec<&str> =
+            owners.iter().map(String::as_str).filter(|owner| *owner != registration.owner.as_str()).collect();
         match owners.first() {
             Some(_) if !others.is_empty() => {
                 Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: others.join(", ") })
@@ -289,16 +307,13 @@ impl Registry for BackupPcRegistry {
                 }
                 Ok(Outcome::AlreadyRegistered)
             }
-            None => {
-                let header = parsed.header.unwrap_or_default();
-                self.add(registration, &hosts, &header).map(|()| Outcome::Added)
-            }
+            None => self.add(registration, hosts, &found).map(|()| Outcome::Added),
         }
     }
 
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
-        let hosts = with_usable_header(self.read_hosts()?);
-        Ok(parse_hosts(&hosts).owner_of(host.as_str()).map(str::to_owned))
+        let (_, found) = self.find_host(host)?;
+        Ok(found.owner().map(str::to_owned))
     }
 
     fn settle_owed(&self) -> bool {
@@ -399,25 +414,9 @@ pub fn parse_hosts(bytes: &[u8]) -> HostsFile {
 }
 
 /// The fields of one line, or `None` when BackupPC skips it.
-fn host_fields(raw: &[u8]) -> Option<Vec<String>> {
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let mut line = raw.to_vec();
-    // `s/[\n\r]+//`: the first run of CR or LF, wherever it is.
-    if let Some(start) = line.iter().position(|b| *b == b'\r' || *b == b'\n') {
-        let len = line.iter().skip(start).take_while(|b| **b == b'\r' || **b == b'\n').count();
-        line.drain(start..start + len);
-    }
-    if let Some(comment) = line.iter().position(|b| *b == b'#') {
-        line.truncate(comment);
-    }
-    while line.last().is_some_and(|b| is_space(*b)) {
-        line.pop();
-    }
-    let name_len =
-        line.iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'\\' | b'-')).count();
-    if name_len == 0 || !line.get(name_len).is_some_and(|b| is_space(*b)) {
-        return None;
-    }
+pub(crate) fn host_fields(raw: &[u8]) -> Option<Vec<String>> {
+    let mut line = Vec::with_capacity(raw.len());
+    hosts_scan::clean_line(raw, &mut line)?;
     let mut fields = Vec::new();
     let mut field = Vec::new();
     let mut index = 0;
@@ -456,19 +455,6 @@ fn unescape(field: &[u8]) -> String {
         index += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `hosts` with BackupPC's standard header in front when the file has none
-/// that names the `user` column: without one, BackupPC takes the first host
-/// line for the header and sees no owner at all, so the line this
-/// registration adds would give the host to nobody.
-fn with_usable_header(hosts: Vec<u8>) -> Vec<u8> {
-    if parse_hosts(&hosts).has_usable_header() {
-        return hosts;
-    }
-    let mut fixed = HOSTS_HEADER.as_bytes().to_vec();
-    fixed.extend_from_slice(&hosts);
-    fixed
 }
 
 /// The line to append for `host` and `owner` under `header`, its fields in the
