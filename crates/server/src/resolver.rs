@@ -61,42 +61,61 @@ pub enum ResolveError {
 /// A resolver reading a file in `/etc/hosts` format: `IP name [alias...]`,
 /// `#` comments. The first name of an address's first line is its PTR; every
 /// name of a line resolves forward to that line's address.
+///
+/// The file is kept as its text, checked once (every line starts with an
+/// address), and each lookup walks it borrowing what it compares, so that a
+/// file of any size costs no owned structure per line.
 #[derive(Debug, Clone, Default)]
 pub struct StaticResolver {
-    entries: Vec<(IpAddr, Vec<String>)>,
+    text: String,
 }
 
 impl StaticResolver {
-    /// Reads the hosts file.
+    /// Reads the hosts file and checks that every line starts with an address.
     pub fn load(path: &Path) -> Result<StaticResolver, ResolveError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ResolveError::Read { path: path.to_owned(), source })?;
-        let mut entries = Vec::new();
         for (index, line) in text.lines().enumerate() {
-            let content = line.split('#').next().unwrap_or_default();
-            let mut fields = content.split_whitespace();
-            let Some(first) = fields.next() else { continue };
-            let ip = first.parse::<IpAddr>().map_err(|_| ResolveError::BadAddress {
-                path: path.to_owned(),
-                line: index + 1,
-                field: first.to_owned(),
-            })?;
-            entries.push((ip.to_canonical(), fields.map(str::to_owned).collect()));
+            let Some(first) = line_fields(line).next() else { continue };
+            if first.parse::<IpAddr>().is_err() {
+                return Err(ResolveError::BadAddress {
+                    path: path.to_owned(),
+                    line: index + 1,
+                    field: first.to_owned(),
+                });
+            }
         }
-        Ok(StaticResolver { entries })
+        Ok(StaticResolver { text })
     }
+
+    /// Each line's address and the names after it.
+    fn entries(&self) -> impl Iterator<Item = (IpAddr, std::str::SplitWhitespace<'_>)> {
+        self.text.lines().filter_map(|line| {
+            let mut fields = line_fields(line);
+            let ip = fields.next()?.parse::<IpAddr>().ok()?;
+            Some((ip.to_canonical(), fields))
+        })
+    }
+}
+
+/// The fields of a line, its comment left out.
+fn line_fields(line: &str) -> std::str::SplitWhitespace<'_> {
+    line.split('#').next().unwrap_or_default().split_whitespace()
 }
 
 impl Resolver for StaticResolver {
     fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, ResolveError> {
         let ip = ip.to_canonical();
-        let first = self.entries.iter().find(|(entry, names)| *entry == ip && !names.is_empty());
-        Ok(first.and_then(|(_, names)| names.first().cloned()).into_iter().collect())
+        let first = self.entries().find_map(|(entry, mut names)| if entry == ip { names.next() } else { None });
+        Ok(first.map(str::to_owned).into_iter().collect())
     }
 
+    /// A name matches as `HostName::parse` would normalise it: one trailing
+    /// dot and the case do not count.
     fn forward(&self, name: &HostName) -> Result<Vec<IpAddr>, ResolveError> {
-        let matches = |candidate: &String| HostName::parse(candidate).is_ok_and(|c| &c == name);
-        Ok(self.entries.iter().filter(|(_, names)| names.iter().any(matches)).map(|(ip, _)| *ip).collect())
+        let matches =
+            |candidate: &str| candidate.strip_suffix('.').unwrap_or(candidate).eq_ignore_ascii_case(name.as_str());
+        Ok(self.entries().filter_map(|(ip, mut names)| names.any(matches).then_some(ip)).collect())
     }
 }
 
