@@ -95,7 +95,9 @@ pub enum Settled {
 /// settlers' own lock file, already open: when another settler holds it,
 /// that one will settle every change made before it finishes, so this one
 /// returns at once. The settlers' lock is released while BackupPC's is held,
-/// so that a change made after a settler looked is settled by the next one.
+/// so that a change made after a settler looked is settled by the next one,
+/// and a writer that finds the settlers' lock held after its change needs
+/// no settler of its own: the one waiting takes `LOCK` after that change.
 pub fn settle<L>(
     hosts: &Path,
     settle_lock: File,

@@ -316,8 +316,11 @@ impl Registry for BackupPcRegistry {
         Ok(found.owner().map(str::to_owned))
     }
 
+    /// Not when a settler is waiting already: it holds the settlers' lock
+    /// until it has taken BackupPC's `LOCK`, after this change, and moves
+    /// the mtime past it.
     fn settle_owed(&self) -> bool {
-        self.settle_owed.get()
+        self.settle_owed.get() && !self.settle_lock().is_ok_and(|lock| lock.try_lock().is_err())
     }
 
     fn settle(&self) -> Result<bool, RegistryError> {
