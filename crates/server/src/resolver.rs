@@ -62,12 +62,14 @@ pub enum ResolveError {
 /// `#` comments. The first name of an address's first line is its PTR; every
 /// name of a line resolves forward to that line's address.
 ///
-/// The file is kept as its text, checked once (every line starts with an
-/// address), and each lookup walks it borrowing what it compares, so that a
-/// file of any size costs no owned structure per line.
+/// The file is kept as its text; loading parses each line's address once
+/// (refusing a line without one) and keeps it with where the line's names
+/// lie, so that a lookup compares addresses or borrowed names and builds
+/// nothing per line.
 #[derive(Debug, Clone, Default)]
 pub struct StaticResolver {
     text: String,
+    entries: Vec<(IpAddr, std::ops::Range<usize>)>,
 }
 
 impl StaticResolver {
@@ -75,38 +77,40 @@ impl StaticResolver {
     pub fn load(path: &Path) -> Result<StaticResolver, ResolveError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ResolveError::Read { path: path.to_owned(), source })?;
-        for (index, line) in text.lines().enumerate() {
-            let Some(first) = line_fields(line).next() else { continue };
-            if first.parse::<IpAddr>().is_err() {
-                return Err(ResolveError::BadAddress {
-                    path: path.to_owned(),
-                    line: index + 1,
-                    field: first.to_owned(),
-                });
+        let mut entries = Vec::new();
+        let mut line_start = 0;
+        for (index, raw) in text.split_inclusive('\n').enumerate() {
+            let content_start = line_start;
+            line_start += raw.len();
+            let content = raw.split('#').next().unwrap_or_default();
+            let trimmed = content.trim_start();
+            let first_len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+            let first = trimmed.get(..first_len).unwrap_or_default();
+            if first.is_empty() {
+                continue;
             }
+            let ip = first.parse::<IpAddr>().map_err(|_| ResolveError::BadAddress {
+                path: path.to_owned(),
+                line: index + 1,
+                field: first.to_owned(),
+            })?;
+            let names_start = content_start + (content.len() - trimmed.len()) + first_len;
+            entries.push((ip.to_canonical(), names_start..content_start + content.len()));
         }
-        Ok(StaticResolver { text })
+        Ok(StaticResolver { text, entries })
     }
 
-    /// Each line's address and the names after it.
-    fn entries(&self) -> impl Iterator<Item = (IpAddr, std::str::SplitWhitespace<'_>)> {
-        self.text.lines().filter_map(|line| {
-            let mut fields = line_fields(line);
-            let ip = fields.next()?.parse::<IpAddr>().ok()?;
-            Some((ip.to_canonical(), fields))
-        })
+    /// The names of an entry's line.
+    fn names(&self, range: &std::ops::Range<usize>) -> std::str::SplitWhitespace<'_> {
+        self.text.get(range.clone()).unwrap_or_default().split_whitespace()
     }
-}
-
-/// The fields of a line, its comment left out.
-fn line_fields(line: &str) -> std::str::SplitWhitespace<'_> {
-    line.split('#').next().unwrap_or_default().split_whitespace()
 }
 
 impl Resolver for StaticResolver {
     fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, ResolveError> {
         let ip = ip.to_canonical();
-        let first = self.entries().find_map(|(entry, mut names)| if entry == ip { names.next() } else { None });
+        let first =
+            self.entries.iter().find_map(|(entry, names)| if *entry == ip { self.names(names).next() } else { None });
         Ok(first.map(str::to_owned).into_iter().collect())
     }
 
@@ -115,7 +119,7 @@ impl Resolver for StaticResolver {
     fn forward(&self, name: &HostName) -> Result<Vec<IpAddr>, ResolveError> {
         let matches =
             |candidate: &str| candidate.strip_suffix('.').unwrap_or(candidate).eq_ignore_ascii_case(name.as_str());
-        Ok(self.entries().filter_map(|(ip, mut names)| names.any(matches).then_some(ip)).collect())
+        Ok(self.entries.iter().filter(|(_, names)| self.names(names).any(matches)).map(|(ip, _)| *ip).collect())
     }
 }
 
@@ -141,6 +145,17 @@ mod tests {
         let host = HostName::parse("pc-alice.example.org").unwrap();
         let addresses: Vec<String> = resolver.forward(&host).unwrap().iter().map(|ip| ip.to_string()).collect();
         assert_eq!(addresses, ["127.0.0.2", "127.0.0.7"]);
+    }
+
+    #[test]
+    fn comments_crlf_and_lines_without_names_are_read_as_before() {
+        let resolver = resolver(
+            "192.0.2.1\r\n192.0.2.1 one.example.org # 192.0.2.9 x\r\n  192.0.2.9\tnine.example.org\tNINE.example.org.",
+        );
+        assert_eq!(resolver.reverse("192.0.2.1".parse().unwrap()).unwrap(), ["one.example.org"]);
+        let nine = HostName::parse("nine.example.org").unwrap();
+        assert_eq!(resolver.forward(&nine).unwrap(), ["192.0.2.9".parse::<IpAddr>().unwrap()]);
+        assert!(resolver.forward(&HostName::parse("x").unwrap()).unwrap().is_empty());
     }
 
     #[test]
