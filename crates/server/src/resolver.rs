@@ -117,9 +117,18 @@ impl Resolver for StaticResolver {
     /// A name matches as `HostName::parse` would normalise it: one trailing
     /// dot and the case do not count.
     fn forward(&self, name: &HostName) -> Result<Vec<IpAddr>, ResolveError> {
-        let matches =
-            |candidate: &str| candidate.strip_suffix('.').unwrap_or(candidate).eq_ignore_ascii_case(name.as_str());
-        Ok(self.entries.iter().filter(|(_, names)| self.names(names).any(matches)).map(|(ip, _)| *ip).collect())
+        let name = name.as_str().as_bytes();
+        let matches = |candidate: &[u8]| candidate.strip_suffix(b".").unwrap_or(candidate).eq_ignore_ascii_case(name);
+        let line_matches = |names: &std::ops::Range<usize>| {
+            let text = self.text.get(names.clone()).unwrap_or_default();
+            if text.is_ascii() {
+                // Unicode's white space within ASCII, compared as bytes.
+                text.as_bytes().split(|b| b.is_ascii_whitespace() || *b == 0x0b).any(matches)
+            } else {
+                text.split_whitespace().any(|candidate| matches(candidate.as_bytes()))
+            }
+        };
+        Ok(self.entries.iter().filter(|(_, names)| line_matches(names)).map(|(ip, _)| *ip).collect())
     }
 }
 
