@@ -9,19 +9,23 @@
 //! second as the previous one keeps the number, so a daemon that read the
 //! previous version would not see it.
 //!
-//! Two rules keep every change seen without moving the mtime ahead of the
-//! clock:
-//! - a change never moves the mtime back to an earlier second
-//!   ([`keep_from_going_back`]), so every earlier version's second is at most
-//!   the current one's;
-//! - a change made in the same second as the one before it is *unsettled*:
-//!   once the clock has passed that second, [`settle`] moves the mtime to the
-//!   current second (a number no earlier version had), and the caller then
-//!   tells BackupPC to reload. Only one settler waits at a time, under its
-//!   own lock; it takes BackupPC's `LOCK` for the move itself.
+//! Three rules keep every change seen without letting the mtime run ahead
+//! of the clock ([`after_change`]):
+//! - a change never moves the mtime back to an earlier second, so every
+//!   earlier version's second is at most the current one's;
+//! - a change made in the same second as the one before moves the mtime one
+//!   second on, to a number no earlier version had, at most one second ahead
+//!   of the clock; BackupPC, told to reload, sees it at once;
+//! - a change made when the mtime is already that one second ahead keeps it
+//!   and is *unsettled*: once the clock has passed that second, [`settle`]
+//!   moves the mtime to a later second (the current one, or one past the
+//!   file's if it changed again meanwhile) and the caller tells BackupPC to
+//!   reload. Only one settler waits at a time, under its own lock; it takes
+//!   BackupPC's `LOCK` for the move itself.
 //!
-//! The mtime is therefore never ahead of the clock by more than the second
-//! being settled, however many registrations arrive in one second.
+//! The mtime is therefore at most one second ahead of the clock after a
+//! change, two after a settle that met a change of the same second, however
+//! many registrations arrive in one second.
 
 use std::fs::{self, File};
 use std::io;
@@ -59,21 +63,28 @@ pub enum Change {
     Unsettled,
 }
 
-/// Called on the new `hosts` just put in place, with the previous version's
-/// mtime: keeps the mtime from moving back to an earlier second, and says
-/// whether the change can be told from the previous version by its second.
-pub fn keep_from_going_back(path: &Path, previous: Option<SystemTime>) -> io::Result<Change> {
+/// Called on the new `hosts` just put in place (its mtime is the clock's),
+/// with the previous version's mtime: moves the mtime to the next second
+/// when the previous version has the same one, keeps it from going back
+/// when the previous version's is ahead, and says whether the change can be
+/// told from the previous version by its second.
+pub fn after_change(path: &Path, previous: Option<SystemTime>) -> io::Result<Change> {
     let Some(previous) = previous else { return Ok(Change::Seen) };
     let current = fs::metadata(path)?.modified()?;
-    if whole_seconds(current) > whole_seconds(previous) {
+    let (current_second, previous_second) = (whole_seconds(current), whole_seconds(previous));
+    if current_second > previous_second {
         return Ok(Change::Seen);
     }
-    if whole_seconds(current) < whole_seconds(previous) {
-        // The previous version's mtime is ahead of the clock (set by hand, or
-        // by an older bpc-register); going back could meet a second BackupPC
-        // stored, so stay on it and let the settler move on when it may.
-        File::options().write(true).open(path)?.set_modified(previous)?;
+    let file = File::options().write(true).open(path)?;
+    if current_second == previous_second {
+        let next = u64::try_from(previous_second + 1).unwrap_or(0);
+        file.set_modified(UNIX_EPOCH + Duration::from_secs(next))?;
+        return Ok(Change::Seen);
     }
+    // The previous version's mtime is ahead of the clock (moved on by the
+    // rule above, or set by hand); going back could meet a second BackupPC
+    // stored, so stay on it and let the settler move on when it may.
+    file.set_modified(previous)?;
     Ok(Change::Unsettled)
 }
 
@@ -166,16 +177,20 @@ mod tests {
     }
 
     #[test]
-    fn a_change_in_a_later_second_is_seen_and_one_in_the_same_second_is_not() {
+    fn a_change_moves_on_one_second_at_most_and_otherwise_is_unsettled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hosts");
+        let mtime = || fs::metadata(&path).unwrap().modified().unwrap();
         fs::write(&path, "x").unwrap();
-        let now = fs::metadata(&path).unwrap().modified().unwrap();
-        assert_eq!(keep_from_going_back(&path, None).unwrap(), Change::Seen);
-        assert_eq!(keep_from_going_back(&path, Some(now - Duration::from_secs(2))).unwrap(), Change::Seen);
-        assert_eq!(keep_from_going_back(&path, Some(now)).unwrap(), Change::Unsettled);
-        let ahead = now + Duration::from_secs(30);
-        assert_eq!(keep_from_going_back(&path, Some(ahead)).unwrap(), Change::Unsettled);
-        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), ahead, "the mtime went back");
+        let now = mtime();
+        assert_eq!(after_change(&path, None).unwrap(), Change::Seen);
+        assert_eq!(after_change(&path, Some(now - Duration::from_secs(2))).unwrap(), Change::Seen);
+        assert_eq!(mtime(), now, "a change in a later second keeps the clock's mtime");
+        assert_eq!(after_change(&path, Some(now)).unwrap(), Change::Seen);
+        assert_eq!(whole_seconds(mtime()), whole_seconds(now) + 1);
+        let moved_on = mtime();
+        fs::File::options().write(true).open(&path).unwrap().set_modified(now).unwrap();
+        assert_eq!(after_change(&path, Some(moved_on)).unwrap(), Change::Unsettled);
+        assert_eq!(mtime(), moved_on, "the mtime went back");
     }
 }

@@ -263,8 +263,7 @@ impl BackupPcRegistry {
             journal.undo();
             return Err(config_error(source));
         }
-        let committed =
-            new_hosts.commit().and_then(|()| hosts_mtime::keep_from_going_back(&hosts_path, previous_mtime));
+        let committed = new_hosts.commit().and_then(|()| hosts_mtime::after_change(&hosts_path, previous_mtime));
         if let Ok(Change::Unsettled) = committed {
             self.settle_owed.set(true);
         }
