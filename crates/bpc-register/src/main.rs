@@ -540,6 +540,16 @@ fn forced_command(config_path: &std::path::Path) -> ExitCode {
     let mut challenger = server::challenge::LineChallenger::new(stdin, std::io::stdout());
     let response = server.handle_with(command.as_ref().map(|c| c.as_bytes()), &connection, &origin, &mut challenger);
     answer(&response.text);
+    if response.status == Status::Success && server.settle_owed() {
+        // The client has its answer and waits only for this process to end:
+        // the settle waits for the clock in a detached child of its own.
+        match nix::unistd::daemon(true, false) {
+            Ok(()) => server.settle(&connection),
+            Err(error) => {
+                EventLog::Stderr.log(Level::Warning, &format!("{connection} cannot detach to settle: {error}"))
+            }
+        }
+    }
     match response.status {
         Status::Success => ExitCode::SUCCESS,
         Status::Refused | Status::ServerFault => ExitCode::FAILURE,

@@ -356,3 +356,52 @@ fn version_prints_the_version() {
         .code(0)
         .stdout(format!("bpc-register {}\n", env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn a_registration_in_the_same_second_as_the_one_before_is_settled_after_the_answer() {
+    let demo = Demo::new();
+    let reloads = demo.path("reloads");
+    let config = fs::read_to_string(demo.path("server.toml")).unwrap();
+    let reload = format!("reload-command = [\"/bin/sh\", \"-c\", \"echo reload >> {}\"]", reloads.display());
+    assert!(config.contains("reload-command = []"), "{config}");
+    fs::write(demo.path("server.toml"), config.replace("reload-command = []", &reload)).unwrap();
+    let names: String = (1..=50).map(|n| format!("127.0.2.{n}  burst-{n}.example.org\n")).collect();
+    demo.append("hosts.static", &names);
+    let seconds = || {
+        let modified = fs::metadata(demo.path("backuppc/hosts")).unwrap().modified().unwrap();
+        server::hosts_mtime::whole_seconds(modified)
+    };
+
+    // Registrations until one lands in the same second as the one before.
+    let mut previous = seconds();
+    let mut added = 0;
+    let burst_second = loop {
+        added += 1;
+        assert!(added <= 50, "fifty registrations, each in a second of its own");
+        demo.register("linux:bob", &connection_from(&format!("127.0.2.{added}"))).success();
+        let now = seconds();
+        if now == previous {
+            break now;
+        }
+        previous = now;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let settled = loop {
+        let count = fs::read_to_string(&reloads).unwrap_or_default().lines().count();
+        if count == added + 1 && seconds() > burst_second {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let now = server::hosts_mtime::whole_seconds(std::time::SystemTime::now());
+    assert!(
+        settled,
+        "no settle: mtime {} (burst {burst_second}), reloads:\n{}",
+        seconds(),
+        fs::read_to_string(&reloads).unwrap_or_default()
+    );
+    assert!(seconds() <= now + 1, "the mtime {} is ahead of the clock {now}", seconds());
+}

@@ -19,6 +19,18 @@ impl AtomicWrite {
     /// `mode` (or, when `path` exists, with its mode, owner and group, as far
     /// as the system lets this process keep them), and flushes it to disk.
     pub fn prepare(path: &Path, body: &[u8], mode: u32) -> io::Result<AtomicWrite> {
+        AtomicWrite::prepare_with(path, mode, |file| file.write_all(body))
+    }
+
+    /// Like [`AtomicWrite::prepare`], with the body written by `write` into
+    /// the temporary file, so that a large file can be copied into it
+    /// (`io::copy` between files moves the bytes in the kernel) instead of
+    /// being built in memory.
+    pub fn prepare_with(
+        path: &Path,
+        mode: u32,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> io::Result<AtomicWrite> {
         let dir = parent_dir(path);
         let name = path.file_name().ok_or_else(|| io::Error::other("the path has no file name"))?;
         let existing = fs::metadata(path).ok();
@@ -37,7 +49,7 @@ impl AtomicWrite {
         if let Some(old) = &existing {
             keep_owner(temp.as_file(), old);
         }
-        temp.write_all(body)?;
+        write(temp.as_file_mut())?;
         temp.as_file().sync_all()?;
         Ok(AtomicWrite { temp, final_path: path.to_owned() })
     }

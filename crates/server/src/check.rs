@@ -9,6 +9,7 @@
 //! way.
 
 use crate::hostconfig;
+use crate::hosts_mtime;
 use crate::journal::{self, Journal, JournalRecord};
 use crate::owner_edits::{self, OwnerEdits};
 use crate::registry::{HostLine, parse_hosts};
@@ -893,7 +894,28 @@ impl Sources {
                 Err(error) => report.failed = Some((repair, error)),
             }
         }
+        if report.made.iter().any(Repair::changes_hosts) {
+            self.settle_hosts_mtime();
+        }
         Ok(report)
+    }
+
+    /// After the repairs, still under the lock: waits (a second or two at
+    /// most) until the clock has passed the second of `hosts`'s mtime and
+    /// moves the mtime there, so that BackupPC, told to reload, sees a
+    /// second no earlier version had, however many repairs shared one.
+    fn settle_hosts_mtime(&self) {
+        let path = self.hosts_path();
+        let Ok(Some(mtime)) = hosts_mtime::mtime_of(&path) else { return };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while hosts_mtime::whole_seconds(std::time::SystemTime::now()) <= hosts_mtime::whole_seconds(mtime)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if let Ok(file) = File::options().write(true).custom_flags(nix::libc::O_NOFOLLOW).open(&path) {
+            let _ = file.set_modified(std::time::SystemTime::now().max(mtime));
+        }
     }
 
     /// Makes one repair; `hosts` is the file's current body, kept current.
@@ -972,9 +994,9 @@ impl Sources {
         // BackupPC's daemon sees a change only when the whole second of the
         // modification time moves, as for a registration.
         let previous = fs::metadata(self.hosts_path()).and_then(|meta| meta.modified()).ok();
-        let hosts_modified = crate::registry::later_second(previous);
-        let change = transaction::Change { hosts: Some(&body), hosts_modified, config, record };
+        let change = transaction::Change { hosts: Some(&body), config, record, ..Default::default() };
         transaction::apply(&self.conf_dir, &self.journal, &change)?;
+        let _ = hosts_mtime::after_change(&self.hosts_path(), previous);
         *hosts = body;
         Ok(())
     }
@@ -1092,7 +1114,10 @@ mod tests {
         for record in records {
             journal::append(&journal, record).unwrap();
         }
-        let sources = Sources { conf_dir: dir.path().to_owned(), journal, lock_wait: std::time::Duration::ZERO };
+        // A child another test forks holds a copy of every descriptor until
+        // it execs, BackupPC's lock among them: wait a little for it.
+        let sources =
+            Sources { conf_dir: dir.path().to_owned(), journal, lock_wait: std::time::Duration::from_secs(2) };
         (dir, sources)
     }
 
@@ -1313,6 +1338,7 @@ mod tests {
     #[test]
     fn a_lock_held_elsewhere_is_waited_for_a_bounded_time_then_nothing_changes() {
         let (dir, sources) = folder(HEADER, &[record("pc.example.org", "alice", "added")]);
+        let sources = Sources { lock_wait: std::time::Duration::from_millis(300), ..sources };
         let held = File::create(dir.path().join("LOCK")).unwrap();
         held.lock().unwrap();
         let error = sources.inspect().unwrap_err();

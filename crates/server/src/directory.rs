@@ -62,9 +62,31 @@ pub enum DirectoryError {
 /// name = "Alice Example"
 /// password = "$argon2id$v=19$m=19456,t=2,p=1$..."   # optional, a PHC hash
 /// ```
+///
+/// A file written as above, one `[users.NAME]` table per user with plain
+/// strings, is read by [`users_index`] in one pass that keeps only where
+/// each user's name and hash lie in the text: a request then finds its one
+/// user by binary search. Any other TOML is read by the TOML parser, which
+/// gives the same users, or the error that names the file, line and key.
 #[derive(Debug, Clone)]
 pub struct FileDirectory {
-    users: BTreeMap<Logon, UserEntry>,
+    users: Users,
+}
+
+#[derive(Debug, Clone)]
+enum Users {
+    /// The file's text and, sorted by logon, where each user's logon and
+    /// password hash lie in it.
+    Indexed { text: String, entries: Vec<IndexEntry> },
+    /// Any other well-formed file, read by the TOML parser.
+    Parsed(BTreeMap<Logon, UserEntry>),
+}
+
+/// Where one user's logon and password hash lie in the users file's text.
+#[derive(Debug, Clone)]
+struct IndexEntry {
+    logon: std::ops::Range<usize>,
+    password: Option<std::ops::Range<usize>>,
 }
 
 /// What the users file says about one user.
@@ -90,6 +112,17 @@ struct UsersFile {
 impl FileDirectory {
     /// Reads the users file once; the forced command lives for one request.
     pub fn load(path: &Path) -> Result<FileDirectory, DirectoryError> {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Some(entries) = users_index(&text)
+        {
+            return Ok(FileDirectory { users: Users::Indexed { text, entries } });
+        }
+        FileDirectory::parse(path)
+    }
+
+    /// Reads the users file with the TOML parser: any TOML, and the
+    /// errors that name the file, line and key.
+    fn parse(path: &Path) -> Result<FileDirectory, DirectoryError> {
         let file: UsersFile = files::load_toml(path)?;
         let mut users = BTreeMap::new();
         for (name, entry) in file.users {
@@ -107,7 +140,157 @@ impl FileDirectory {
             })?;
             users.insert(logon, entry);
         }
-        Ok(FileDirectory { users })
+        Ok(FileDirectory { users: Users::Parsed(users) })
+    }
+
+    /// Whether `logon` is a user, and its password hash if it has one.
+    fn find(&self, logon: &Logon) -> Option<Option<&str>> {
+        match &self.users {
+            Users::Parsed(users) => users.get(logon).map(|user| user.password.as_deref()),
+            Users::Indexed { text, entries } => {
+                let slice = |range: &std::ops::Range<usize>| text.get(range.clone()).unwrap_or_default();
+                let index = entries.binary_search_by(|entry| slice(&entry.logon).cmp(logon.as_str())).ok()?;
+                entries.get(index).map(|entry| entry.password.as_ref().map(slice))
+            }
+        }
+    }
+}
+
+/// Indexes a users file written in the plain form: comments, blank lines,
+/// an optional `[users]`, then `[users.NAME]` tables (NAME bare or a quoted
+/// string without escapes) holding at most one `name` and one `password`,
+/// each a one-line string without escapes. `None` for anything else (the
+/// TOML parser then reads it), and for a file the parser would refuse or
+/// whose users it would refuse (a duplicate table, a name that is not a
+/// logon, a password that is not a hash), so that the parser gives the
+/// error exactly as it would without the index.
+fn users_index(text: &str) -> Option<Vec<IndexEntry>> {
+    if text.starts_with('\u{feff}') {
+        return None;
+    }
+    let mut entries: Vec<IndexEntry> = Vec::new();
+    let mut keys_seen = (false, false);
+    let mut users_table = false;
+    let mut offset = 0;
+    for raw in text.split_inclusive('\n') {
+        let line_start = offset;
+        offset += raw.len();
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let mut cursor = Cursor { text: line, at: 0 };
+        cursor.skip_space();
+        match cursor.peek() {
+            None | Some('#') => {}
+            Some('[') => {
+                cursor.at += 1;
+                cursor.skip_space();
+                cursor.eat("users")?;
+                cursor.skip_space();
+                if cursor.eat("]").is_some() {
+                    if users_table || !entries.is_empty() {
+                        return None;
+                    }
+                    users_table = true;
+                } else {
+                    cursor.eat(".")?;
+                    cursor.skip_space();
+                    let logon = cursor.key()?;
+                    cursor.skip_space();
+                    cursor.eat("]")?;
+                    entries.push(IndexEntry { logon: shift(logon, line_start), password: None });
+                    keys_seen = (false, false);
+                }
+            }
+            Some(_) => {
+                let entry = entries.last_mut()?;
+                let key = cursor.key()?;
+                cursor.skip_space();
+                cursor.eat("=")?;
+                cursor.skip_space();
+                let value = cursor.basic_string()?;
+                match line.get(key.clone())? {
+                    "name" if !keys_seen.0 => keys_seen.0 = true,
+                    "password" if !keys_seen.1 => {
+                        keys_seen.1 = true;
+                        entry.password = Some(shift(value, line_start));
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        cursor.skip_space();
+        cursor.comment()?;
+    }
+    let logon_of = |entry: &IndexEntry| text.get(entry.logon.clone()).unwrap_or_default();
+    entries.sort_by(|a, b| logon_of(a).cmp(logon_of(b)));
+    let duplicate = entries.windows(2).any(|pair| pair.first().map(logon_of) == pair.get(1).map(logon_of));
+    let valid = entries.iter().all(|entry| {
+        let hash = entry.password.as_ref().map(|range| text.get(range.clone()).unwrap_or_default());
+        Logon::parse(logon_of(entry)).is_ok()
+            && hash.is_none_or(|hash| argon2::password_hash::PasswordHash::new(hash).is_ok())
+    });
+    (!duplicate && valid).then_some(entries)
+}
+
+fn shift(range: std::ops::Range<usize>, by: usize) -> std::ops::Range<usize> {
+    range.start + by..range.end + by
+}
+
+/// A position in one line of the users file.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn rest(&self) -> &str {
+        self.text.get(self.at..).unwrap_or_default()
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn skip_space(&mut self) {
+        self.at += self.rest().len() - self.rest().trim_start_matches([' ', '\t']).len();
+    }
+
+    fn eat(&mut self, expected: &str) -> Option<()> {
+        self.rest().starts_with(expected).then(|| self.at += expected.len())
+    }
+
+    /// A bare key, or a quoted one without escapes: where its text lies.
+    fn key(&mut self) -> Option<std::ops::Range<usize>> {
+        if self.peek() == Some('"') {
+            return self.basic_string();
+        }
+        let len = self.rest().bytes().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')).count();
+        (len > 0).then(|| {
+            self.at += len;
+            self.at - len..self.at
+        })
+    }
+
+    /// A one-line basic string without escapes: where its content lies.
+    fn basic_string(&mut self) -> Option<std::ops::Range<usize>> {
+        self.eat("\"")?;
+        let start = self.at;
+        let len = self.rest().find(['"', '\\'])?;
+        let content = self.rest().get(..len)?;
+        if content.chars().any(|c| c.is_control() && c != '\t') || self.rest().get(len..)?.starts_with('\\') {
+            return None;
+        }
+        self.at += len + 1;
+        Some(start..start + len)
+    }
+
+    /// Nothing, or a comment without control characters, to the end.
+    fn comment(&mut self) -> Option<()> {
+        match self.peek() {
+            None => Some(()),
+            Some('#') => (!self.rest().chars().any(|c| c.is_control() && c != '\t')).then_some(()),
+            Some(_) => None,
+        }
     }
 }
 
@@ -127,7 +310,7 @@ pub fn hash_password(password: &Secret) -> Result<String, String> {
 
 impl Directory for FileDirectory {
     fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
-        Ok(self.users.contains_key(logon))
+        Ok(self.find(logon).is_some())
     }
 
     fn check_password(&self, logon: &Logon, password: &Secret) -> Result<bool, DirectoryError> {
@@ -137,7 +320,7 @@ impl Directory for FileDirectory {
         }
         // Unknown users cost the same hash as known ones, so that the time of
         // the answer does not tell which logons exist.
-        let stored = self.users.get(logon).and_then(|user| user.password.as_deref());
+        let stored = self.find(logon).flatten();
         let Ok(hash) = PasswordHash::new(stored.unwrap_or(TIMING_GUARD_HASH)) else { return Ok(false) };
         let matches = argon2::Argon2::default().verify_password(password.expose().as_bytes(), &hash).is_ok();
         Ok(matches && stored.is_some())
@@ -183,6 +366,85 @@ mod tests {
         assert!(!check("carol", "alice-demo"));
         std::fs::write(&path, "[users.alice]\npassword = \"plain text\"\n").unwrap();
         assert!(FileDirectory::load(&path).is_err(), "a password that is not a hash was accepted");
+    }
+
+    /// The users and hashes the index finds, or `None` when it leaves the file to the parser.
+    fn indexed(text: &str) -> Option<Vec<(String, Option<String>)>> {
+        let entries = users_index(text)?;
+        let slice = |range: &std::ops::Range<usize>| text[range.clone()].to_owned();
+        Some(entries.iter().map(|entry| (slice(&entry.logon), entry.password.as_ref().map(slice))).collect())
+    }
+
+    /// The users and hashes the TOML parser finds.
+    fn parsed(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        std::fs::write(&path, text).unwrap();
+        match FileDirectory::parse(&path).map_err(|e| e.to_string())?.users {
+            Users::Parsed(users) => {
+                Ok(users.into_iter().map(|(logon, user)| (logon.to_string(), user.password)).collect())
+            }
+            Users::Indexed { .. } => unreachable!(),
+        }
+    }
+
+    const HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$qyNA4FgBT6uUVzXBFOPAFQ$ZkVH4SB/sZDiNCqiYIVcRhBtywAnxO8mWcmxK3x6sBY";
+
+    #[test]
+    fn the_index_finds_what_the_parser_finds_and_leaves_it_the_rest() {
+        let plain = [
+            format!("# users\n\n[users]\n[users.bob]\n[users.alice]\nname = \"Alice #1\" # x\npassword = \"{HASH}\"\n"),
+            format!("[users.\"carol\"]\r\n  password=\"{HASH}\"\r\n\tname = \"C\"\r\n[ users . dave ]"),
+            String::new(),
+        ];
+        for text in &plain {
+            assert_eq!(indexed(text).map(Ok), Some(parsed(text)), "{text}");
+        }
+        let others = [
+            "users.alice.name = \"A\"\n".to_owned(),
+            "[users]\nalice = { name = \"A\" }\n".to_owned(),
+            "[users.alice]\nname = 'A'\n".to_owned(),
+            "[users.alice]\nname = \"A\\u0041\"\n".to_owned(),
+            "[users.alice]\n[users.alice]\n".to_owned(),
+            "[users.alice]\n[users.\"alice\"]\n".to_owned(),
+            "[users.alice]\nname = \"A\"\nname = \"B\"\n".to_owned(),
+            "[users.alice]\ncolour = \"blue\"\n".to_owned(),
+            "[users.alice]\npassword = \"plain text\"\n".to_owned(),
+            "[users.\"a b\"]\n".to_owned(),
+            "[users.alice]\nname = \"A\" trailing\n".to_owned(),
+            "[users.alice]\nname = \"A\x01\"\n".to_owned(),
+            "[users.alice]\n[users]\n".to_owned(),
+            "[users.alice.x]\n".to_owned(),
+        ];
+        for text in &others {
+            assert_eq!(indexed(text), None, "{text}");
+        }
+        let good = parsed("users.alice.name = \"A\"\n").unwrap();
+        assert_eq!(good, [("alice".to_owned(), None)]);
+        assert!(parsed("[users.alice]\n[users.alice]\n").unwrap_err().contains("users.toml"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn whatever_the_index_takes_the_parser_reads_the_same(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just("[users]"), proptest::prelude::Just("[users.alice]"),
+                    proptest::prelude::Just("[users.\"bob\"]"), proptest::prelude::Just("[users.alice]"),
+                    proptest::prelude::Just("name = \"A\""), proptest::prelude::Just("password = \"HASH\""),
+                    proptest::prelude::Just("password = \"x\""), proptest::prelude::Just("# c"),
+                    proptest::prelude::Just(""), proptest::prelude::Just("  name=\"B\" # c"),
+                    proptest::prelude::Just("x = 1"), proptest::prelude::Just("[users.a.b]"),
+                ],
+                0..8,
+            ),
+        ) {
+            let text = lines.join("\n").replace("HASH", HASH);
+            if let Some(found) = indexed(&text) {
+                proptest::prop_assert_eq!(Ok(found), parsed(&text));
+            }
+        }
     }
 
     #[test]

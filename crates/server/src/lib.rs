@@ -14,6 +14,8 @@ pub mod config;
 pub mod directory;
 pub mod dns;
 pub mod hostconfig;
+pub mod hosts_mtime;
+pub mod hosts_scan;
 pub mod journal;
 pub mod ldap;
 pub mod log;

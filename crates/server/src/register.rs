@@ -392,6 +392,28 @@ impl Server {
         owner_edits::cache_path_beside(&journal)
     }
 
+    /// Whether the last registration changed `hosts` in the same second as
+    /// the change before it, so that [`Server::settle`] must still run.
+    pub fn settle_owed(&self) -> bool {
+        self.registry.settle_owed()
+    }
+
+    /// Waits (about a second at most) until the clock has passed the second
+    /// of the last change of `hosts`, moves its mtime on and tells BackupPC
+    /// to reload, so that BackupPC sees a change it could not tell from the
+    /// one before by its mtime. The forced command runs it after answering,
+    /// in a process of its own, so that the client does not wait.
+    pub fn settle(&self, connection: &SshConnection) {
+        match self.registry.settle() {
+            Ok(true) => self.reload_backuppc(connection),
+            Ok(false) => {}
+            Err(error) => self.log.log(
+                Level::Warning,
+                &format!("{connection} BackupPC may see the last registration only at the next change: {error}"),
+            ),
+        }
+    }
+
     /// Tells the BackupPC daemon to re-read its hosts. The registration is
     /// made already, and BackupPC re-reads `hosts` every hour by itself, so a
     /// failure here is only a warning.

@@ -1,13 +1,15 @@
 //! Registering a host in BackupPC: the `hosts` line and the per-host config.
 
+use crate::hosts_mtime::{self, Settled};
+use crate::hosts_scan::{self, HostLookup, is_space};
 use crate::journal::{self, JOURNAL_NAME, JournalRecord};
 use crate::transaction::{self, Change, Part};
 use protocol::{HostName, Logon, Refusal};
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 mod hosts_edit;
 pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange};
@@ -25,6 +27,19 @@ pub trait Registry {
 
     /// The user `host` is registered to, if it is registered.
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError>;
+
+    /// Whether a change this registry made shares its second with the one
+    /// before, so that BackupPC may not see it until [`Registry::settle`]
+    /// has run (see [`crate::hosts_mtime`]).
+    fn settle_owed(&self) -> bool {
+        false
+    }
+
+    /// Waits for the clock to pass the last change's second and moves the
+    /// mtime of `hosts` on; `true` when BackupPC must now be told to reload.
+    fn settle(&self) -> Result<bool, RegistryError> {
+        Ok(false)
+    }
 }
 
 /// One host to register.
@@ -112,7 +127,11 @@ impl RegistryError {
 pub struct BackupPcRegistry {
     conf_dir: PathBuf,
     journal: PathBuf,
+    settle_owed: std::cell::Cell<bool>,
 }
+
+/// The settlers' lock file, beside the journal (see [`crate::hosts_mtime`]).
+pub const SETTLE_LOCK_NAME: &str = "bpc-enroll-settle.lock";
 
 /// One host line of BackupPC's `hosts` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +147,7 @@ impl BackupPcRegistry {
     pub fn new(conf_dir: impl Into<PathBuf>) -> BackupPcRegistry {
         let conf_dir = conf_dir.into();
         let journal = conf_dir.join(JOURNAL_NAME);
-        BackupPcRegistry { conf_dir, journal }
+        BackupPcRegistry { conf_dir, journal, settle_owed: std::cell::Cell::new(false) }
     }
 
     /// The same registry with its journal at `journal`.
@@ -173,6 +192,17 @@ impl BackupPcRegistry {
         let lock = self.lock()?;
         self.recover()?;
         Ok(lock)
+    }
+
+    /// Moves the new `hosts`'s mtime on as [`hosts_mtime::after_change`]
+    /// says, given the previous version's; when the change shares its
+    /// second with an earlier one (or the mtime cannot be set), a settle is
+    /// owed (see [`crate::Server::settle`]).
+    pub(crate) fn after_change(&self, previous_mtime: Option<SystemTime>) {
+        match hosts_mtime::after_change(&self.hosts_path(), previous_mtime) {
+            Ok(hosts_mtime::Change::Seen) => {}
+            Ok(hosts_mtime::Change::Unsettled) | Err(_) => self.settle_owed.set(true),
+        }
     }
 
     /// Undoes any change a killed process left half-made; the caller holds
@@ -257,18 +287,33 @@ impl BackupPcRegistry {
         RegistryError::Hosts { path: self.lock_path(), action, source }
     }
 
-    fn read_hosts(&self) -> Result<Vec<u8>, RegistryError> {
-        let path = self.hosts_path();
-        match fs::read(&path) {
-            Ok(bytes) => Ok(bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(RegistryError::Hosts { path, action: "read", source }),
-        }
+    /// The settlers' lock file, opened as carefully as `LOCK`.
+    fn settle_lock(&self) -> Result<File, RegistryError> {
+        open_lock_file(&self.journal.with_file_name(SETTLE_LOCK_NAME), "the settlers' lock")
     }
 
-    /// Appends the host's line to `hosts` (given with a usable header, see
-    /// [`with_usable_header`]) and writes its config and journal record.
-    fn add(&self, registration: &Registration, hosts: &[u8], header: &[String]) -> Result<(), RegistryError> {
+    /// Opens `hosts` (`None` when it does not exist yet) and finds `host`'s
+    /// lines in it as the file streams by, holding none of it in memory.
+    fn find_host(&self, host: &HostName) -> Result<(Option<File>, HostLookup), RegistryError> {
+        let path = self.hosts_path();
+        let fail = |source| RegistryError::Hosts { path: path.clone(), action: "read", source };
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok((None, hosts_scan::find_host(io::empty(), host.as_str()).map_err(fail)?));
+            }
+            Err(source) => return Err(fail(source)),
+        };
+        let reader = io::BufReader::with_capacity(64 * 1024, &mut file);
+        let lookup = hosts_scan::find_host(reader, host.as_str()).map_err(fail)?;
+        Ok((Some(file), lookup))
+    }
+
+    /// Appends the host's line to `hosts` (`found` says under which header,
+    /// and whether BackupPC's must be put in front), copying the open file
+    /// into the new version, and writes its config and journal record.
+    fn add(&self, registration: &Registration, hosts: Option<File>, found: &HostLookup) -> Result<(), RegistryError> {
+        let header = &found.header;
         // Everything is prepared first; then the journal, the config and
         // `hosts` change together, and any failure undoes the ones before.
         let hosts_path = self.hosts_path();
@@ -281,34 +326,43 @@ impl BackupPcRegistry {
                 format!("the header `{}` does not start with host, dhcp, user", header.join(" ")),
             ),
         })?;
-        let mut body = hosts.to_vec();
-        if !body.is_empty() && !body.ends_with(b"\n") {
-            body.push(b'\n');
-        }
-        body.extend_from_slice(line.as_bytes());
-
+        let write_hosts = |out: &mut File| -> io::Result<()> {
+            if found.header_missing {
+                out.write_all(HOSTS_HEADER.as_bytes())?;
+            }
+            if let Some(mut old) = hosts.as_ref() {
+                old.seek(io::SeekFrom::Start(0))?;
+                io::copy(&mut old, out)?;
+            }
+            if !found.empty && !found.ends_with_newline {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(line.as_bytes())
+        };
         let record = Self::journal_record(registration, "added");
         let previous_mtime = fs::metadata(&hosts_path).and_then(|m| m.modified()).ok();
         self.apply(&Change {
-            hosts: Some(&body),
-            hosts_modified: later_second(previous_mtime),
+            hosts_written_by: Some(&write_hosts),
             config: Some((&config_path, Some(registration.host_config.as_bytes()))),
             record: Some(&record),
-        })
+            ..Change::default()
+        })?;
+        self.after_change(previous_mtime);
+        Ok(())
     }
 }
 
 impl Registry for BackupPcRegistry {
     fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
         let _lock = self.lock_and_recover()?;
-        let hosts = with_usable_header(self.read_hosts()?);
-        let parsed = parse_hosts(&hosts);
+        let (hosts, found) = self.find_host(&registration.host)?;
         // BackupPC reads duplicate lines both ways: the daemon and the web
         // page (`HostInfoRead()`) keep the last, `BackupPC_dump`
         // (`HostInfoRead($host)`) the first. A host is this owner's only when
         // every one of its lines says so.
-        let owners = parsed.owners_of(registration.host.as_str());
-        let others: Vec<&str> = owners.iter().copied().filter(|owner| *owner != registration.owner.as_str()).collect();
+        let owners = &found.owners;
+        let others: Vec<&str> =
+            owners.iter().map(String::as_str).filter(|owner| *owner != registration.owner.as_str()).collect();
         match owners.first() {
             Some(_) if !others.is_empty() => {
                 Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: others.join(", ") })
@@ -324,29 +378,49 @@ impl Registry for BackupPcRegistry {
                 })?;
                 Ok(Outcome::AlreadyRegistered)
             }
-            None => {
-                let header = parsed.header.unwrap_or_default();
-                self.add(registration, &hosts, &header).map(|()| Outcome::Added)
-            }
+            None => self.add(registration, hosts, &found).map(|()| Outcome::Added),
         }
     }
 
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
         let _shared = self.lock_shared()?;
-        let hosts = with_usable_header(self.read_hosts()?);
-        Ok(parse_hosts(&hosts).owner_of(host.as_str()).map(str::to_owned))
+        let (_, found) = self.find_host(host)?;
+        Ok(found.owner().map(str::to_owned))
+    }
+
+    /// Not when a settler is waiting already: it holds the settlers' lock
+    /// until it has taken BackupPC's `LOCK`, after this change, and moves
+    /// the mtime past it.
+    fn settle_owed(&self) -> bool {
+        self.settle_owed.get() && !self.settle_lock().is_ok_and(|lock| lock.try_lock().is_err())
+    }
+
+    fn settle(&self) -> Result<bool, RegistryError> {
+        let settled = hosts_mtime::settle(&self.hosts_path(), self.settle_lock()?, || self.lock())?;
+        self.settle_owed.set(false);
+        Ok(settled == Settled::Moved)
     }
 }
 
-/// The modification time the new `hosts` must have, when the time it gets
-/// by being written is not enough: BackupPC re-reads `hosts` only when its
-/// modification time, in whole seconds, changes, so two registrations within
-/// one second would otherwise leave the second one unseen until some later
-/// change.
-pub(crate) fn later_second(previous: Option<SystemTime>) -> Option<SystemTime> {
-    let previous = previous?;
-    let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    (seconds(SystemTime::now()) <= seconds(previous)).then(|| UNIX_EPOCH + Duration::from_secs(seconds(previous) + 1))
+/// Opens a lock file (`what`) without following a link planted in its
+/// place, and uses it only when it is a regular file: a FIFO would block the
+/// open, a device would be opened.
+fn open_lock_file(path: &std::path::Path, what: &str) -> Result<File, RegistryError> {
+    let fail = |action, source| RegistryError::Hosts { path: path.to_owned(), action, source };
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail("open the lock", e))?;
+    let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
+    if !file_type.is_file() {
+        let source = io::Error::other(format!("not a regular file; {what} must be one"));
+        return Err(fail("use the lock", source));
+    }
+    Ok(file)
 }
 
 /// `hosts` as BackupPC's `HostInfoRead` sees it: the header (the first line
@@ -415,25 +489,9 @@ pub fn parse_hosts(bytes: &[u8]) -> HostsFile {
 }
 
 /// The fields of one line, or `None` when BackupPC skips it.
-fn host_fields(raw: &[u8]) -> Option<Vec<String>> {
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let mut line = raw.to_vec();
-    // `s/[\n\r]+//`: the first run of CR or LF, wherever it is.
-    if let Some(start) = line.iter().position(|b| *b == b'\r' || *b == b'\n') {
-        let len = line.iter().skip(start).take_while(|b| **b == b'\r' || **b == b'\n').count();
-        line.drain(start..start + len);
-    }
-    if let Some(comment) = line.iter().position(|b| *b == b'#') {
-        line.truncate(comment);
-    }
-    while line.last().is_some_and(|b| is_space(*b)) {
-        line.pop();
-    }
-    let name_len =
-        line.iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'\\' | b'-')).count();
-    if name_len == 0 || !line.get(name_len).is_some_and(|b| is_space(*b)) {
-        return None;
-    }
+pub(crate) fn host_fields(raw: &[u8]) -> Option<Vec<String>> {
+    let mut line = Vec::with_capacity(raw.len());
+    hosts_scan::clean_line(raw, &mut line)?;
     let mut fields = Vec::new();
     let mut field = Vec::new();
     let mut index = 0;
@@ -474,19 +532,6 @@ fn unescape(field: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `hosts` with BackupPC's standard header in front when the file has none
-/// that names the `user` column: without one, BackupPC takes the first host
-/// line for the header and sees no owner at all, so the line this
-/// registration adds would give the host to nobody.
-fn with_usable_header(hosts: Vec<u8>) -> Vec<u8> {
-    if parse_hosts(&hosts).has_usable_header() {
-        return hosts;
-    }
-    let mut fixed = HOSTS_HEADER.as_bytes().to_vec();
-    fixed.extend_from_slice(&hosts);
-    fixed
-}
-
 /// The line to append for `host` and `owner` under `header`, its fields in the
 /// header's order, `owner` in every `user` column (BackupPC takes the last);
 /// `None` when a column before the last `user` is not one this line can fill
@@ -508,6 +553,7 @@ pub(crate) fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn registration(host: &str, owner: &str) -> Registration {
         Registration {
@@ -601,16 +647,39 @@ mod tests {
     }
 
     #[test]
-    fn every_change_of_hosts_moves_its_mtime_to_a_later_second() {
+    fn a_change_in_the_same_second_is_owed_a_settle_that_moves_the_mtime_on() {
         let dir = tempfile::tempdir().unwrap();
         let registry = BackupPcRegistry::new(dir.path());
-        let mut seen = Vec::new();
-        for n in 0..3 {
-            registry.register(&registration(&format!("h{n}.example.org"), "alice")).unwrap();
-            let mtime = fs::metadata(dir.path().join("hosts")).unwrap().modified().unwrap();
-            seen.push(mtime.duration_since(UNIX_EPOCH).unwrap().as_secs());
+        let seconds =
+            || hosts_mtime::whole_seconds(fs::metadata(dir.path().join("hosts")).unwrap().modified().unwrap());
+        registry.register(&registration("h0.example.org", "alice")).unwrap();
+        let mut seen = vec![seconds()];
+        // Registrations until one lands in the same second as the one before.
+        while !registry.settle_owed() {
+            registry.register(&registration(&format!("h{}.example.org", seen.len()), "alice")).unwrap();
+            seen.push(seconds());
+            assert!(seen.len() < 1000, "a thousand registrations, each in its own second");
         }
-        assert!(seen.windows(2).all(|pair| pair[1] > pair[0]), "{seen:?}");
+        assert_eq!(seen[seen.len() - 1], seen[seen.len() - 2]);
+        assert!(registry.settle().unwrap(), "the settle did not move the mtime");
+        assert!(!registry.settle_owed());
+        let settled = seconds();
+        assert!(seen.iter().all(|earlier| *earlier < settled), "{seen:?} then {settled}");
+        let now = hosts_mtime::whole_seconds(std::time::SystemTime::now());
+        assert!(settled <= now + 1, "the mtime {settled} is ahead of the clock {now}");
+        assert!(dir.path().join(SETTLE_LOCK_NAME).is_file());
+    }
+
+    #[test]
+    fn a_settlers_lock_replaced_by_a_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        registry.register(&registration("h0.example.org", "alice")).unwrap();
+        let absent = dir.path().join("absent-target");
+        std::os::unix::fs::symlink(&absent, dir.path().join(SETTLE_LOCK_NAME)).unwrap();
+        let error = registry.settle().unwrap_err();
+        assert!(error.to_string().contains(SETTLE_LOCK_NAME), "{error}");
+        assert!(!absent.exists(), "the link's target was created");
     }
 
     #[test]

@@ -61,42 +61,74 @@ pub enum ResolveError {
 /// A resolver reading a file in `/etc/hosts` format: `IP name [alias...]`,
 /// `#` comments. The first name of an address's first line is its PTR; every
 /// name of a line resolves forward to that line's address.
+///
+/// The file is kept as its text; loading parses each line's address once
+/// (refusing a line without one) and keeps it with where the line's names
+/// lie, so that a lookup compares addresses or borrowed names and builds
+/// nothing per line.
 #[derive(Debug, Clone, Default)]
 pub struct StaticResolver {
-    entries: Vec<(IpAddr, Vec<String>)>,
+    text: String,
+    entries: Vec<(IpAddr, std::ops::Range<usize>)>,
 }
 
 impl StaticResolver {
-    /// Reads the hosts file.
+    /// Reads the hosts file and checks that every line starts with an address.
     pub fn load(path: &Path) -> Result<StaticResolver, ResolveError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ResolveError::Read { path: path.to_owned(), source })?;
         let mut entries = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            let content = line.split('#').next().unwrap_or_default();
-            let mut fields = content.split_whitespace();
-            let Some(first) = fields.next() else { continue };
+        let mut line_start = 0;
+        for (index, raw) in text.split_inclusive('\n').enumerate() {
+            let content_start = line_start;
+            line_start += raw.len();
+            let content = raw.split('#').next().unwrap_or_default();
+            let trimmed = content.trim_start();
+            let first_len = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+            let first = trimmed.get(..first_len).unwrap_or_default();
+            if first.is_empty() {
+                continue;
+            }
             let ip = first.parse::<IpAddr>().map_err(|_| ResolveError::BadAddress {
                 path: path.to_owned(),
                 line: index + 1,
                 field: first.to_owned(),
             })?;
-            entries.push((ip.to_canonical(), fields.map(str::to_owned).collect()));
+            let names_start = content_start + (content.len() - trimmed.len()) + first_len;
+            entries.push((ip.to_canonical(), names_start..content_start + content.len()));
         }
-        Ok(StaticResolver { entries })
+        Ok(StaticResolver { text, entries })
+    }
+
+    /// The names of an entry's line.
+    fn names(&self, range: &std::ops::Range<usize>) -> std::str::SplitWhitespace<'_> {
+        self.text.get(range.clone()).unwrap_or_default().split_whitespace()
     }
 }
 
 impl Resolver for StaticResolver {
     fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, ResolveError> {
         let ip = ip.to_canonical();
-        let first = self.entries.iter().find(|(entry, names)| *entry == ip && !names.is_empty());
-        Ok(first.and_then(|(_, names)| names.first().cloned()).into_iter().collect())
+        let first =
+            self.entries.iter().find_map(|(entry, names)| if *entry == ip { self.names(names).next() } else { None });
+        Ok(first.map(str::to_owned).into_iter().collect())
     }
 
+    /// A name matches as `HostName::parse` would normalise it: one trailing
+    /// dot and the case do not count.
     fn forward(&self, name: &HostName) -> Result<Vec<IpAddr>, ResolveError> {
-        let matches = |candidate: &String| HostName::parse(candidate).is_ok_and(|c| &c == name);
-        Ok(self.entries.iter().filter(|(_, names)| names.iter().any(matches)).map(|(ip, _)| *ip).collect())
+        let name = name.as_str().as_bytes();
+        let matches = |candidate: &[u8]| candidate.strip_suffix(b".").unwrap_or(candidate).eq_ignore_ascii_case(name);
+        let line_matches = |names: &std::ops::Range<usize>| {
+            let text = self.text.get(names.clone()).unwrap_or_default();
+            if text.is_ascii() {
+                // Unicode's white space within ASCII, compared as bytes.
+                text.as_bytes().split(|b| b.is_ascii_whitespace() || *b == 0x0b).any(matches)
+            } else {
+                text.split_whitespace().any(|candidate| matches(candidate.as_bytes()))
+            }
+        };
+        Ok(self.entries.iter().filter(|(_, names)| line_matches(names)).map(|(ip, _)| *ip).collect())
     }
 }
 
@@ -122,6 +154,17 @@ mod tests {
         let host = HostName::parse("pc-alice.example.org").unwrap();
         let addresses: Vec<String> = resolver.forward(&host).unwrap().iter().map(|ip| ip.to_string()).collect();
         assert_eq!(addresses, ["127.0.0.2", "127.0.0.7"]);
+    }
+
+    #[test]
+    fn comments_crlf_and_lines_without_names_are_read_as_before() {
+        let resolver = resolver(
+            "192.0.2.1\r\n192.0.2.1 one.example.org # 192.0.2.9 x\r\n  192.0.2.9\tnine.example.org\tNINE.example.org.",
+        );
+        assert_eq!(resolver.reverse("192.0.2.1".parse().unwrap()).unwrap(), ["one.example.org"]);
+        let nine = HostName::parse("nine.example.org").unwrap();
+        assert_eq!(resolver.forward(&nine).unwrap(), ["192.0.2.9".parse::<IpAddr>().unwrap()]);
+        assert!(resolver.forward(&HostName::parse("x").unwrap()).unwrap().is_empty());
     }
 
     #[test]

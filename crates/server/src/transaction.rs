@@ -28,14 +28,17 @@ pub const UNDO_NAME: &str = ".bpc-enroll-undo";
 const UNDO_HOSTS: &str = ".bpc-enroll-undo.hosts";
 const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
 
+/// Writes the new `hosts` into the file it is given.
+pub type WriteHosts<'a> = dyn Fn(&mut File) -> io::Result<()> + 'a;
+
 /// What one change does; everything is optional.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Change<'a> {
     /// The new body of `hosts`.
     pub hosts: Option<&'a [u8]>,
-    /// The modification time to give the new `hosts`, when not the time of
-    /// its writing.
-    pub hosts_modified: Option<std::time::SystemTime>,
+    /// Or what writes the new `hosts` (streamed, as a registration copies
+    /// the old file and appends its line).
+    pub hosts_written_by: Option<&'a WriteHosts<'a>>,
     /// The host's config file, and its new body (`None`: remove it).
     pub config: Option<(&'a Path, Option<&'a [u8]>)>,
     /// The record to append to the journal.
@@ -111,25 +114,25 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         None => None,
     };
     // Everything new is written beside its file first, flushed, invisible.
-    let new_hosts = match change.hosts {
-        Some(body) => {
-            let write = AtomicWrite::prepare(&hosts_path, body, 0o644).map_err(fail(Part::Hosts, &hosts_path))?;
-            if let Some(time) = change.hosts_modified {
-                write.set_modified(time).map_err(fail(Part::Hosts, &hosts_path))?;
-            }
-            Some(write)
+    let new_hosts = match (change.hosts, change.hosts_written_by) {
+        (_, Some(write)) => {
+            Some(AtomicWrite::prepare_with(&hosts_path, 0o644, write).map_err(fail(Part::Hosts, &hosts_path))?)
         }
-        None => None,
+        (Some(body), None) => {
+            Some(AtomicWrite::prepare(&hosts_path, body, 0o644).map_err(fail(Part::Hosts, &hosts_path))?)
+        }
+        (None, None) => None,
     };
+    let changes_hosts = new_hosts.is_some();
     let new_config = match change.config {
         Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Config, path))?),
         _ => None,
     };
     // The old versions stay whole under the undo links, named by the record.
     let recorded = (|| {
-        let hosts_existed = match change.hosts {
-            Some(_) => Some(link_old(conf_dir, &hosts_path, UNDO_HOSTS).map_err(fail(Part::Hosts, &hosts_path))?),
-            None => None,
+        let hosts_existed = match changes_hosts {
+            true => Some(link_old(conf_dir, &hosts_path, UNDO_HOSTS).map_err(fail(Part::Hosts, &hosts_path))?),
+            false => None,
         };
         let config = match (change.config, config_name) {
             (Some((path, _)), Some(name)) => {

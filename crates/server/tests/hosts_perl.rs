@@ -3,6 +3,7 @@
 //! really have (comments in Latin-1, indented lines, escaped spaces, no header).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
 
+use server::hosts_scan::find_host;
 use server::registry::parse_hosts;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -57,7 +58,19 @@ fn owners_are_the_ones_backuppc_sees() {
         b"host dhcp user moreUsers\npc1 0 al\\\x0bice\\\x0c\\\tx\n",
     ];
     for hosts in cases {
-        assert_eq!(we_see(hosts), backuppc_sees(hosts), "{}", String::from_utf8_lossy(hosts));
+        let backuppc = backuppc_sees(hosts);
+        assert_eq!(we_see(hosts), backuppc, "{}", String::from_utf8_lossy(hosts));
+        // A registration looks one host up as the file streams by: the same
+        // owner, wherever BackupPC reads one (a file without a usable header
+        // gets BackupPC's in front before anything is added).
+        if parse_hosts(hosts).has_usable_header() {
+            // Only names a registration can ask for (no space, no backslash).
+            for (host, user) in backuppc.iter().filter(|(host, _)| protocol::HostName::parse(host).is_ok()) {
+                let lookup = find_host(&hosts[..], host).unwrap();
+                let owner = lookup.owner().filter(|owner| !owner.is_empty()).unwrap_or("(none)");
+                assert_eq!(owner, user, "{host} in {}", String::from_utf8_lossy(hosts));
+            }
+        }
     }
 }
 

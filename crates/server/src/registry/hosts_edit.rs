@@ -12,7 +12,7 @@
 //! file must read, as BackupPC reads it ([`parse_hosts`]), exactly as the old
 //! one with the asked changes and nothing else, or it is refused.
 
-use super::{BackupPcRegistry, HostLine, HostsFile, RegistryError, later_second, parse_hosts};
+use super::{BackupPcRegistry, HostLine, HostsFile, RegistryError, parse_hosts};
 use crate::journal::JournalRecord;
 use crate::transaction::Change;
 use protocol::{HostName, Logon};
@@ -288,11 +288,14 @@ impl HostsEditor<'_> {
         let config_path = config.map(|(host, _)| self.registry.host_config_path(host));
         let change = Change {
             hosts: edit.map(|edit| edit.body.as_slice()),
-            hosts_modified: edit.and_then(|_| later_second(self.mtime)),
             config: config_path.as_deref().zip(config.map(|(_, body)| body)),
             record,
+            ..Change::default()
         };
         self.registry.apply(&change)?;
+        if edit.is_some() {
+            self.registry.after_change(self.mtime);
+        }
         if record.is_some() {
             give_to_folder_owner(&self.registry.journal);
         }
@@ -473,18 +476,25 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_writes_the_edit_and_moves_the_mtime_to_a_later_second() {
+    fn a_commit_writes_the_edit_and_never_moves_the_mtime_back() {
         let (dir, registry) = folder(DEBIAN_HOSTS.as_bytes());
         let path = dir.path().join("hosts");
-        let future = SystemTime::now() + Duration::from_secs(100);
+        // An mtime ahead of the clock (set by hand) is kept, never moved
+        // back to a second BackupPC may have stored, and a settle is owed.
+        let future = SystemTime::UNIX_EPOCH + Duration::from_secs(hosts_mtime_seconds(SystemTime::now()) + 100);
         File::options().write(true).open(&path).unwrap().set_modified(future).unwrap();
         let editor = registry.edit_hosts(Duration::ZERO).unwrap();
         let edit = editor.change_host(&host("localhost"), &LineChange::SetOwner(logon("carol"))).unwrap();
         editor.apply(Some(&edit), None, None).unwrap();
         drop(editor);
         assert_eq!(fs::read(&path).unwrap(), DEBIAN_HOSTS.replace("0       backuppc", "0       carol").as_bytes());
-        assert!(fs::metadata(&path).unwrap().modified().unwrap() > future);
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), future);
+        assert!(registry.settle_owed.get());
         assert_eq!(registry.owner_of(&host("localhost")).unwrap().as_deref(), Some("carol"));
+    }
+
+    fn hosts_mtime_seconds(time: SystemTime) -> u64 {
+        time.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
     }
 
     #[test]

@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# Measures what a registration costs on the server, each figure beside its
+# floor (what the same job costs done the simplest way) and their ratio:
+#
+#   - a new registration into a `hosts` of 1, 50,000 and 200,000 lines (time
+#     and peak RSS of bpc-register), against the seed's shell way
+#     (`grep -q` + `echo >>`) on the same file;
+#   - 16 concurrent clients' registrations per second, against the sync
+#     floor: the same flushes (journal, HOST.pl, hosts, the folder twice)
+#     under the same lock, with nothing else, on the same disk;
+#   - a users file of 5,000 users and a static resolver of 65,000 lines,
+#     against a users file of one user and a resolver of one line;
+#   - a registration over ssh:// on 127.0.0.1, against an ssh login that runs
+#     /bin/true: the server's share;
+#   - a re-registration against slapd over ldap://, StartTLS and ldaps://,
+#     against OpenLDAP's own `ldapwhoami` the same way, and with the DNS
+#     resolver against dnsmasq, against `dig` asking the same two questions.
+#
+#   sudo bash bench/register.sh [ROUNDS]            (default 9; medians)
+#
+# BPC_REGISTER=/path/to/bpc-register measures that build instead of
+# building this tree's. Everything runs on 127.0.0.1 with its own sshd,
+# slapd, dnsmasq, account and folder, all removed at the end; every loop
+# is bounded.
+set -euo pipefail
+rounds=${1:-9}
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "run as root: it creates an account and starts sshd, slapd and dnsmasq" >&2; exit 2; }
+for tool in /usr/sbin/sshd /usr/sbin/slapd /usr/sbin/slapadd /usr/sbin/slappasswd /usr/bin/ldapwhoami \
+    /usr/sbin/dnsmasq /usr/bin/dig /usr/bin/python3 /usr/bin/openssl /usr/bin/time; do
+    [ -x "$tool" ] || missing=1
+done
+if [ -n "${missing:-}" ]; then
+    apt-get install -y -q --no-install-recommends openssh-server slapd ldap-utils dnsmasq-base bind9-dnsutils \
+        python3 openssl time >/dev/null
+fi
+
+if [ -z "${BPC_REGISTER:-}" ]; then
+    cargo build --release --locked -q -p bpc-register
+    BPC_REGISTER=target/release/bpc-register
+fi
+program=$(readlink -f "$BPC_REGISTER")
+account=bpceregbench
+work=$(mktemp -d /var/lib/bpc-enroll-bench-register.XXXXXX)
+chmod 0755 "$work"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    id "$account" >/dev/null 2>&1 && userdel "$account" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # file text: at most 10 s
+    for ((i = 0; i < 200; i++)); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    cat "$1" >&2
+    return 1
+}
+
+# The measuring helpers: one run of a command with a clean environment (its
+# wall time in ms and its peak RSS in KiB, from wait4), clients in parallel,
+# and the sync floor.
+cat >"$work/measure.py" <<'PY'
+import fcntl, os, subprocess, sys, tempfile, threading, time
+
+def run(env, argv):
+    """One run: wall ms and CPU ms (user + system) of the child alone. The
+    CPU time does not depend on what else the machine's disk is doing."""
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)])
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = (time.perf_counter() - start) * 1000
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv} exited {os.waitstatus_to_exitcode(status)}")
+    return elapsed, (usage.ru_utime + usage.ru_stime) * 1000
+
+def peak_rss(env, argv):
+    """The child's peak RSS in KiB, through GNU time: a child spawned from
+    here inherits this interpreter's high-water mark across exec."""
+    fd, out = tempfile.mkstemp()
+    os.close(fd)
+    try:
+        run(env, ["/usr/bin/time", "-f", "%M", "-o", out] + argv)
+        with open(out) as f:
+            return int(f.read().split()[-1])
+    finally:
+        os.unlink(out)
+
+def parse_env(args):
+    env, rest = {}, list(args)
+    while rest and rest[0] != "--":
+        key, _, value = rest.pop(0).partition("=")
+        if key == "CLIENT":
+            key, value = "SSH_CONNECTION", f"{value} 50000 127.0.0.1 22"
+        env[key] = value
+    return env, rest[1:]
+
+def clients(count, per_client, env, argv):
+    """`count` clients, each `per_client` registrations in a row from its own
+    addresses (127.1.CLIENT.N); registrations per second over the whole."""
+    errors = []
+    def client(c):
+        for n in range(1, per_client + 1):
+            e = dict(env, SSH_CONNECTION=f"127.1.{c}.{n} 50000 127.0.0.1 22")
+            try:
+                run(e, argv)
+            except SystemExit as error:
+                errors.append(str(error))
+                return
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(1, count + 1)]
+    start = time.perf_counter()
+    for t in threads: t.start()
+    for t in threads: t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        sys.exit(errors[0])
+    return count * per_client / elapsed
+
+def sync_floor(folder, count, per_client):
+    """What the registration's flushes alone allow, under BackupPC's lock:
+    the journal line (fdatasync), HOST.pl and hosts as temp files (fsync
+    each), each renamed into place and the folder flushed after each."""
+    def one(c):
+        lock = os.open(os.path.join(folder, "LOCK"), os.O_WRONLY | os.O_CREAT, 0o644)
+        directory = os.open(folder, os.O_RDONLY)
+        for n in range(per_client):
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            journal = os.open(os.path.join(folder, "journal"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            os.write(journal, b'{"time":"2026-01-01T00:00:00Z","host":"h","owner":"alice","action":"added"}\n')
+            os.fdatasync(journal)
+            os.close(journal)
+            for name, body in (("h.pl", b"$Conf{XferMethod} = 'rsync';\n" * 8), ("hosts", b"h 0 alice\n" * 4)):
+                temp = os.path.join(folder, f".{name}.{c}.tmp")
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.write(fd, body)
+                os.fsync(fd)
+                os.close(fd)
+                os.rename(temp, os.path.join(folder, name))
+                os.fsync(directory)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        os._exit(0)
+    start = time.perf_counter()
+    children = []
+    for c in range(count):
+        pid = os.fork()
+        if pid == 0:
+            one(c)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    return count * per_client / (time.perf_counter() - start)
+
+mode = sys.argv[1]
+if mode == "run":
+    rounds = int(sys.argv[2])
+    env, argv = parse_env(sys.argv[3:])
+    prepare = env.pop("PREPARE", None)
+    times, cpus = [], []
+    for _ in range(rounds):
+        if prepare:
+            subprocess.run(["/bin/sh", "-c", prepare], check=True)
+        wall, cpu = run(env, argv)
+        times.append(wall)
+        cpus.append(cpu)
+    times.sort()
+    cpus.sort()
+    if prepare:
+        subprocess.run(["/bin/sh", "-c", prepare], check=True)
+    print(f"{times[len(times) // 2]:.2f} {cpus[len(cpus) // 2]:.2f} {peak_rss(env, argv)}")
+elif mode == "clients":
+    env, argv = parse_env(sys.argv[4:])
+    print(f"{clients(int(sys.argv[2]), int(sys.argv[3]), env, argv):.1f}")
+elif mode == "syncfloor":
+    print(f"{sync_floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])):.1f}")
+PY
+measure() { /usr/bin/python3 "$work/measure.py" "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+row() { # what figure unit floor-name floor [cpu floor-cpu]
+    local cpu=
+    [ -n "${6:-}" ] && cpu=$(printf '   (CPU %s ms vs %s ms, ratio %s)' "$6" "$7" "$(ratio "$6" "$7")")
+    printf '%-52s %9s %-3s | %-30s %9s | ratio %5s%s\n' "$1" "$2" "$3" "$4" "$5" "$(ratio "$2" "$5")" "$cpu"
+}
+
+# One server folder: BackupPC's configuration folder, a users file, a static
+# resolver, the backup key; `reload-command = []` (BackupPC's own reload is
+# its business, not ours).
+ssh-keygen -q -t ed25519 -N '' -C backuppc@bench -f "$work/backuppc_key"
+hash='$argon2id$v=19$m=19456,t=2,p=1$qyNA4FgBT6uUVzXBFOPAFQ$ZkVH4SB/sZDiNCqiYIVcRhBtywAnxO8mWcmxK3x6sBY'
+server() { # folder directory-table resolver-table
+    mkdir -p "$1/backuppc"
+    printf 'host dhcp user moreUsers\n' >"$1/backuppc/hosts"
+    printf '$Conf{CgiUserConfigEditEnable} = 0;\n' >"$1/backuppc/config.pl"
+    cat >"$1/server.toml" <<TOML
+domain = "example.org"
+journal = "journal.jsonl"
+[backuppc]
+conf-dir = "backuppc"
+url = "http://backup.example.org/backuppc/index.cgi?host={host}"
+key = "$work/backuppc_key.pub"
+reload-command = []
+$2
+$3
+[log]
+kind = "file"
+path = "register.log"
+TOML
+}
+file_directory='[directory]
+kind = "file"
+path = "users.toml"'
+static_resolver='[resolver]
+kind = "static"
+path = "hosts.static"'
+small_backends() { # folder
+    printf '[users.alice]\nname = "Alice"\npassword = "%s"\n' "$hash" >"$1/users.toml"
+    printf '127.0.0.1 pc-ssh.example.org\n127.0.0.2 pc-bench.example.org\n' >"$1/hosts.static"
+}
+register_env() { # client-ip: the environment sshd gives bpc-register
+    echo "SSH_ORIGINAL_COMMAND=linux:alice CLIENT=$1 --"
+}
+
+echo "bpc-register: $program"
+echo "rounds: $rounds (medians of wall time; peak RSS of one more run, through GNU time)"
+echo
+
+# 1. A new registration into hosts of 1, 50,000 and 200,000 lines.
+base="$work/base"
+server "$base" "$file_directory" "$static_resolver"
+small_backends "$base"
+for lines in 1 50000 200000; do
+    template="$work/hosts-$lines"
+    {
+        printf 'host dhcp user moreUsers\n'
+        awk -v n="$lines" 'BEGIN { for (i = 1; i <= n; i++) printf "host-%d.example.org\t0\tuser%d\n", i, i % 5000 }'
+    } >"$template"
+    prepare="cp $template $base/backuppc/hosts && rm -f $base/backuppc/pc-bench.example.org.pl"
+    read -r ms cpu kib < <(measure run "$rounds" PREPARE="$prepare" $(register_env 127.0.0.2) \
+        "$program" --config "$base/server.toml")
+    seed='grep -q "^pc-bench.example.org[[:space:]]" hosts || echo "pc-bench.example.org 0 alice" >> hosts'
+    read -r floor floor_cpu _ < <(measure run "$rounds" PREPARE="$prepare" PATH=/usr/bin:/bin -- /bin/sh -c "cd $base/backuppc && $seed")
+    row "new registration, hosts of $lines lines" "$ms" ms "grep -q + echo >>" "$floor" "$cpu" "$floor_cpu"
+    row "  its peak RSS" "$(mib "$kib")" MiB "(goal at 50,000 lines)" 8
+    [ "$lines" = 1 ] && alone=$ms alone_cpu=$cpu
+done
+
+# 2. 16 concurrent clients, 25 new registrations each.
+clients=16 per_client=25
+conc="$work/concurrent"
+server "$conc" "$file_directory" "$static_resolver"
+small_backends "$conc"
+for ((c = 1; c <= clients; c++)); do
+    for ((n = 1; n <= per_client; n++)); do printf '127.1.%d.%d c%d-%d.example.org\n' "$c" "$n" "$c" "$n"; done
+done >>"$conc/hosts.static"
+rate=$(measure clients "$clients" "$per_client" SSH_ORIGINAL_COMMAND=linux:alice -- "$program" --config "$conc/server.toml")
+registered=$(grep -c '^c[0-9]*-[0-9]*\.example\.org' "$conc/backuppc/hosts")
+[ "$registered" -eq $((clients * per_client)) ] || { echo "only $registered registrations landed" >&2; exit 1; }
+mkdir "$work/syncfloor"
+floor=$(measure syncfloor "$work/syncfloor" "$clients" "$per_client")
+# Registrations per second: the floor is the larger rate, so the ratio is floor/rate.
+printf '%-52s %9s %-3s | %-30s %9s | ratio %5s\n' "$clients concurrent clients, registrations" "$rate" "/s" \
+    "sync floor (5 flushes, locked)" "$floor" "$(ratio "$floor" "$rate")"
+
+# 3. A users file of 5,000 users and a static resolver of 65,000 lines.
+big="$work/big"
+server "$big" "$file_directory" "$static_resolver"
+{
+    for ((n = 1; n <= 5000; n++)); do printf '[users.user%d]\nname = "User %d"\npassword = "%s"\n' "$n" "$n" "$hash"; done
+    printf '[users.alice]\nname = "Alice"\npassword = "%s"\n' "$hash"
+} >"$big/users.toml"
+awk 'BEGIN { for (i = 0; i < 65000; i++) printf "10.%d.%d.%d other-%d.example.org alias-%d\n", i / 65536, (i / 256) % 256, i % 256, i, i }' \
+    >"$big/hosts.static"
+printf '127.0.0.2 pc-bench.example.org\n' >>"$big/hosts.static"
+prepare="cp $work/hosts-1 $big/backuppc/hosts && rm -f $big/backuppc/pc-bench.example.org.pl"
+read -r ms cpu _ < <(measure run "$rounds" PREPARE="$prepare" $(register_env 127.0.0.2) \
+    "$program" --config "$big/server.toml")
+row "new registration, 5,000 users, 65,000-line resolver" "$ms" ms "1 user, 2-line resolver" "$alone" "$cpu" "$alone_cpu"
+
+# 4. ssh:// on 127.0.0.1: the registration against a login running /bin/true.
+useradd --system --user-group --no-create-home --home-dir "$work/home" --shell /bin/sh --password '*' "$account"
+sshdir="$work/ssh"
+server "$sshdir" "$file_directory" "$static_resolver"
+small_backends "$sshdir"
+chown -R "$account:" "$sshdir"
+ssh-keygen -q -t ed25519 -N '' -f "$work/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/register_key"
+ssh-keygen -q -t ed25519 -N '' -f "$work/plain_key"
+mkdir -p "$work/keys"
+{
+    printf 'restrict,command="%s --config %s" %s\n' "$program" "$sshdir/server.toml" "$(cat "$work/register_key.pub")"
+    printf 'restrict %s\n' "$(cat "$work/plain_key.pub")"
+} >"$work/keys/$account"
+port=$(free_port)
+cat >"$work/sshd_config" <<CONFIG
+ListenAddress 127.0.0.1:$port
+HostKey $work/host_key
+PidFile none
+AuthorizedKeysFile $work/keys/%u
+AllowUsers $account
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+CONFIG
+mkdir -p /run/sshd
+/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
+pids+=($!)
+wait_for "$work/sshd.log" "Server listening"
+printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
+ssh_to() { # key command
+    echo /usr/bin/ssh -F /dev/null -x -a -i "$work/$1" -p "$port" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$work/known_hosts" -l "$account" 127.0.0.1 "$2"
+}
+prepare="cp $work/hosts-1 $sshdir/backuppc/hosts && chown $account: $sshdir/backuppc/hosts && rm -f $sshdir/backuppc/pc-ssh.example.org.pl"
+read -r over_ssh _ _ < <(measure run "$rounds" PREPARE="$prepare" -- $(ssh_to register_key linux:alice))
+grep -q '^pc-ssh.example.org' "$sshdir/backuppc/hosts" || { echo "the ssh:// registration did not land" >&2; exit 1; }
+read -r login _ _ < <(measure run "$rounds" -- $(ssh_to plain_key /bin/true))
+row "new registration over ssh:// (127.0.0.1)" "$over_ssh" ms "ssh login running /bin/true" "$login"
+share=$(awk -v a="$alone" -v s="$over_ssh" 'BEGIN { printf "%.1f", 100 * a / s }')
+extra=$(awk -v l="$login" -v s="$over_ssh" 'BEGIN { printf "%.1f", 100 * (s - l) / s }')
+printf '%-52s %9s %-3s | %-30s %9s |\n' "  server's share (bpc-register alone / over ssh)" "$share" "%" "(ssh - login) / ssh" "$extra %"
+
+# 5. The directory over LDAP (ldap://, StartTLS, ldaps://) and the DNS.
+ldap="$work/ldap"
+mkdir -p "$ldap/db"
+(
+    cd "$ldap"
+    printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' >ca.cnf
+    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt \
+        -days 2 -subj "/CN=bench CA" -extensions ca -config ca.cnf 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr \
+        -subj /CN=localhost -config ca.cnf 2>/dev/null
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext \
+        -out server.crt 2>/dev/null
+)
+people="ou=people,dc=example,dc=org" reader="cn=reader,dc=example,dc=org"
+cat >"$ldap/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile $ldap/slapd.pid
+TLSCACertificateFile $ldap/ca.crt
+TLSCertificateFile $ldap/server.crt
+TLSCertificateKeyFile $ldap/server.key
+database mdb
+maxsize 104857600
+suffix "dc=example,dc=org"
+rootdn "cn=admin,dc=example,dc=org"
+directory $ldap/db
+index uid eq
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by dn.exact="$reader" read by * none
+CONF
+cat >"$ldap/seed.ldif" <<LDIF
+dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example
+
+dn: $people
+objectClass: organizationalUnit
+ou: people
+
+dn: $reader
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: reader
+userPassword: $(/usr/sbin/slappasswd -h '{SSHA}' -s reader-secret)
+
+dn: uid=alice,$people
+objectClass: inetOrgPerson
+uid: alice
+cn: alice
+sn: alice
+LDIF
+/usr/sbin/slapadd -q -f "$ldap/slapd.conf" -l "$ldap/seed.ldif"
+printf 'reader-secret' >"$ldap/reader.secret"
+chmod 0600 "$ldap/reader.secret"
+ldap_port=$(free_port) ldaps_port=$(free_port)
+/usr/sbin/slapd -f "$ldap/slapd.conf" -h "ldap://127.0.0.1:$ldap_port/ ldaps://127.0.0.1:$ldaps_port/" -d none \
+    2>"$ldap/slapd.log" &
+pids+=($!)
+for ((i = 0; i < 200; i++)); do
+    LDAPTLS_CACERT="$ldap/ca.crt" /usr/bin/ldapwhoami -x -H "ldaps://127.0.0.1:$ldaps_port" -D "$reader" \
+        -y "$ldap/reader.secret" >/dev/null 2>&1 && break
+    sleep 0.05
+done
+ldap_directory() { # url starttls
+    printf '[directory]\nkind = "ldap"\nurl = "%s"\nstarttls = %s\nbase = "%s"\nbind-dn = "%s"\nbind-password-file = "%s"\nca-file = "%s"\ntimeout = 5\n' \
+        "$1" "$2" "$people" "$reader" "$ldap/reader.secret" "$ldap/ca.crt"
+}
+reregister() { # folder: median wall and CPU ms of a re-registration (registered once first)
+    measure run 1 $(register_env 127.0.0.2) "$program" --config "$1/server.toml" >/dev/null
+    measure run "$rounds" $(register_env 127.0.0.2) "$program" --config "$1/server.toml" | cut -d' ' -f1,2
+}
+files_dir="$work/files-directory"
+server "$files_dir" "$file_directory" "$static_resolver"
+small_backends "$files_dir"
+read -r with_files with_files_cpu < <(reregister "$files_dir")
+for kind in ldap starttls ldaps; do
+    case $kind in
+        ldap) url="ldap://127.0.0.1:$ldap_port" starttls=false whoami=(-H "$url") ;;
+        starttls) url="ldap://127.0.0.1:$ldap_port" starttls=true whoami=(-H "$url" -ZZ) ;;
+        ldaps) url="ldaps://127.0.0.1:$ldaps_port" starttls=false whoami=(-H "$url") ;;
+    esac
+    folder="$work/$kind"
+    server "$folder" "$(ldap_directory "$url" "$starttls")" "$static_resolver"
+    small_backends "$folder"
+    read -r ms _ < <(reregister "$folder")
+    read -r floor _ _ < <(measure run "$rounds" LDAPTLS_CACERT="$ldap/ca.crt" -- /usr/bin/ldapwhoami -x "${whoami[@]}" \
+        -D "$reader" -y "$ldap/reader.secret")
+    row "re-registration, LDAP $kind" "$ms" ms "ldapwhoami, $kind" "$floor"
+done
+row "  (the same with the users file)" "$with_files" ms "" "" "$with_files_cpu" "$with_files_cpu"
+
+dns="$work/dns"
+mkdir -p "$dns"
+dns_port=$(free_port)
+cat >"$dns/dnsmasq.conf" <<CONF
+port=$dns_port
+listen-address=127.0.0.1
+bind-interfaces
+no-resolv
+no-hosts
+no-poll
+pid-file=$dns/dnsmasq.pid
+log-facility=-
+user=root
+local=/#/
+host-record=pc-dns.example.org,192.0.2.2
+CONF
+/usr/sbin/dnsmasq --conf-file="$dns/dnsmasq.conf" --keep-in-foreground 2>"$dns/dnsmasq.log" &
+pids+=($!)
+wait_for "$dns/dnsmasq.log" "started, version"
+server "$dns" "$file_directory" "$(printf '[resolver]\nkind = "dns"\nservers = ["127.0.0.1:%s"]\ntimeout = 2\n' "$dns_port")"
+small_backends "$dns"
+measure run 1 $(register_env 192.0.2.2) \
+    "$program" --config "$dns/server.toml" >/dev/null
+read -r ms _ _ < <(measure run "$rounds" $(register_env 192.0.2.2) "$program" --config "$dns/server.toml")
+read -r floor _ _ < <(measure run "$rounds" -- /usr/bin/dig +tries=1 +time=2 -p "$dns_port" @127.0.0.1 \
+    -x 192.0.2.2 +short pc-dns.example.org A +short)
+row "re-registration, DNS resolver" "$ms" ms "dig PTR + A" "$floor"

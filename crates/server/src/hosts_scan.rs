@@ -1,0 +1,187 @@
+//! Finding one host's lines in BackupPC's `hosts` as the file streams by.
+//!
+//! A registration needs the header and the lines of one host, not the whole
+//! file as owned strings: [`find_host`] reads through a fixed buffer, cleans
+//! each line in one reused buffer exactly as `HostInfoRead` does
+//! ([`clean_line`], shared with [`crate::registry::parse_hosts`]), and splits
+//! into fields only the header and the lines whose name is the host's. Its
+//! memory does not grow with the file; its time grows linearly with it.
+
+use crate::registry::{HOSTS_HEADER, host_fields};
+use std::io::{self, BufRead};
+
+/// What a registration needs to know of `hosts` about one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostLookup {
+    /// The header's field names, as BackupPC reads the lines below it: the
+    /// file's own, or BackupPC's standard header when the file has none that
+    /// names `host` first and `user` (see [`HostLookup::header_missing`]).
+    pub header: Vec<String>,
+    /// Whether BackupPC's standard header must be put in front of the file:
+    /// without it BackupPC takes the first host line for the header and sees
+    /// no owner at all.
+    pub header_missing: bool,
+    /// The `user` column of each of the host's lines, in file order (more
+    /// than one when the file has duplicate lines).
+    pub owners: Vec<String>,
+    /// Whether the file is empty.
+    pub empty: bool,
+    /// Whether the file's last byte is a newline.
+    pub ends_with_newline: bool,
+}
+
+impl HostLookup {
+    /// The owner BackupPC's daemon and web page see: of duplicate lines,
+    /// `HostInfoRead()` keeps the last.
+    pub fn owner(&self) -> Option<&str> {
+        self.owners.last().map(String::as_str)
+    }
+}
+
+/// Reads `hosts` from `reader` and finds the lines of `host` (compared
+/// without case, as BackupPC lowercases names), with the same result as
+/// [`crate::registry::parse_hosts`] on the file given the header
+/// [`crate::registry::BackupPcRegistry`] would put in front of it.
+pub fn find_host(mut reader: impl BufRead, host: &str) -> io::Result<HostLookup> {
+    let mut lookup = HostLookup { empty: true, ..HostLookup::default() };
+    let mut raw = Vec::new();
+    let mut scratch = Vec::new();
+    let mut header: Option<Vec<String>> = None;
+    let mut user_index = None;
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
+            break;
+        }
+        lookup.empty = false;
+        lookup.ends_with_newline = raw.last() == Some(&b'\n');
+        let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let Some(name_len) = clean_line(line, &mut scratch) else { continue };
+        if header.is_none() {
+            let fields = host_fields(line).unwrap_or_default();
+            let usable = fields.first().is_some_and(|first| first == "host") && fields.iter().any(|f| f == "user");
+            let names = if usable {
+                fields
+            } else {
+                lookup.header_missing = true;
+                HOSTS_HEADER.split_whitespace().map(str::to_owned).collect()
+            };
+            user_index = names.iter().rposition(|name| name == "user");
+            header = Some(names);
+            if usable {
+                continue;
+            }
+        }
+        let name = scratch.get(..name_len).unwrap_or_default();
+        // A name holding a backslash is never a host name once unescaped.
+        if name.contains(&b'\\') || !name.eq_ignore_ascii_case(host.as_bytes()) {
+            continue;
+        }
+        let fields = host_fields(line).unwrap_or_default();
+        lookup.owners.push(user_index.and_then(|index| fields.get(index)).cloned().unwrap_or_default());
+    }
+    match header {
+        Some(header) => lookup.header = header,
+        None => {
+            lookup.header = HOSTS_HEADER.split_whitespace().map(str::to_owned).collect();
+            lookup.header_missing = true;
+        }
+    }
+    Ok(lookup)
+}
+
+/// Cleans one line (without its newline) into `out` as `HostInfoRead` does:
+/// the first run of CR or LF goes (`s/[\n\r]+//`), `#` starts a comment,
+/// trailing white space goes. Gives the length of the leading name
+/// (`[\w.\\-]+`) when it is followed by white space, which is when BackupPC
+/// counts the line at all; `None` otherwise.
+pub(crate) fn clean_line(raw: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    out.clear();
+    out.extend_from_slice(raw);
+    if let Some(start) = out.iter().position(|b| *b == b'\r' || *b == b'\n') {
+        let len = out.iter().skip(start).take_while(|b| **b == b'\r' || **b == b'\n').count();
+        out.drain(start..start + len);
+    }
+    if let Some(comment) = out.iter().position(|b| *b == b'#') {
+        out.truncate(comment);
+    }
+    while out.last().is_some_and(|b| is_space(*b)) {
+        out.pop();
+    }
+    let name_len =
+        out.iter().take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'\\' | b'-')).count();
+    (name_len > 0 && out.get(name_len).is_some_and(|b| is_space(*b))).then_some(name_len)
+}
+
+/// Perl's `\s` on bytes: space, tab, LF, VT, FF and CR.
+pub(crate) fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::parse_hosts;
+
+    /// What `parse_hosts` says of `host`, on the file with the header the
+    /// registry would put in front.
+    fn expected(bytes: &[u8], host: &str) -> (Vec<String>, bool, Vec<String>) {
+        let file = parse_hosts(bytes);
+        let missing = !file.has_usable_header();
+        let fixed = if missing { [HOSTS_HEADER.as_bytes(), bytes].concat() } else { bytes.to_vec() };
+        let file = parse_hosts(&fixed);
+        let owners = file.owners_of(host).into_iter().map(str::to_owned).collect();
+        (file.header.unwrap_or_default(), missing, owners)
+    }
+
+    fn found(bytes: &[u8], host: &str) -> (Vec<String>, bool, Vec<String>) {
+        let lookup = find_host(bytes, host).unwrap();
+        (lookup.header, lookup.header_missing, lookup.owners)
+    }
+
+    #[test]
+    fn finds_the_hosts_lines_as_parse_hosts_does() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"# only comments\n\n",
+            b"host dhcp user moreUsers\npc1 0 alice\nPC1 0 mallory\n",
+            b"pc1 0 alice\npc2 0 bob\n",
+            b"host user dhcp\npc1 alice 0\n",
+            b"host dhcp user user\npc1 0 alice mallory\n",
+            b"host dhcp user moreUsers\r\np\rc1 0 alice\r\n",
+            b"host dhcp user\n  pc1 0 indented\npc1\\ x 0 escaped\npc1 0 carol # c\xe9\npc1",
+            b"host moreUsers\npc1 0 alice\n",
+        ];
+        for bytes in cases {
+            assert_eq!(found(bytes, "pc1"), expected(bytes, "pc1"), "{}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn reads_through_a_small_buffer_the_same() {
+        let bytes = b"host dhcp user\nother 0 bob\npc1 0 alice\n";
+        let small = io::BufReader::with_capacity(3, &bytes[..]);
+        assert_eq!(find_host(small, "PC1").unwrap().owner(), Some("alice"));
+        let lookup = find_host(&b"host dhcp user\npc1 0 alice"[..], "pc1").unwrap();
+        assert!(!lookup.ends_with_newline && !lookup.empty);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_parse_hosts_on_any_bytes(
+            input in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'p'), proptest::prelude::Just(b'c'), proptest::prelude::Just(b'1'),
+                    proptest::prelude::Just(b' '), proptest::prelude::Just(b'\t'), proptest::prelude::Just(b'\n'),
+                    proptest::prelude::Just(b'\r'), proptest::prelude::Just(b'\\'), proptest::prelude::Just(b'#'),
+                    proptest::prelude::Just(b'P'), proptest::prelude::any::<u8>(),
+                ],
+                0..80,
+            ),
+            header in proptest::prelude::any::<bool>(),
+        ) {
+            let bytes = if header { [b"host dhcp user\n".as_slice(), &input].concat() } else { input };
+            proptest::prop_assert_eq!(found(&bytes, "pc1"), expected(&bytes, "pc1"));
+        }
+    }
+}
