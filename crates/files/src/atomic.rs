@@ -79,8 +79,15 @@ impl AtomicWrite {
 
     /// Puts the new version in place and makes the rename durable.
     pub fn commit(self) -> io::Result<()> {
-        self.temp.persist(&self.final_path).map_err(|error| error.error)?;
-        File::open(parent_dir(&self.final_path))?.sync_all()
+        let folder = parent_dir(&self.final_path).to_owned();
+        self.commit_unsynced()?;
+        File::open(folder)?.sync_all()
+    }
+
+    /// Puts the new version in place; the caller flushes the folder (once
+    /// for several renames in it) to make the rename durable.
+    pub fn commit_unsynced(self) -> io::Result<()> {
+        self.temp.persist(&self.final_path).map(drop).map_err(|error| error.error)
     }
 }
 

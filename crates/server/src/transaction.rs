@@ -170,7 +170,7 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             return Ok(false);
         }
         match (change.config, new_config) {
-            (Some((path, _)), Some(write)) => write.commit().map_err(fail(Part::Config, path))?,
+            (Some((path, _)), Some(write)) => write.commit_unsynced().map_err(fail(Part::Config, path))?,
             (Some((path, None)), None) => remove_if_present(path).map_err(fail(Part::Config, path))?,
             _ => {}
         }
@@ -178,8 +178,11 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             return Ok(false);
         }
         if let Some(write) = new_hosts {
-            write.commit().map_err(fail(Part::Hosts, &hosts_path))?;
+            write.commit_unsynced().map_err(fail(Part::Hosts, &hosts_path))?;
         }
+        // One flush of the folder makes both renames (or the removal)
+        // durable before the commit.
+        sync_dir(conf_dir).map_err(fail(Part::Hosts, conf_dir))?;
         if last == Step::Hosts {
             return Ok(false);
         }
