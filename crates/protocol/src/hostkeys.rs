@@ -74,12 +74,12 @@ impl HostKey {
         if line.len() > MAX_HOST_KEY_LINE {
             return Err(HostKeyError::TooLong(line.len()));
         }
+        if line.windows(PRIVATE.len()).any(|window| window == PRIVATE) {
+            return Err(HostKeyError::PrivateKey);
+        }
         let text = std::str::from_utf8(line).map_err(|_| HostKeyError::NotText)?;
         if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
             return Err(HostKeyError::NotText);
-        }
-        if text.contains("PRIVATE KEY") {
-            return Err(HostKeyError::PrivateKey);
         }
         let mut fields = text.split(' ');
         let (Some(kind), Some(data)) = (fields.next(), fields.next()) else { return Err(HostKeyError::NotAKey) };
@@ -125,6 +125,9 @@ impl HostKey {
         text.split(' ').nth(1).unwrap_or_default().to_owned()
     }
 }
+
+/// What the armour of every private key file OpenSSH writes says.
+const PRIVATE: &[u8] = b"PRIVATE KEY";
 
 /// The types accepted: those OpenSSH's sshd serves as host keys today.
 const ACCEPTED_TYPES: &[&str] =
