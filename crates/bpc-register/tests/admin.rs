@@ -122,7 +122,7 @@ fn show_gives_the_history_and_the_config_file() {
         format!(
             "host:        {ALICES_HOST}\nowner:       alice\nauthor:      -\nregistered:  {confirmed}\n\
              last backup: - (none recorded)\nconfig:      {config}\nhost keys:   {fingerprint} (ssh-ed25519)\nhistory:\n\
-             \x20 {added} added for alice from 127.0.0.2 ({os}, protocol {protocol})\n\
+             \x20 {added} added for alice from 127.0.0.2 ({os}, protocol {protocol}); host keys {fingerprint}\n\
              \x20 {confirmed} confirmed for alice from 127.0.0.2 (linux, protocol 1)\n",
             added = records[0]["time"].as_str().unwrap(),
             confirmed = records[1]["time"].as_str().unwrap(),

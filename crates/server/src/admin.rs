@@ -637,14 +637,26 @@ fn describe(record: &JournalRecord) -> String {
         ),
         REMOVED => format!("{} removed (owner {}){}", record.time, record.owner, by(&record.admin)),
         action => format!(
-            "{} {action} for {}{} from {} ({}, protocol {})",
+            "{} {action} for {}{} from {} ({}, protocol {}){}",
             record.time,
             record.owner,
             by(&record.author),
             record.client_ip,
             record.os,
-            record.protocol
+            record.protocol,
+            pinned_keys(record)
         ),
+    }
+}
+
+/// What a registration record says of the host keys it pinned, if any.
+fn pinned_keys(record: &JournalRecord) -> String {
+    match (record.host_keys.is_empty(), record.previous_host_keys.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("; host keys {}", record.host_keys.join(" ")),
+        (false, false) => {
+            format!("; host keys {} (were {})", record.host_keys.join(" "), record.previous_host_keys.join(" "))
+        }
     }
 }
 
