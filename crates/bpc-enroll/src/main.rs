@@ -301,6 +301,12 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
     for change in &enrollment.taken_over {
         eprintln!("bpc-enroll: took over account {}: {change}", options.config.account);
     }
+    for fingerprint in &enrollment.host_keys {
+        eprintln!("bpc-enroll: sent this machine's SSH host key {fingerprint} for BackupPC to trust alone");
+    }
+    if let Some(note) = &enrollment.host_keys_note {
+        eprintln!("bpc-enroll: warning: {note}");
+    }
     println!("{}", enrollment.url);
     Ok(())
 }

@@ -220,17 +220,21 @@ fn describe(root: &Path) -> Vec<Entry> {
     entries
 }
 
-fn client_config(base: &Path, server: &Server, known_hosts_line: &str, port: u16) -> PathBuf {
+/// A client configuration that reaches the server on `port` with its host
+/// key pinned, and sends `host_key` (the machine's sshd's public host key)
+/// for BackupPC to pin; without one, the keys `sshd -T` names.
+fn client_config(base: &Path, server: &Server, known_hosts_line: &str, port: u16, host_key: Option<&Path>) -> PathBuf {
     let dir = base.join("client");
     fs::create_dir_all(&dir).unwrap();
     fs::write(dir.join("known_hosts"), known_hosts_line).unwrap();
     fs::copy(&server.register_key, dir.join("register_ed25519")).unwrap();
     let config = dir.join("client.toml");
+    let host_keys = host_key.map(|path| format!("host-keys = [\"{}\"]\n", path.display())).unwrap_or_default();
     fs::write(
         &config,
         format!(
             "server = \"ssh://127.0.0.1:{port}\"\nregister-key = \"register_ed25519\"\nknown-hosts = \"known_hosts\"\n\
-             account = \"{ACCOUNT}\"\ntimeout = 5\n"
+             account = \"{ACCOUNT}\"\ntimeout = 5\n{host_keys}"
         ),
     )
     .unwrap();
@@ -242,7 +246,8 @@ fn client_config(base: &Path, server: &Server, known_hosts_line: &str, port: u16
 fn machine_and_server(base: &Path) -> (Sshd, Server, PathBuf) {
     let client_sshd = client_sshd(base);
     let server = server(base, client_sshd.port);
-    let config = client_config(base, &server, &server.sshd.known_hosts_line(), server.sshd.port);
+    let host_key = client_sshd.host_key_path();
+    let config = client_config(base, &server, &server.sshd.known_hosts_line(), server.sshd.port, Some(&host_key));
     (client_sshd, server, config)
 }
 
@@ -252,7 +257,7 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     let guard = SystemGuard::new();
     let base = guard.base();
 
-    let (_client_sshd, server, config) = machine_and_server(base);
+    let (mut client_sshd, server, config) = machine_and_server(base);
 
     // Enrollment, as root, for real.
     let output = bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).output().unwrap();
@@ -275,6 +280,14 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     assert!(hosts.ends_with(&format!("{HOST}\t0\talice\n")), "{hosts}");
     let register_log = fs::read_to_string(server.backuppc.dir.join("log/register.log")).unwrap();
     assert!(!register_log.contains("could not tell BackupPC to reload"), "{register_log}");
+    // BackupPC's ssh trusts the machine's sshd host key sent at enrollment,
+    // and never whatever answers first.
+    let host_config = fs::read_to_string(server.backuppc.conf_dir().join(format!("{HOST}.pl"))).unwrap();
+    assert!(host_config.contains("-o StrictHostKeyChecking=yes -o HostKeyAlias="), "{host_config}");
+    assert!(!host_config.contains("accept-new"), "{host_config}");
+    let pins = server.backuppc.conf_dir().join(format!("{HOST}.known_hosts"));
+    let pinned_line = |key: &str| format!("{HOST} {key}\n");
+    assert!(fs::read_to_string(&pins).unwrap().ends_with(&pinned_line(&client_sshd.host_key)));
 
     // Setup again changes nothing; status sees everything in place.
     let before = fs::read(format!("/var/lib/{ACCOUNT}/.ssh/authorized_keys")).unwrap();
@@ -330,6 +343,42 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
         assert!(listing.contains(&field), "{field} not in {listing}");
     }
 
+    // The machine is reinstalled: its sshd has a new host key, and the
+    // next backup fails on the host key, as ssh says in the transfer log.
+    let old_key = client_sshd.host_key.clone();
+    client_sshd.replace_host_key();
+    let output = server.backuppc.tool("BackupPC_dump", &["-v", "-i", HOST]);
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), server.backuppc.last_xfer_log(HOST));
+    assert!(!said.contains("incr backup complete"), "{said}");
+    assert!(said.contains("Host key verification failed"), "{said}");
+    // The owner enrolls the machine again: the new key replaces the old,
+    // journaled with both fingerprints and logged at notice.
+    let output = bpc_enroll().args(["setup", "--user", "alice", "--config"]).arg(&config).output().unwrap();
+    assert!(output.status.success(), "setup again failed: {}", String::from_utf8_lossy(&output.stderr));
+    let fingerprint = |key: &str| {
+        let file = base.join("key.pub");
+        fs::write(&file, format!("{key}\n")).unwrap();
+        let listed = run(Command::new("/usr/bin/ssh-keygen").arg("-lf").arg(&file));
+        listed.split(' ').nth(1).unwrap().to_owned()
+    };
+    let (old_fingerprint, new_fingerprint) = (fingerprint(&old_key), fingerprint(&client_sshd.host_key));
+    assert!(fs::read_to_string(&pins).unwrap().ends_with(&pinned_line(&client_sshd.host_key)));
+    let journal = fs::read_to_string(server.backuppc.conf_dir().join("bpc-enroll-journal.jsonl")).unwrap();
+    let last = journal.lines().last().unwrap();
+    assert!(
+        last.contains(&format!("\"host_keys\":[\"{new_fingerprint}\"],\"previous_host_keys\":[\"{old_fingerprint}\"]")),
+        "{journal}"
+    );
+    let register_log = fs::read_to_string(server.backuppc.dir.join("log/register.log")).unwrap();
+    assert!(
+        register_log.lines().any(|line| line.starts_with("notice ")
+            && line.contains(&format!(
+                "host keys of {HOST} replaced for alice: was [{old_fingerprint}], now [{new_fingerprint}]"
+            ))),
+        "{register_log}"
+    );
+    server.backuppc.dump(HOST, "-i");
+
     // Removed with --purge: BackupPC's own BackupPC_backupDelete deletes both backups.
     let output = Command::new(bpc_register())
         .args(["hosts", "remove", HOST, "--purge", "--config"])
@@ -338,7 +387,11 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
         .unwrap();
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}{}\n{}", String::from_utf8_lossy(&output.stderr), server.backuppc.log());
-    assert!(said.contains("BackupPC deleted its backups #0, #1 (BackupPC_backupDelete)"), "{said}");
+    // Three backups: the full, the first incremental and the one after the
+    // re-enrollment (BackupPC numbers on past the failed one).
+    let deleted =
+        said.split("BackupPC deleted its backups ").nth(1).and_then(|rest| rest.split_once(" (")).map(|(n, _)| n);
+    assert_eq!(deleted.map(|numbers| numbers.split(", ").count()), Some(3), "{said}");
     // Nothing to warn about: the daemon was told to reload, as backuppc.
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
     assert!(
@@ -348,10 +401,11 @@ fn an_enrolled_machine_is_backed_up_and_restored_by_backuppc_through_rsyncsend()
     );
     let hosts = fs::read_to_string(server.backuppc.conf_dir().join("hosts")).unwrap();
     assert!(!hosts.contains(HOST), "{hosts}");
+    assert!(!pins.exists(), "the pinned host keys outlived the host");
     let host_dir = server.backuppc.dir.join(format!("top/pc/{HOST}"));
     let left: Vec<String> =
         fs::read_dir(&host_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert!(!left.iter().any(|name| name == "0" || name == "1"), "backups left in {}: {left:?}", host_dir.display());
+    assert!(!left.iter().any(|name| name.parse::<u32>().is_ok()), "backups left in {}: {left:?}", host_dir.display());
     assert_eq!(fs::read_to_string(host_dir.join("backups")).unwrap_or_default(), "");
 
     // Uninstall removes exactly what setup added.
@@ -398,7 +452,7 @@ fn a_changed_server_host_key_or_an_unreachable_server_changes_nothing() {
     let impostor = keygen(&base.join("impostor"), "impostor");
     let impostor = impostor.rsplit_once(' ').unwrap().0;
     let config =
-        client_config(base, &server, &format!("[127.0.0.1]:{} {impostor}\n", server.sshd.port), server.sshd.port);
+        client_config(base, &server, &format!("[127.0.0.1]:{} {impostor}\n", server.sshd.port), server.sshd.port, None);
     bpc_enroll()
         .args(["setup", "--user", "alice", "--config"])
         .arg(&config)
@@ -408,7 +462,7 @@ fn a_changed_server_host_key_or_an_unreachable_server_changes_nothing() {
     assert_nothing_installed(&server);
 
     let closed = testkit::free_port();
-    let config = client_config(base, &server, &server.sshd.known_hosts_line(), closed);
+    let config = client_config(base, &server, &server.sshd.known_hosts_line(), closed, None);
     bpc_enroll()
         .args(["setup", "--user", "alice", "--config"])
         .arg(&config)

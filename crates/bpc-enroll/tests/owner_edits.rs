@@ -48,7 +48,7 @@ fn registered(dir: &Path) -> (BackupPc, Vec<String>) {
     };
     // An address, as with `connect-to = "address"`: BackupPC_dump then gets
     // as far as running the transfer without a DNS name for the host.
-    let config = HostConfig { host: &host, owner: &owner, client_name_alias: "127.0.0.1", ssh: &ssh };
+    let config = HostConfig { host: &host, owner: &owner, client_name_alias: "127.0.0.1", ssh: &ssh, pinned: None };
     let path = backuppc.conf_dir().join(format!("{HOST}.pl"));
     fs::write(&path, config.render()).unwrap();
     give_to_backuppc(&path);

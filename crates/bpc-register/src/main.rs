@@ -170,7 +170,8 @@ enum HostsCommand {
         #[arg(value_parser = parse_host)]
         host: HostName,
         /// Print one JSON object: the keys of `list --json`, config,
-        /// config-exists and history (the journal's records)
+        /// config-exists, history (the journal's records) and host-keys
+        /// (the pinned SSH host keys: fingerprint and type; null if none)
         #[arg(long)]
         json: bool,
     },

@@ -109,12 +109,20 @@ fn show_gives_the_history_and_the_config_file() {
     let text = stdout(&output);
     let config = demo.path(&format!("backuppc/{ALICES_HOST}.pl"));
     let records = journal(&demo);
+    // The demo's machine sent one host key; `ssh-keygen -l` prints the same fingerprint.
+    let pins = demo.path(&format!("backuppc/{ALICES_HOST}.known_hosts"));
+    let pinned = fs::read_to_string(&pins).unwrap();
+    let key_file = demo.path("key.pub");
+    fs::write(&key_file, pinned.lines().nth(1).unwrap().split_once(' ').unwrap().1).unwrap();
+    let listed = std::process::Command::new("/usr/bin/ssh-keygen").arg("-lf").arg(&key_file).output().unwrap();
+    let fingerprint = String::from_utf8(listed.stdout).unwrap().split(' ').nth(1).unwrap().to_owned();
+    assert!(fingerprint.starts_with("SHA256:"), "{fingerprint}");
     assert_eq!(
         text,
         format!(
             "host:        {ALICES_HOST}\nowner:       alice\nauthor:      -\nregistered:  {confirmed}\n\
-             last backup: - (none recorded)\nconfig:      {config}\nhistory:\n\
-             \x20 {added} added for alice from 127.0.0.2 ({os}, protocol {protocol})\n\
+             last backup: - (none recorded)\nconfig:      {config}\nhost keys:   {fingerprint} (ssh-ed25519)\nhistory:\n\
+             \x20 {added} added for alice from 127.0.0.2 ({os}, protocol {protocol}); host keys {fingerprint}\n\
              \x20 {confirmed} confirmed for alice from 127.0.0.2 (linux, protocol 1)\n",
             added = records[0]["time"].as_str().unwrap(),
             confirmed = records[1]["time"].as_str().unwrap(),
@@ -127,7 +135,11 @@ fn show_gives_the_history_and_the_config_file() {
     let output = run(&demo, &["hosts", "show", ALICES_HOST, "--json"]);
     let details: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let keys: Vec<&str> = details.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["author", "config", "config-exists", "history", "host", "last-backup", "owner", "registered"]);
+    assert_eq!(
+        keys,
+        ["author", "config", "config-exists", "history", "host", "host-keys", "last-backup", "owner", "registered"]
+    );
+    assert_eq!(details["host-keys"], serde_json::json!([{ "fingerprint": fingerprint, "type": "ssh-ed25519" }]));
     assert_eq!(details["config"], config.display().to_string());
     assert_eq!(details["config-exists"], true);
     assert_eq!(details["history"], serde_json::Value::Array(records));

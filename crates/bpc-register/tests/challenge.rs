@@ -175,3 +175,32 @@ fn a_client_that_never_answers_the_challenge_is_let_go() {
     assert!(out.starts_with(&format!("auth-required PLAIN {REALM}\n{FROM_BOB} ")), "{out}");
     assert_eq!(fs::read(dir.path().join("backuppc/hosts")).unwrap(), hosts);
 }
+
+#[test]
+fn new_hosts_asks_the_owner_for_the_password_before_replacing_pinned_host_keys() {
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDTt3lufq2j0wdZqSHGyrQauiepseyzAbJ3TXpWCsuA6MDE5XKp8LpuuGsXnNiSPAblAKRwVXIyv4qzYmbIGOqI=";
+    let dir = server("new-hosts");
+    // The demo pinned the key alice's machine sent when it enrolled.
+    let pins = dir.path().join("backuppc/pc-alice.example.org.known_hosts");
+    let pinned = fs::read_to_string(&pins).unwrap();
+    let same = pinned.lines().nth(1).unwrap().split_once(' ').unwrap().1.to_owned();
+    // The same key again: the owner's host, nothing new, no challenge.
+    let (code, out) = register(dir.path(), "linux:alice proto=2 host-keys=1", FROM_ALICE, &format!("{same}\n"));
+    assert_eq!((code, out.lines().take(2).collect::<Vec<_>>()), (Some(0), vec!["host-keys 1", "success"]), "{out}");
+    // Another key from the host's address: only the owner's password replaces it.
+    let (code, out) = register(dir.path(), "linux:alice proto=2 host-keys=1", FROM_ALICE, &format!("{ECDSA}\n"));
+    assert_eq!(code, Some(1));
+    assert_eq!(out, format!("host-keys 1\nauth-required PLAIN {REALM}\n{FROM_ALICE} authentication failed\n"));
+    assert_eq!(fs::read_to_string(&pins).unwrap(), pinned);
+    let answer = format!("{ECDSA}\n{}", plain("alice", "alice-demo"));
+    let (code, out) = register(dir.path(), "linux:alice proto=2 host-keys=1", FROM_ALICE, &answer);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with(&format!("host-keys 1\nauth-required PLAIN {REALM}\nsuccess\n")), "{out}");
+    assert!(out.contains("\nauthor: alice\n"), "{out}");
+    assert_eq!(
+        fs::read_to_string(&pins).unwrap().lines().nth(1),
+        Some(format!("pc-alice.example.org {ECDSA}").as_str())
+    );
+    let last = journal(dir.path()).lines().last().unwrap().to_owned();
+    assert!(last.contains("\"author\":\"alice\"") && last.contains("\"previous_host_keys\":[\"SHA256:"), "{last}");
+}

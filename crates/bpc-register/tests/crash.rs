@@ -1,5 +1,6 @@
-//! A registration, a transfer or a removal interrupted anywhere leaves
-//! BackupPC's `hosts`, the per-host configs and the journal as they were
+//! A registration (pinning the host's SSH keys, or replacing them), a
+//! transfer or a removal interrupted anywhere leaves BackupPC's `hosts`,
+//! the per-host configs, the pinned host keys and the journal as they were
 //! before or as they are after, never in between: the real `bpc-register` runs under strace, which kills it (as
 //! `kill -9` does) on the Nth call of each kind of system call that writes,
 //! syncs, renames or removes, or makes that call fail as a full disk or a
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const JOURNAL: &str = "registrations.jsonl";
+const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOjHEgPPWML3UMMAud1JqyVNZC+DeLG8kIXd8twC5siD";
+const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDTt3lufq2j0wdZqSHGyrQauiepseyzAbJ3TXpWCsuA6MDE5XKp8LpuuGsXnNiSPAblAKRwVXIyv4qzYmbIGOqI=";
 
 /// What a registration may change, as BackupPC and a reader of the journal
 /// see it.
@@ -29,6 +32,8 @@ struct State {
     backuppc_sees: BTreeMap<String, String>,
     /// The per-host configs, by file name.
     host_configs: BTreeMap<String, String>,
+    /// The pinned host keys (`HOST.known_hosts`), by file name.
+    pins: BTreeMap<String, String>,
     /// The journal's records, their times left out.
     journal: Vec<serde_json::Value>,
     /// Files in the configuration folder, by name.
@@ -68,6 +73,11 @@ impl State {
                 .filter(|name| name.ends_with(".example.org.pl"))
                 .map(|name| (name.clone(), fs::read_to_string(conf.join(name)).unwrap()))
                 .collect(),
+            pins: names
+                .iter()
+                .filter(|name| name.ends_with(".example.org.known_hosts"))
+                .map(|name| (name.clone(), fs::read_to_string(conf.join(name)).unwrap()))
+                .collect(),
             journal,
             names,
         }
@@ -102,8 +112,12 @@ impl Pristine {
 /// What is cut short: a change to the demo's server.
 #[derive(Debug, Clone, Copy)]
 enum Operation {
-    /// bob registers his machine (the forced command).
+    /// bob registers his machine (the forced command), which sends its
+    /// host key to pin.
     Register,
+    /// alice registers her machine again with a new host key, which
+    /// replaces the one pinned.
+    Repin,
     /// The administrator gives alice's machine to bob.
     Transfer,
     /// The administrator removes alice's machine.
@@ -131,9 +145,24 @@ fn run(operation: Operation, dir: &Path, inject: Option<(&str, &str)>) -> Output
         None => bpc_register(),
     };
     command.arg("--config").arg(dir.join("server.toml")).stdin(std::process::Stdio::null());
+    // The host key the client sends when the server asks for it.
+    let sends_key = |command: &mut Command, key: &str| {
+        let input = dir.with_extension("stdin");
+        fs::write(&input, format!("{key}\n")).unwrap();
+        command.stdin(fs::File::open(&input).unwrap());
+    };
     match operation {
         Operation::Register => {
-            command.env("SSH_ORIGINAL_COMMAND", "linux:bob").env("SSH_CONNECTION", connection_from("127.0.0.3"))
+            sends_key(&mut command, ED25519);
+            command
+                .env("SSH_ORIGINAL_COMMAND", "linux:bob proto=2 host-keys=1")
+                .env("SSH_CONNECTION", connection_from("127.0.0.3"))
+        }
+        Operation::Repin => {
+            sends_key(&mut command, ECDSA);
+            command
+                .env("SSH_ORIGINAL_COMMAND", "linux:alice proto=2 host-keys=1")
+                .env("SSH_CONNECTION", connection_from("127.0.0.2"))
         }
         Operation::Transfer => command.args(["hosts", "transfer", "pc-alice.example.org", "bob"]),
         Operation::Remove => command.args(["hosts", "remove", "pc-alice.example.org"]),
@@ -165,6 +194,12 @@ fn a_registration_cut_short_at_any_write_leaves_everything_before_or_after() {
 }
 
 #[test]
+fn a_registration_replacing_the_pinned_keys_cut_short_at_any_write_leaves_everything_before_or_after() {
+    testkit::require!(requirements());
+    cut_short_at_every_write(Operation::Repin);
+}
+
+#[test]
 fn a_transfer_cut_short_at_any_write_leaves_everything_before_or_after() {
     testkit::require!(requirements());
     cut_short_at_every_write(Operation::Transfer);
@@ -186,6 +221,21 @@ fn cut_short_at_every_write(operation: Operation) {
     assert!(output.status.success(), "{output:?}");
     let after = State::read(&dir);
     assert_ne!(before, after);
+    // What is cut short below does change the pinned keys when it should.
+    let pinned = |state: &State, name: &str| state.pins.get(name).map(|body| body.lines().nth(1).map(str::to_owned));
+    match operation {
+        Operation::Register => {
+            let pins = pinned(&after, "pc-bob.example.org.known_hosts");
+            assert_eq!(pins, Some(Some(format!("pc-bob.example.org {ED25519}"))));
+        }
+        Operation::Repin => {
+            let pins = pinned(&after, "pc-alice.example.org.known_hosts");
+            assert_eq!(pins, Some(Some(format!("pc-alice.example.org {ECDSA}"))));
+            assert_ne!(before.pins, after.pins);
+        }
+        Operation::Remove => assert!(after.pins.is_empty(), "{after:#?}"),
+        Operation::Transfer => assert_eq!(before.pins, after.pins),
+    }
     // The same again: a registration adds a `confirmed` record, a transfer
     // or a removal already made changes nothing.
     let _ = run(operation, &dir, None);

@@ -41,6 +41,10 @@ pub struct ClientConfig {
     /// silent server, before giving up.
     #[serde(default = "default_timeout")]
     pub timeout: u32,
+    /// The machine's SSH host public keys, sent for pinning; `None`: those
+    /// that `sshd -T` names (`hostkey`, with `.pub`).
+    #[serde(default)]
+    pub host_keys: Option<Vec<PathBuf>>,
 }
 
 impl Default for ClientConfig {
@@ -55,6 +59,7 @@ impl Default for ClientConfig {
             store_auth_creds: true,
             store_plaintext_passwords: PlaintextPolicy::Ask,
             timeout: default_timeout(),
+            host_keys: None,
         }
     }
 }
@@ -64,7 +69,8 @@ impl ClientConfig {
     pub fn load(path: &Path) -> Result<ClientConfig, files::TomlError> {
         let mut config: ClientConfig = files::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for key in [&mut config.register_key, &mut config.known_hosts].into_iter().flatten() {
+        let host_keys = config.host_keys.iter_mut().flatten();
+        for key in [&mut config.register_key, &mut config.known_hosts].into_iter().flatten().chain(host_keys) {
             if key.is_relative() {
                 *key = base.join(&*key);
             }

@@ -163,6 +163,16 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
     write("backuppc-key/id_ed25519", key.to_openssh(LineEnding::LF)?.as_bytes(), 0o600)?;
     write("backuppc-key/id_ed25519.pub", format!("{}\n", key.public_key().to_openssh()?).as_bytes(), 0o644)?;
 
+    // The demo machine's own SSH host key, which the server pins.
+    make_dir("client-host-key", 0o755)?;
+    let host_key = PrivateKey::random(&mut ssh_key::rand_core::OsRng, Algorithm::Ed25519)?;
+    let host_key_path = dir.join("client-host-key/ssh_host_ed25519_key.pub");
+    write(
+        "client-host-key/ssh_host_ed25519_key.pub",
+        format!("{}\n", host_key.public_key().to_openssh()?).as_bytes(),
+        0o644,
+    )?;
+
     let transport =
         FileTransport { config_path: dir.join("server.toml"), client_ip: std::net::Ipv4Addr::new(127, 0, 0, 2).into() };
     let options = SetupOptions {
@@ -170,7 +180,7 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
         logon: demo_name(Logon::parse("alice"))?,
         os: demo_name(OsName::parse(crate::detected_os()))?,
         target: crate::install::Target::Trial(dir.join("client")),
-        config: ClientConfig::default(),
+        config: ClientConfig { host_keys: Some(vec![host_key_path]), ..ClientConfig::default() },
         program: program.to_owned(),
         take_over_account: false,
     };
@@ -180,6 +190,7 @@ pub fn run(dir: Option<&Path>, program: &str, auth: &str) -> Result<DemoReport, 
     let server_files = vec![
         (dir.join("backuppc/hosts"), "BackupPC's hosts file, with the new line"),
         (dir.join(format!("backuppc/{host}.pl")), "the host's BackupPC config"),
+        (dir.join(format!("backuppc/{host}.known_hosts")), "the host's SSH host key, pinned for BackupPC's ssh"),
         (dir.join("backuppc/config.pl"), "BackupPC's config.pl: what host owners may edit in its web page"),
         (dir.join("register.log"), "the server's event log"),
         (dir.join("registrations.jsonl"), "the journal of registrations"),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod credentials;
 #[cfg(feature = "file")]
 pub mod demo;
+pub mod hostkeys;
 pub mod install;
 pub mod launch;
 pub mod manage;

@@ -177,7 +177,7 @@ impl StatusError {
 /// asks for them is answered `cancel`, and said to have asked.
 pub fn ask_server(transport: &dyn Transport) -> Result<ServerView, StatusError> {
     let mut never = NeverAnswer::default();
-    let raw = transport.exchange(&ClientRequest::Info(InfoRequest { protocol: 2 }), &mut never)?;
+    let raw = transport.exchange(&ClientRequest::Info(InfoRequest { protocol: 2 }), &[], &mut never)?;
     if let Some(realm) = never.asked {
         return Ok(ServerView::Challenged(printable(&realm)));
     }
@@ -370,7 +370,12 @@ mod tests {
     }
 
     impl Transport for Rc<Canned> {
-        fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+        fn exchange(
+            &self,
+            request: &ClientRequest,
+            _host_keys: &[String],
+            auth: &mut dyn Authenticator,
+        ) -> Result<Vec<u8>, TransportError> {
             self.received.borrow_mut().push(request.render());
             if self.challenge {
                 assert!(auth.credentials("<ssh://b:22> Example").unwrap().is_none(), "credentials were offered");

@@ -51,6 +51,11 @@ pub struct Enrollment {
     /// What taking over an existing account removed or disabled, told to
     /// the person.
     pub taken_over: Vec<String>,
+    /// The SHA256 fingerprints of the machine's SSH host keys sent for
+    /// pinning.
+    pub host_keys: Vec<String>,
+    /// Why no host key was sent, when none was.
+    pub host_keys_note: Option<String>,
 }
 
 /// Why setup did not finish.
@@ -193,9 +198,14 @@ pub fn enroll(
     auth: &mut dyn Authenticator,
     account: Option<&(Account, AccountOrigin)>,
 ) -> Result<Enrollment, SetupError> {
-    let request =
-        ClientRequest::Register(Request { protocol: 2, ..Request::new(options.os.clone(), options.logon.clone()) });
-    let raw = transport.exchange(&request, auth)?;
+    let own = crate::hostkeys::own_host_keys(&options.config).map_err(|e| SetupError::NotReady(e.to_string()))?;
+    let key_lines: Vec<String> = own.keys.iter().map(protocol::hostkeys::HostKey::render).collect();
+    let request = ClientRequest::Register(Request {
+        protocol: 2,
+        host_keys: u32::try_from(key_lines.len()).unwrap_or(0),
+        ..Request::new(options.os.clone(), options.logon.clone())
+    });
+    let raw = transport.exchange(&request, &key_lines, auth)?;
     let answer_text = String::from_utf8_lossy(&raw).into_owned();
     let success = match parse_answer(&raw) {
         Answer::Success(success) => success,
@@ -268,6 +278,8 @@ pub fn enroll(
         host: manifest.host.clone(),
         written,
         taken_over,
+        host_keys: own.keys.iter().map(protocol::hostkeys::HostKey::fingerprint).collect(),
+        host_keys_note: own.note,
     })
 }
 
@@ -482,7 +494,12 @@ mod tests {
 
     struct Canned(&'static str);
     impl Transport for Canned {
-        fn exchange(&self, _: &ClientRequest, _: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+        fn exchange(
+            &self,
+            _: &ClientRequest,
+            _: &[String],
+            _: &mut dyn Authenticator,
+        ) -> Result<Vec<u8>, TransportError> {
             Ok(self.0.as_bytes().to_vec())
         }
     }

@@ -10,6 +10,7 @@
 mod answer;
 pub mod auth;
 mod connection;
+pub mod hostkeys;
 mod info;
 mod names;
 mod refusal;

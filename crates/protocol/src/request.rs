@@ -1,6 +1,7 @@
 //! The request: `OS:logon` (a registration) or `info:` (a status request),
 //! optionally followed by options such as `proto=2`.
 
+use crate::hostkeys::HOST_KEYS_OPTION;
 use crate::names::{Logon, NameError, OsName};
 use crate::refusal::Refusal;
 
@@ -17,6 +18,9 @@ pub struct Request {
     pub logon: Logon,
     /// The protocol version the client speaks: 1 unless it sent `proto=N`.
     pub protocol: u32,
+    /// How many of its own SSH host keys the client will send when asked
+    /// (`host-keys=N`, see [`crate::hostkeys`]); 0 when it sends none.
+    pub host_keys: u32,
 }
 
 /// The word before the colon that makes a request a status request.
@@ -71,16 +75,19 @@ impl RequestError {
 impl Request {
     /// Builds a protocol-1 request.
     pub fn new(os: OsName, logon: Logon) -> Request {
-        Request { os, logon, protocol: 1 }
+        Request { os, logon, protocol: 1, host_keys: 0 }
     }
 
     /// The request as sent on the wire (the SSH command).
     pub fn render(&self) -> String {
+        let mut text = format!("{}:{}", self.os, self.logon);
         if self.protocol > 1 {
-            format!("{}:{} proto={}", self.os, self.logon, self.protocol)
-        } else {
-            format!("{}:{}", self.os, self.logon)
+            text.push_str(&format!(" proto={}", self.protocol));
         }
+        if self.host_keys > 0 {
+            text.push_str(&format!(" {HOST_KEYS_OPTION}={}", self.host_keys));
+        }
+        text
     }
 }
 
@@ -109,8 +116,8 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
     let (os, logon) = os_logon.split_once(':').ok_or(RequestError::NotOsLogon)?;
     let os = OsName::parse(os).map_err(RequestError::BadOs)?;
     let logon = Logon::parse(logon).map_err(RequestError::BadLogon)?;
-    let protocol = parse_options(options)?;
-    Ok(Request { os, logon, protocol })
+    let Options { protocol, host_keys } = parse_options(options)?;
+    Ok(Request { os, logon, protocol, host_keys })
 }
 
 /// Parses what a client asks: `info:` (nothing between the colon and the
@@ -119,7 +126,7 @@ pub fn parse_request(input: &[u8]) -> Result<Request, RequestError> {
 pub fn parse_client_request(input: &[u8]) -> Result<ClientRequest, RequestError> {
     let (first, options) = split_request(input)?;
     if first.strip_suffix(':') == Some(INFO) {
-        return Ok(ClientRequest::Info(InfoRequest { protocol: parse_options(options)? }));
+        return Ok(ClientRequest::Info(InfoRequest { protocol: parse_options(options)?.protocol }));
     }
     parse_request(input).map(ClientRequest::Register)
 }
@@ -139,20 +146,31 @@ fn split_request(input: &[u8]) -> Result<(&str, std::str::Split<'_, char>), Requ
     Ok((first, fields))
 }
 
-/// The protocol version the options name (1 when none does); an empty
-/// option (two spaces in a row) makes the request malformed.
-fn parse_options<'a>(options: impl Iterator<Item = &'a str>) -> Result<u32, RequestError> {
-    let mut protocol = 1;
+/// The options a server acts on.
+struct Options {
+    protocol: u32,
+    host_keys: u32,
+}
+
+/// The protocol version the options name (1 when none does) and the number
+/// of host keys announced (0 when none is); an empty option (two spaces in a
+/// row) makes the request malformed.
+fn parse_options<'a>(options: impl Iterator<Item = &'a str>) -> Result<Options, RequestError> {
+    let mut parsed = Options { protocol: 1, host_keys: 0 };
     for option in options {
         if option.is_empty() {
             return Err(RequestError::NotOsLogon);
         }
         if let Some(version) = option.strip_prefix("proto=") {
             // Versions start at 1 (the seed's exchange); 0 names none.
-            protocol = version.parse().ok().filter(|v: &u32| *v >= 1).ok_or(RequestError::NotOsLogon)?;
+            parsed.protocol = version.parse().ok().filter(|v: &u32| *v >= 1).ok_or(RequestError::NotOsLogon)?;
+        }
+        if let Some(count) = option.strip_prefix(HOST_KEYS_OPTION).and_then(|rest| rest.strip_prefix('=')) {
+            // Any number reads; the server says when there are too many.
+            parsed.host_keys = count.parse().map_err(|_| RequestError::NotOsLogon)?;
         }
     }
-    Ok(protocol)
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -173,6 +191,17 @@ mod tests {
         let request = parse_request(b"linux:alice proto=2 color=blue future").unwrap();
         assert_eq!(request.protocol, 2);
         assert_eq!(request.render(), "linux:alice proto=2");
+    }
+
+    #[test]
+    fn reads_the_number_of_host_keys_announced() {
+        let request = parse_request(b"linux:alice proto=2 host-keys=3").unwrap();
+        assert_eq!((request.protocol, request.host_keys), (2, 3));
+        assert_eq!(request.render(), "linux:alice proto=2 host-keys=3");
+        assert_eq!(parse_request(b"linux:alice proto=2 host-keys=99999").unwrap().host_keys, 99999);
+        assert_eq!(parse_request(b"linux:alice proto=2").unwrap().host_keys, 0);
+        assert_refused(parse_request, b"linux:alice proto=2 host-keys=x", Refusal::OstypeUnknown);
+        assert_refused(parse_request, b"linux:alice proto=2 host-keys=-1", Refusal::OstypeUnknown);
     }
 
     #[test]
@@ -266,13 +295,13 @@ mod tests {
 
         #[test]
         fn rendered_client_requests_parse_back(os in "[a-z0-9]{1,16}", logon in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}", protocol in 1u32..5) {
-            let request = ClientRequest::Register(Request { os: OsName::parse(&os).unwrap(), logon: Logon::parse(&logon).unwrap(), protocol });
+            let request = ClientRequest::Register(Request { os: OsName::parse(&os).unwrap(), logon: Logon::parse(&logon).unwrap(), protocol, host_keys: 0 });
             prop_assert_eq!(parse_client_request(request.render().as_bytes()).unwrap(), request);
         }
 
         #[test]
-        fn rendered_requests_parse_back(os in "[a-z0-9]{1,16}", logon in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}", protocol in 1u32..5) {
-            let request = Request { os: OsName::parse(&os).unwrap(), logon: Logon::parse(&logon).unwrap(), protocol };
+        fn rendered_requests_parse_back(os in "[a-z0-9]{1,16}", logon in "[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}", protocol in 1u32..5, host_keys in 0u32..10) {
+            let request = Request { os: OsName::parse(&os).unwrap(), logon: Logon::parse(&logon).unwrap(), protocol, host_keys };
             prop_assert_eq!(parse_request(request.render().as_bytes()).unwrap(), request);
         }
     }

@@ -13,7 +13,7 @@ use crate::directory::Directory;
 use crate::journal::{self, Journal, JournalRecord, REMOVED, TRANSFERRED};
 use crate::log::{EventLog, Level};
 use crate::owner_edits::{self, OwnerEdits};
-use crate::registry::{BackupPcRegistry, EditError, HostsEditor, LineChange};
+use crate::registry::{BackupPcRegistry, EditError, HostsEditor, LineChange, Registry};
 use protocol::text::one_line;
 use protocol::{HostName, Logon};
 use std::collections::{HashMap, HashSet};
@@ -56,6 +56,16 @@ pub struct Listing {
     pub notes: Vec<String>,
 }
 
+/// One pinned SSH host key, as `hosts show` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PinnedKey {
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// The key's type, such as `ssh-ed25519`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
 /// `hosts show`: the summary, the journal's history and the config file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HostDetails {
@@ -69,6 +79,12 @@ pub struct HostDetails {
     pub config_exists: bool,
     /// Every journal record about the host, oldest first.
     pub history: Vec<JournalRecord>,
+    /// The SSH host keys pinned for the host (`HOST.known_hosts`), each as
+    /// its SHA256 fingerprint (as `ssh-keygen -l` prints it) and its type;
+    /// `None` when none are pinned (BackupPC's ssh trusts the key it met
+    /// at the first backup).
+    #[serde(rename = "host-keys")]
+    pub host_keys: Option<Vec<PinnedKey>>,
     /// What could not be read.
     #[serde(skip)]
     pub notes: Vec<String>,
@@ -238,11 +254,21 @@ impl Admin {
         }
         let last_backup = self.top_dir(&mut notes).and_then(|top_dir| self.last_backup(&top_dir, host, &mut notes));
         let config = self.registry.host_config_path(host);
+        let host_keys = match self.registry.pinned_keys(host) {
+            Ok(keys) => keys.map(|keys| {
+                keys.iter().map(|key| PinnedKey { fingerprint: key.fingerprint(), kind: key.kind() }).collect()
+            }),
+            Err(error) => {
+                notes.push(error.to_string());
+                None
+            }
+        };
         Ok(HostDetails {
             summary: summary(host.as_str(), owner, journal.registration_of(host.as_str()), last_backup),
             config_exists: config.symlink_metadata().is_ok(),
             config,
             history,
+            host_keys,
             notes,
         })
     }
@@ -454,6 +480,8 @@ fn admin_record(host: &HostName, owner: &str, action: &str, admin: &str) -> Jour
         protocol: 0,
         previous_owner: String::new(),
         admin: admin.to_owned(),
+        host_keys: Vec::new(),
+        previous_host_keys: Vec::new(),
     }
 }
 
@@ -575,6 +603,18 @@ pub fn render_details(details: &HostDetails) -> String {
         one_line(&details.config.display().to_string()),
         if details.config_exists { "" } else { " (missing)" },
     );
+    match details.host_keys.as_deref() {
+        None | Some([]) => out.insert_str(
+            out.len() - "history:\n".len(),
+            "host keys:   - (none pinned: BackupPC's ssh trusts the key it met at the first backup)\n",
+        ),
+        Some(keys) => {
+            let lines: Vec<String> =
+                keys.iter().map(|key| format!("{} ({})", one_line(&key.fingerprint), one_line(&key.kind))).collect();
+            let text = format!("host keys:   {}\n", lines.join("\n             "));
+            out.insert_str(out.len() - "history:\n".len(), &text);
+        }
+    }
     if details.history.is_empty() {
         out.push_str("  (no record in the journal)\n");
     }
@@ -597,14 +637,26 @@ fn describe(record: &JournalRecord) -> String {
         ),
         REMOVED => format!("{} removed (owner {}){}", record.time, record.owner, by(&record.admin)),
         action => format!(
-            "{} {action} for {}{} from {} ({}, protocol {})",
+            "{} {action} for {}{} from {} ({}, protocol {}){}",
             record.time,
             record.owner,
             by(&record.author),
             record.client_ip,
             record.os,
-            record.protocol
+            record.protocol,
+            pinned_keys(record)
         ),
+    }
+}
+
+/// What a registration record says of the host keys it pinned, if any.
+fn pinned_keys(record: &JournalRecord) -> String {
+    match (record.host_keys.is_empty(), record.previous_host_keys.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => format!("; host keys {}", record.host_keys.join(" ")),
+        (false, false) => {
+            format!("; host keys {} (were {})", record.host_keys.join(" "), record.previous_host_keys.join(" "))
+        }
     }
 }
 

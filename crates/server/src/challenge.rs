@@ -3,6 +3,7 @@
 use protocol::auth::{
     AuthError, AuthResponse, MAX_AUTH_LINE, parse_auth_response, render_auth_failed, render_auth_required,
 };
+use protocol::hostkeys::{MAX_HOST_KEY_LINE, render_host_keys_asked};
 use std::io::{BufRead, Read, Write};
 
 /// What came back from a challenge.
@@ -21,6 +22,10 @@ pub trait Challenger {
     fn ask(&mut self, realmstring: &str) -> Challenge;
     /// Says that the last answer was rejected, before asking again.
     fn failed(&mut self, reason: &str);
+    /// Sends `host-keys N` and reads the `count` key lines that answer it,
+    /// each as it came (no more than [`MAX_HOST_KEY_LINE`] and a byte);
+    /// fewer when the client leaves or has no more.
+    fn host_keys(&mut self, count: u32) -> Vec<Vec<u8>>;
 }
 
 /// For callers that cannot be asked anything.
@@ -33,6 +38,10 @@ impl Challenger for NoChallenger {
     }
 
     fn failed(&mut self, _reason: &str) {}
+
+    fn host_keys(&mut self, _count: u32) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }
 
 /// The challenge as lines on a byte stream (the SSH channel).
@@ -67,5 +76,21 @@ impl<R: BufRead, W: Write> Challenger for LineChallenger<R, W> {
 
     fn failed(&mut self, reason: &str) {
         self.send(&render_auth_failed(reason));
+    }
+
+    fn host_keys(&mut self, count: u32) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        if !self.send(&render_host_keys_asked(count)) {
+            return lines;
+        }
+        let limit = u64::try_from(MAX_HOST_KEY_LINE + 2).unwrap_or(u64::MAX);
+        for _ in 0..count {
+            let mut line = Vec::new();
+            match (&mut self.reader).take(limit).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => lines.push(line),
+            }
+        }
+        lines
     }
 }

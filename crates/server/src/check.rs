@@ -956,13 +956,17 @@ impl Sources {
                     owner: owner.to_string(),
                     previous_owner: String::new(),
                     admin: crate::admin::invoking_admin(),
+                    previous_host_keys: Vec::new(),
                     ..restored
                 };
                 let config_path = self.conf_dir.join(format!("{host}.pl"));
                 // Used only with `connect-to = "address"`, for which `plan`
                 // made sure that the journal's address parses.
                 let client_ip = record.client_ip.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-                let text = crate::register::host_config_text(config, host, owner, client_ip);
+                // A host whose keys are pinned keeps trusting them alone.
+                let pins_path = crate::pins::pins_path(&self.conf_dir, host);
+                let pinned = pins_path.exists().then_some(pins_path.as_path());
+                let text = crate::register::host_config_text(config, host, owner, client_ip, pinned);
                 let host_config = write_config.then_some((config_path.as_path(), Some(text.as_bytes())));
                 self.change_hosts(hosts, body, host_config, Some(&restored))
             }
@@ -1103,6 +1107,8 @@ mod tests {
             protocol: 2,
             previous_owner: String::new(),
             admin: String::new(),
+            host_keys: Vec::new(),
+            previous_host_keys: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The per-host config file BackupPC reads for a registered host.
 
 use protocol::{HostName, Logon};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How every config file bpc-register writes begins, the host's name after
 /// it: `check` recognises its own files by this first line.
@@ -26,6 +26,9 @@ pub struct HostConfig<'a> {
     pub client_name_alias: &'a str,
     /// How BackupPC's ssh reaches the client.
     pub ssh: &'a SshSettings,
+    /// The file of the host keys the host sent when it registered, which
+    /// ssh then trusts alone; `None` when it sent none (an older client).
+    pub pinned: Option<&'a Path>,
 }
 
 /// The parts of `RsyncSshArgs` that are the same for every host.
@@ -48,6 +51,18 @@ impl HostConfig<'_> {
     pub fn render(&self) -> String {
         let alias = perl_quote(self.client_name_alias);
         let ssh_args = perl_quote(&self.ssh_command());
+        let host_keys = match self.pinned {
+            Some(path) => format!(
+                "# BackupPC's ssh trusts only the SSH host keys the host sent when it\n\
+                 # registered, pinned in {};\n\
+                 # a host key that changes fails the backup until the owner registers\n\
+                 # the host again.\n",
+                path.display()
+            ),
+            None => "# The host sent no SSH host keys when it registered (an older bpc-enroll):\n\
+                     # BackupPC's ssh learns its host key at the first backup (accept-new).\n"
+                .to_owned(),
+        };
         format!(
             "{HEADER_PREFIX}{host_plain}, registered to {owner}.\n\
              # Registering the same host again keeps this file as it is.\n\
@@ -61,6 +76,7 @@ impl HostConfig<'_> {
              # (Share names therefore cannot hold spaces.)\n\
              $Conf{{RsyncArgs}} = [{backup_args}];\n\
              $Conf{{RsyncRestoreArgs}} = [{restore_args}];\n\
+             {host_keys}\
              # BackupPC splits this on white space and runs it without a shell.\n\
              $Conf{{RsyncSshArgs}}            = ['-e', {ssh_args}];\n\
              # Whether the host's owner may change these in BackupPC's web page is\n\
@@ -76,19 +92,27 @@ impl HostConfig<'_> {
 
 impl HostConfig<'_> {
     /// The ssh command BackupPC runs: BatchMode so that it never prompts;
-    /// the client's host key is learnt at the first backup and then checked,
-    /// recorded under the host's name so that a change of address keeps it.
+    /// host keys are looked up under the host's name (`HostKeyAlias`), so
+    /// that a change of address keeps them. With pinned keys, ssh trusts
+    /// those alone and never writes a key down; without, the client's host
+    /// key is learnt at the first backup and then checked.
     fn ssh_command(&self) -> String {
         let ssh = self.ssh;
+        let checking = if self.pinned.is_some() { "yes" } else { "accept-new" };
         let mut command = format!(
-            "$sshPath -l {} -p {} -i {} -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o HostKeyAlias={}",
+            "$sshPath -l {} -p {} -i {} -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking={checking} -o HostKeyAlias={}",
             ssh.account,
             ssh.port,
             ssh.identity.display(),
             self.host
         );
-        if let Some(known_hosts) = &ssh.known_hosts {
-            command.push_str(&format!(" -o UserKnownHostsFile={}", known_hosts.display()));
+        match (self.pinned, &ssh.known_hosts) {
+            (Some(pinned), _) => command.push_str(&format!(
+                " -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -o UpdateHostKeys=no",
+                pinned.display()
+            )),
+            (None, Some(known_hosts)) => command.push_str(&format!(" -o UserKnownHostsFile={}", known_hosts.display())),
+            (None, None) => {}
         }
         command
     }
@@ -154,8 +178,8 @@ fn perl_quote(text: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_an_rsync_over_ssh_host() {
+    /// Alice's host's config, its host keys pinned in `pinned` if given.
+    fn alice_config(pinned: Option<&Path>) -> String {
         let host = HostName::parse("pc-alice.example.org").unwrap();
         let owner = Logon::parse("alice").unwrap();
         let ssh = SshSettings {
@@ -164,8 +188,19 @@ mod tests {
             identity: "/var/lib/backuppc/.ssh/id_ed25519".into(),
             known_hosts: Some("/var/lib/backuppc/.ssh/clients_known_hosts".into()),
         };
-        let config = HostConfig { host: &host, owner: &owner, client_name_alias: host.as_str(), ssh: &ssh };
-        insta::assert_snapshot!(config.render());
+        HostConfig { host: &host, owner: &owner, client_name_alias: host.as_str(), ssh: &ssh, pinned }.render()
+    }
+
+    #[test]
+    fn renders_an_rsync_over_ssh_host() {
+        insta::assert_snapshot!(alice_config(None));
+    }
+
+    #[test]
+    fn a_host_with_pinned_keys_is_checked_against_them_alone() {
+        let text = alice_config(Some(Path::new("/etc/backuppc/pc-alice.example.org.known_hosts")));
+        assert!(!text.contains("accept-new"), "{text}");
+        insta::assert_snapshot!(text);
     }
 
     #[test]
@@ -173,7 +208,7 @@ mod tests {
         let host = HostName::parse("pc-alice.example.org").unwrap();
         let owner = Logon::parse("alice").unwrap();
         let ssh = SshSettings { account: "b".into(), port: 22, identity: "/k".into(), known_hosts: None };
-        let text = HostConfig { host: &host, owner: &owner, client_name_alias: "x", ssh: &ssh }.render();
+        let text = HostConfig { host: &host, owner: &owner, client_name_alias: "x", ssh: &ssh, pinned: None }.render();
         assert_eq!(written_for(text.lines().next().unwrap()), Some("pc-alice.example.org"));
         assert_eq!(written_for("$Conf{XferMethod} = 'rsync';"), None);
         assert_eq!(written_for("# Written by bpc-register for host x"), None);

@@ -46,6 +46,15 @@ pub struct JournalRecord {
     /// and `restored`; empty (and absent) for registrations.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub admin: String,
+    /// The SHA256 fingerprints of the host keys pinned for the host after
+    /// this record (`ssh-keygen -l`'s `SHA256:...`); empty (and absent)
+    /// when none are pinned or the record does not change them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_keys: Vec<String>,
+    /// The fingerprints pinned before, when a registration replaced them;
+    /// empty (and absent) otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_host_keys: Vec<String>,
 }
 
 /// The journal as read back: the records in file order, and the lines that
@@ -153,6 +162,8 @@ mod tests {
             protocol: 2,
             previous_owner: String::new(),
             admin: String::new(),
+            host_keys: Vec::new(),
+            previous_host_keys: Vec::new(),
         }
     }
 

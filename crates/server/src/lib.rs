@@ -20,6 +20,7 @@ pub mod journal;
 pub mod ldap;
 pub mod log;
 pub mod owner_edits;
+pub mod pins;
 pub mod register;
 pub mod registry;
 pub mod resolver;

@@ -10,9 +10,11 @@ use crate::hostconfig::{HostConfig, SshSettings};
 use crate::ldap::LdapDirectory;
 use crate::log::{EventLog, Level, escape};
 use crate::owner_edits;
+use crate::pins;
 use crate::registry::{BackupPcRegistry, Outcome, Registration, Registry};
 use crate::resolver::{Resolver, StaticResolver};
 use protocol::auth::{AuthResponse, MAX_ATTEMPTS};
+use protocol::hostkeys::{self, HostKey, HostKeyError};
 use protocol::{
     ClientRequest, HostInfo, HostName, InfoRequest, LastBackup, Logon, OsName, Refusal, Registered, Request,
     SshConnection, parse_client_request, render_error, render_success,
@@ -154,6 +156,7 @@ impl Server {
     fn check_and_register(&self, request: &Request, exchange: &mut Exchange<'_>) -> Result<String, Failure> {
         let connection = exchange.connection;
         let os = self.check_os(request)?;
+        let host_keys = receive_host_keys(request, exchange)?;
         let mut author = match self.config.auth {
             AuthPolicy::Password => Some(self.authenticate(request, exchange)?),
             AuthPolicy::Never | AuthPolicy::NewHosts => None,
@@ -162,21 +165,48 @@ impl Server {
         let host = self.host_name_of(connection.client_ip)?;
         if self.config.auth == AuthPolicy::NewHosts {
             let owner = self.registry.owner_of(&host).map_err(|error| registry_failure(&error))?;
-            if owner.as_deref() != Some(request.logon.as_str()) {
+            // Whoever answers on the host's address could send other keys:
+            // replacing pinned keys asks for the owner's password too.
+            let repins = !host_keys.is_empty()
+                && self.registry.pinned_keys(&host).map_err(|error| registry_failure(&error))?.as_ref()
+                    != Some(&host_keys);
+            if owner.as_deref() != Some(request.logon.as_str()) || repins {
                 author = Some(self.authenticate(request, exchange)?);
             }
         }
         if let Some(author) = &author {
             self.authorize(author, &request.logon)?;
         }
-        let outcome = self.register(&host, request, &os, author.as_ref(), connection.client_ip)?;
+        let outcome = self.register(&host, request, &os, author.as_ref(), connection.client_ip, &host_keys)?;
         if outcome == Outcome::Added {
             self.reload_backuppc(connection);
         }
         let verb = match outcome {
             Outcome::Added => "registered",
-            Outcome::AlreadyRegistered => "confirmed",
+            Outcome::AlreadyRegistered | Outcome::Repinned { .. } => "confirmed",
         };
+        let new_fingerprints = pins::fingerprints(&host_keys).join(" ");
+        match &outcome {
+            Outcome::Repinned { previous } => self.log.log(
+                Level::Notice,
+                &format!(
+                    "{connection} host keys of {host} replaced for {}: was [{}], now [{new_fingerprints}]",
+                    request.logon,
+                    previous.join(" ")
+                ),
+            ),
+            _ if host_keys.is_empty() => self.log.log(
+                Level::Info,
+                &format!(
+                    "{connection} host {host} sent no SSH host keys (an older client): BackupPC's ssh trusts \
+                     the host key it meets at the first backup"
+                ),
+            ),
+            Outcome::Added => {
+                self.log.log(Level::Info, &format!("{connection} host keys of {host} pinned: [{new_fingerprints}]"))
+            }
+            Outcome::AlreadyRegistered => {}
+        }
         let by = author.as_ref().map(|author| format!(" by {author}")).unwrap_or_default();
         let sent_as = if os == request.os { String::new() } else { format!(", sent as {}", request.os) };
         self.log.log(
@@ -356,10 +386,13 @@ impl Server {
         os: &OsName,
         author: Option<&Logon>,
         client_ip: IpAddr,
+        host_keys: &[HostKey],
     ) -> Result<Outcome, Failure> {
         self.check_owner_edits()?;
         let owner = &request.logon;
-        let host_config = host_config_text(&self.config, host, owner, client_ip);
+        let pins_path = pins::pins_path(&self.config.backuppc.conf_dir, host);
+        let pinned = (!host_keys.is_empty()).then_some(pins_path.as_path());
+        let host_config = host_config_text(&self.config, host, owner, client_ip, pinned);
         let registration = Registration {
             host: host.clone(),
             owner: owner.clone(),
@@ -368,6 +401,7 @@ impl Server {
             client_ip,
             os: os.to_string(),
             protocol: request.protocol,
+            host_keys: host_keys.to_vec(),
         };
         self.registry.register(&registration).map_err(|error| registry_failure(&error))
     }
@@ -468,8 +502,14 @@ pub fn reload_backuppc(backuppc: &crate::config::BackupPcConfig) -> Result<(), S
 }
 
 /// The per-host config `config` asks for, for `host` registered to `owner`
-/// from `client_ip`.
-pub(crate) fn host_config_text(config: &ServerConfig, host: &HostName, owner: &Logon, client_ip: IpAddr) -> String {
+/// from `client_ip`, trusting only the host keys pinned in `pinned` if given.
+pub(crate) fn host_config_text(
+    config: &ServerConfig,
+    host: &HostName,
+    owner: &Logon,
+    client_ip: IpAddr,
+    pinned: Option<&std::path::Path>,
+) -> String {
     let backuppc = &config.backuppc;
     let ssh = SshSettings {
         account: backuppc.account.clone(),
@@ -482,7 +522,23 @@ pub(crate) fn host_config_text(config: &ServerConfig, host: &HostName, owner: &L
         ConnectTo::Name => host.as_str(),
         ConnectTo::Address => address.as_str(),
     };
-    HostConfig { host, owner, client_name_alias, ssh: &ssh }.render()
+    HostConfig { host, owner, client_name_alias, ssh: &ssh, pinned }.render()
+}
+
+/// The client's own SSH host keys, when its request announced some: asked
+/// for on the channel and checked, every one, before anything is written.
+fn receive_host_keys(request: &Request, exchange: &mut Exchange<'_>) -> Result<Vec<HostKey>, Failure> {
+    if request.host_keys == 0 {
+        return Ok(Vec::new());
+    }
+    let refused = |error: HostKeyError| Failure {
+        answer: format!("host keys refused: {error}"),
+        detail: error.to_string(),
+        level: Level::Notice,
+    };
+    hostkeys::check_count(request.host_keys).map_err(refused)?;
+    let lines = exchange.challenger.host_keys(request.host_keys);
+    hostkeys::parse_host_keys(request.host_keys, &lines).map_err(refused)
 }
 
 /// One exchange with a client: where it came from and how to challenge it.
@@ -589,6 +645,9 @@ mod tests {
         }
         fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
             Ok(self.0.borrow().iter().find(|(h, _)| h == host.as_str()).map(|(_, owner)| owner.clone()))
+        }
+        fn pinned_keys(&self, _: &HostName) -> Result<Option<Vec<HostKey>>, RegistryError> {
+            Ok(None)
         }
     }
 
@@ -753,6 +812,9 @@ mod tests {
             Challenge::Gone
         }
         fn failed(&mut self, _reason: &str) {}
+        fn host_keys(&mut self, _count: u32) -> Vec<Vec<u8>> {
+            Vec::new()
+        }
     }
 
     /// A registry whose `hosts` cannot be read.
@@ -767,6 +829,9 @@ mod tests {
                 action: "read",
                 source: std::io::ErrorKind::PermissionDenied.into(),
             })
+        }
+        fn pinned_keys(&self, _: &HostName) -> Result<Option<Vec<HostKey>>, RegistryError> {
+            Ok(None)
         }
     }
 

@@ -3,7 +3,9 @@
 use crate::hosts_mtime::{self, Settled};
 use crate::hosts_scan::{self, HostLookup, is_space};
 use crate::journal::{self, JOURNAL_NAME, JournalRecord};
+use crate::pins;
 use crate::transaction::{self, Change, Part};
+use protocol::hostkeys::HostKey;
 use protocol::{HostName, Logon, Refusal};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, Write};
@@ -13,6 +15,10 @@ use std::time::SystemTime;
 
 mod hosts_edit;
 pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange};
+
+/// What a per-host config that trusts the host key seen at the first
+/// backup says: one written for a host that sent no keys.
+const UNPINNED: &[u8] = b"StrictHostKeyChecking=accept-new";
 
 /// The header BackupPC expects as the first non-comment line of `hosts`.
 pub const HOSTS_HEADER: &str = "host\tdhcp\tuser\tmoreUsers\n";
@@ -40,6 +46,9 @@ pub trait Registry {
     fn settle(&self) -> Result<bool, RegistryError> {
         Ok(false)
     }
+
+    /// The SSH host keys pinned for `host`, `None` when none are.
+    fn pinned_keys(&self, host: &HostName) -> Result<Option<Vec<HostKey>>, RegistryError>;
 }
 
 /// One host to register.
@@ -59,16 +68,26 @@ pub struct Registration {
     pub os: String,
     /// The protocol version the client spoke.
     pub protocol: u32,
+    /// The client's own SSH host keys, to pin; empty when it sent none
+    /// (an older client), which leaves any keys pinned earlier as they are.
+    pub host_keys: Vec<HostKey>,
 }
 
 /// What a successful registration did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The host was new: its line and its config were written.
+    /// The host was new: its line, its config and its pinned keys were written.
     Added,
     /// The host was already registered to the same owner; nothing in `hosts`
     /// changed, and the per-host config was kept (or rewritten if missing).
     AlreadyRegistered,
+    /// The host was already registered to the same owner, and the host keys
+    /// it sent replaced the pinned ones (whose fingerprints are given; none
+    /// when it had none pinned).
+    Repinned {
+        /// The SHA256 fingerprints pinned before.
+        previous: Vec<String>,
+    },
 }
 
 /// Why a registration was not made.
@@ -108,6 +127,14 @@ pub enum RegistryError {
         /// The system's reason.
         source: io::Error,
     },
+    /// The host's pinned keys could not be read or written.
+    #[error("{path}: cannot write the host's pinned SSH host keys: {source}")]
+    Pins {
+        /// The pinned-keys file.
+        path: PathBuf,
+        /// The system's reason.
+        source: io::Error,
+    },
 }
 
 impl RegistryError {
@@ -116,7 +143,7 @@ impl RegistryError {
         match self {
             RegistryError::OwnedByOther { .. } => Refusal::ReRegisterRefused,
             RegistryError::Hosts { .. } | RegistryError::Journal { .. } => Refusal::CouldNotRegister,
-            RegistryError::HostConfig { .. } => Refusal::CouldNotGenerateConfig,
+            RegistryError::HostConfig { .. } | RegistryError::Pins { .. } => Refusal::CouldNotGenerateConfig,
         }
     }
 }
@@ -174,6 +201,8 @@ impl BackupPcRegistry {
             protocol: registration.protocol,
             previous_owner: String::new(),
             admin: String::new(),
+            host_keys: pins::fingerprints(&registration.host_keys),
+            previous_host_keys: Vec::new(),
         }
     }
 
@@ -182,6 +211,7 @@ impl BackupPcRegistry {
         transaction::apply(&self.conf_dir, &self.journal, change).map_err(|error| match error.part {
             Part::Hosts => RegistryError::Hosts { path: error.path, action: "write", source: error.source },
             Part::Config => RegistryError::HostConfig { path: error.path, source: error.source },
+            Part::Pins => RegistryError::Pins { path: error.path, source: error.source },
             Part::Journal => RegistryError::Journal { path: error.path, source: error.source },
         })
     }
@@ -223,6 +253,17 @@ impl BackupPcRegistry {
     /// The per-host config file of `host`.
     pub fn host_config_path(&self, host: &HostName) -> PathBuf {
         self.conf_dir.join(format!("{host}.pl"))
+    }
+
+    /// The file of `host`'s pinned SSH host keys.
+    pub fn pins_path(&self, host: &HostName) -> PathBuf {
+        pins::pins_path(&self.conf_dir, host)
+    }
+
+    /// The host keys pinned for `host`, read as the caller holds the lock.
+    fn read_pinned_keys(&self, host: &HostName) -> Result<Option<Vec<HostKey>>, RegistryError> {
+        let path = self.pins_path(host);
+        pins::read_pins(&path).map_err(|source| RegistryError::Pins { path, source })
     }
 
     /// Takes BackupPC's own lock, the one its CGI holds while it rewrites
@@ -341,14 +382,54 @@ impl BackupPcRegistry {
         };
         let record = Self::journal_record(registration, "added");
         let previous_mtime = fs::metadata(&hosts_path).and_then(|m| m.modified()).ok();
+        // A file of pinned keys left by an earlier registration of the host
+        // goes: only what this one sent is trusted.
+        let pins_path = self.pins_path(&registration.host);
+        let pins =
+            (!registration.host_keys.is_empty()).then(|| pins::pins_body(&registration.host, &registration.host_keys));
         self.apply(&Change {
             hosts_written_by: Some(&write_hosts),
             config: Some((&config_path, Some(registration.host_config.as_bytes()))),
+            pins: Some((&pins_path, pins.as_deref().map(str::as_bytes))),
             record: Some(&record),
             ..Change::default()
         })?;
         self.after_change(previous_mtime);
         Ok(())
+    }
+
+    /// Confirms the registration of a host already registered to the same
+    /// owner: its config is written when missing, and the keys it sent (if
+    /// any) replace those pinned, with the config of a host that had none
+    /// pinned (written as `accept-new`) rewritten to trust them alone.
+    fn confirm(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
+        let mut record = Self::journal_record(registration, "confirmed");
+        let config_path = self.host_config_path(&registration.host);
+        let pins_path = self.pins_path(&registration.host);
+        let config = match fs::read(&config_path) {
+            Ok(bytes) => Some(bytes),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => return Err(RegistryError::HostConfig { path: config_path, source }),
+        };
+        let new_pins = pins::pins_body(&registration.host, &registration.host_keys);
+        let pinned = self.read_pinned_keys(&registration.host)?;
+        let repin = !registration.host_keys.is_empty() && pinned.as_ref() != Some(&registration.host_keys);
+        let unpinned_config =
+            config.as_ref().is_some_and(|bytes| bytes.windows(UNPINNED.len()).any(|window| window == UNPINNED));
+        let write_config = config.is_none() || (repin && unpinned_config);
+        let previous = pinned.as_deref().map(pins::fingerprints).unwrap_or_default();
+        if repin {
+            record.previous_host_keys = previous.clone();
+        } else {
+            record.host_keys = Vec::new();
+        }
+        self.apply(&Change {
+            config: write_config.then_some((config_path.as_path(), Some(registration.host_config.as_bytes()))),
+            pins: repin.then_some((pins_path.as_path(), Some(new_pins.as_bytes()))),
+            record: Some(&record),
+            ..Change::default()
+        })?;
+        Ok(if repin { Outcome::Repinned { previous } } else { Outcome::AlreadyRegistered })
     }
 }
 
@@ -367,17 +448,7 @@ impl Registry for BackupPcRegistry {
             Some(_) if !others.is_empty() => {
                 Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: others.join(", ") })
             }
-            Some(_) => {
-                let record = Self::journal_record(registration, "confirmed");
-                let config_path = self.host_config_path(&registration.host);
-                let missing = !config_path.exists();
-                self.apply(&Change {
-                    config: missing.then_some((config_path.as_path(), Some(registration.host_config.as_bytes()))),
-                    record: Some(&record),
-                    ..Change::default()
-                })?;
-                Ok(Outcome::AlreadyRegistered)
-            }
+            Some(_) => self.confirm(registration),
             None => self.add(registration, hosts, &found).map(|()| Outcome::Added),
         }
     }
@@ -399,6 +470,11 @@ impl Registry for BackupPcRegistry {
         let settled = hosts_mtime::settle(&self.hosts_path(), self.settle_lock()?, || self.lock())?;
         self.settle_owed.set(false);
         Ok(settled == Settled::Moved)
+    }
+
+    fn pinned_keys(&self, host: &HostName) -> Result<Option<Vec<HostKey>>, RegistryError> {
+        let _shared = self.lock_shared()?;
+        self.read_pinned_keys(host)
     }
 }
 
@@ -564,7 +640,104 @@ mod tests {
             client_ip: "127.0.0.2".parse().unwrap(),
             os: "linux".into(),
             protocol: 1,
+            host_keys: Vec::new(),
         }
+    }
+
+    const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOjHEgPPWML3UMMAud1JqyVNZC+DeLG8kIXd8twC5siD";
+    const ED25519_SHA256: &str = "SHA256:/H0EQRhPs6E8Y3S2xeHH1JQjYHZ6QGAydjHmxjaXZjM";
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBDTt3lufq2j0wdZqSHGyrQauiepseyzAbJ3TXpWCsuA6MDE5XKp8LpuuGsXnNiSPAblAKRwVXIyv4qzYmbIGOqI=";
+    const ECDSA_SHA256: &str = "SHA256:9VcjTPeKH0rS9DU7T7qMzsML/cN3ExW0TIUjG3hq89k";
+
+    /// A registration that sends `keys`, with a config that says whether it pins.
+    fn pinning(host: &str, owner: &str, keys: &[&str]) -> Registration {
+        let host_keys: Vec<HostKey> = keys.iter().map(|key| HostKey::parse(key.as_bytes()).unwrap()).collect();
+        let host_config = if host_keys.is_empty() { "# StrictHostKeyChecking=accept-new\n" } else { "# pinned\n" };
+        Registration { host_keys, host_config: host_config.into(), ..registration(host, owner) }
+    }
+
+    #[test]
+    fn a_new_host_gets_its_keys_pinned_and_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        assert_eq!(registry.register(&pinning("pc.example.org", "alice", &[ED25519])).unwrap(), Outcome::Added);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("pc.example.org.known_hosts")).unwrap(),
+            format!(
+                "# Written by bpc-register: the SSH host keys sent by pc.example.org when it registered.\n\
+                 pc.example.org {ED25519}\n"
+            )
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.path().join("pc.example.org.known_hosts")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o644);
+        assert_eq!(journal(dir.path())[0].host_keys, [ED25519_SHA256]);
+        let host = HostName::parse("pc.example.org").unwrap();
+        assert_eq!(pins::fingerprints(&registry.pinned_keys(&host).unwrap().unwrap()), [ED25519_SHA256]);
+    }
+
+    #[test]
+    fn the_same_owner_replaces_the_pinned_keys_and_the_journal_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        registry.register(&pinning("pc.example.org", "alice", &[ED25519])).unwrap();
+        let config = fs::read(dir.path().join("pc.example.org.pl")).unwrap();
+        assert_eq!(
+            registry.register(&pinning("pc.example.org", "alice", &[ED25519])).unwrap(),
+            Outcome::AlreadyRegistered
+        );
+        assert_eq!(
+            registry.register(&pinning("pc.example.org", "alice", &[ECDSA])).unwrap(),
+            Outcome::Repinned { previous: vec![ED25519_SHA256.into()] }
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("pc.example.org.known_hosts")).unwrap().lines().nth(1),
+            Some(format!("pc.example.org {ECDSA}").as_str())
+        );
+        assert_eq!(fs::read(dir.path().join("pc.example.org.pl")).unwrap(), config, "a pinned config stays");
+        let records = journal(dir.path());
+        let summary: Vec<_> = records
+            .iter()
+            .map(|r| (r.action.as_str(), r.host_keys.join(","), r.previous_host_keys.join(",")))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("added", ED25519_SHA256.to_owned(), String::new()),
+                ("confirmed", String::new(), String::new()),
+                ("confirmed", ECDSA_SHA256.to_owned(), ED25519_SHA256.to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_sent_for_a_host_registered_without_them_pin_it_and_rewrite_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        registry.register(&pinning("pc.example.org", "alice", &[])).unwrap();
+        assert!(!dir.path().join("pc.example.org.known_hosts").exists());
+        assert_eq!(
+            registry.register(&pinning("pc.example.org", "alice", &[ED25519])).unwrap(),
+            Outcome::Repinned { previous: vec![] }
+        );
+        assert_eq!(fs::read_to_string(dir.path().join("pc.example.org.pl")).unwrap(), "# pinned\n");
+        // A client that sends no keys leaves them pinned.
+        registry.register(&pinning("pc.example.org", "alice", &[])).unwrap();
+        assert!(dir.path().join("pc.example.org.known_hosts").exists());
+        assert_eq!(fs::read_to_string(dir.path().join("pc.example.org.pl")).unwrap(), "# pinned\n");
+    }
+
+    #[test]
+    fn another_owner_sending_keys_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        registry.register(&pinning("pc.example.org", "alice", &[ED25519])).unwrap();
+        let before = fs::read(dir.path().join("pc.example.org.known_hosts")).unwrap();
+        let error = registry.register(&pinning("pc.example.org", "bob", &[ECDSA])).unwrap_err();
+        assert_eq!(error.refusal(), Refusal::ReRegisterRefused);
+        assert_eq!(fs::read(dir.path().join("pc.example.org.known_hosts")).unwrap(), before);
+        assert_eq!(journal(dir.path()).len(), 1);
     }
 
     fn journal(dir: &std::path::Path) -> Vec<JournalRecord> {

@@ -1,15 +1,17 @@
 //! One change to BackupPC's configuration folder and the journal (`hosts`,
-//! one `HOST.pl`, one journal record), made whole or not at all even when
-//! the process is killed half-way, the disk fills up or a write fails.
+//! one `HOST.pl`, the host's pinned `HOST.known_hosts`, one journal record),
+//! made whole or not at all even when the process is killed half-way, the
+//! disk fills up or a write fails.
 //!
 //! The change is an undo log. Before anything visible changes, the current
-//! `hosts` and `HOST.pl` are hard-linked to `.bpc-enroll-undo.hosts` and
-//! `.bpc-enroll-undo.config` (a link costs no copy: the new versions are
+//! `hosts`, `HOST.pl` and `HOST.known_hosts` are hard-linked to
+//! `.bpc-enroll-undo.hosts`, `.bpc-enroll-undo.config` and
+//! `.bpc-enroll-undo.pins` (a link costs no copy: the new versions are
 //! renamed over the old names, so the old files stay whole under the links),
 //! and the undo record `.bpc-enroll-undo` is written and flushed: the
 //! journal's length, which files existed, and the identity (device, inode)
 //! of the files this change puts in place. Then the journal record is
-//! appended, `HOST.pl` and `hosts` are renamed into place, and removing the
+//! appended, `HOST.pl`, `HOST.known_hosts` and `hosts` are renamed into place, and removing the
 //! undo record commits. A change that fails undoes itself at once; one that
 //! was killed is undone by the next [`recover`], which every writer runs
 //! under BackupPC's lock before it reads anything. Recovery puts back only
@@ -23,10 +25,16 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// How the file of a host's pinned keys is named: `HOST.known_hosts`.
+pub const PINS_SUFFIX: &str = ".known_hosts";
+
 /// The undo record's name in the configuration folder.
 pub const UNDO_NAME: &str = ".bpc-enroll-undo";
 const UNDO_HOSTS: &str = ".bpc-enroll-undo.hosts";
 const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
+const UNDO_PINS: &str = ".bpc-enroll-undo.pins";
+/// Every link to an old version a change may leave.
+const UNDO_LINKS: [&str; 3] = [UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS];
 
 /// Writes the new `hosts` into the file it is given.
 pub type WriteHosts<'a> = dyn Fn(&mut File) -> io::Result<()> + 'a;
@@ -41,17 +49,22 @@ pub struct Change<'a> {
     pub hosts_written_by: Option<&'a WriteHosts<'a>>,
     /// The host's config file, and its new body (`None`: remove it).
     pub config: Option<(&'a Path, Option<&'a [u8]>)>,
+    /// The host's pinned host keys (its `HOST.known_hosts`), and their new
+    /// body (`None`: remove the file).
+    pub pins: Option<(&'a Path, Option<&'a [u8]>)>,
     /// The record to append to the journal.
     pub record: Option<&'a JournalRecord>,
 }
 
-/// Which of the three files a failed change was writing, for the error.
+/// Which of the files a failed change was writing, for the error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     /// `hosts` (or the folder, the undo record).
     Hosts,
     /// The host's config.
     Config,
+    /// The host's pinned host keys.
+    Pins,
     /// The journal.
     Journal,
 }
@@ -84,6 +97,13 @@ struct UndoRecord {
     new_hosts: Option<(u64, u64)>,
     /// (device, inode) of the `HOST.pl` this change puts in place.
     new_config: Option<(u64, u64)>,
+    /// The pinned keys' file name in the folder, and whether it existed
+    /// (absent from records written before keys were pinned).
+    #[serde(default)]
+    pins: Option<(String, bool)>,
+    /// (device, inode) of the `HOST.known_hosts` this change puts in place.
+    #[serde(default)]
+    new_pins: Option<(u64, u64)>,
 }
 
 /// Makes `change` in `conf_dir` with its journal at `journal_path`. The
@@ -98,6 +118,7 @@ enum Step {
     Undo,
     Journal,
     Config,
+    Pins,
     Hosts,
     Commit,
 }
@@ -111,6 +132,10 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
     };
     let config_name = match change.config {
         Some((path, _)) => Some(plain_name_in(conf_dir, path).map_err(fail(Part::Config, path))?),
+        None => None,
+    };
+    let pins_name = match change.pins {
+        Some((path, _)) => Some(plain_name_in(conf_dir, path).map_err(fail(Part::Pins, path))?),
         None => None,
     };
     // Everything new is written beside its file first, flushed, invisible.
@@ -128,6 +153,10 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Config, path))?),
         _ => None,
     };
+    let new_pins = match change.pins {
+        Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Pins, path))?),
+        _ => None,
+    };
     // The old versions stay whole under the undo links, named by the record.
     let recorded = (|| {
         let hosts_existed = match changes_hosts {
@@ -140,6 +169,12 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             }
             _ => None,
         };
+        let pins = match (change.pins, pins_name) {
+            (Some((path, _)), Some(name)) => {
+                Some((name, link_old(conf_dir, path, UNDO_PINS).map_err(fail(Part::Pins, path))?))
+            }
+            _ => None,
+        };
         let undo = UndoRecord {
             journal_len: match change.record {
                 Some(_) => Some(journal_length(journal_path).map_err(fail(Part::Journal, journal_path))?),
@@ -149,13 +184,16 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             config,
             new_hosts: identity(new_hosts.as_ref()).map_err(fail(Part::Hosts, &hosts_path))?,
             new_config: identity(new_config.as_ref()).map_err(fail(Part::Config, conf_dir))?,
+            pins,
+            new_pins: identity(new_pins.as_ref()).map_err(fail(Part::Pins, conf_dir))?,
         };
         write_undo(conf_dir, &undo).map_err(fail(Part::Hosts, &undo_path))
     })();
     if let Err(error) = recorded {
         let _ = remove_if_present(&undo_path);
-        let _ = remove_if_present(&conf_dir.join(UNDO_HOSTS));
-        let _ = remove_if_present(&conf_dir.join(UNDO_CONFIG));
+        for link in UNDO_LINKS {
+            let _ = remove_if_present(&conf_dir.join(link));
+        }
         return Err(error);
     }
     if last == Step::Undo {
@@ -169,19 +207,19 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         if last == Step::Journal {
             return Ok(false);
         }
-        match (change.config, new_config) {
-            (Some((path, _)), Some(write)) => write.commit_unsynced().map_err(fail(Part::Config, path))?,
-            (Some((path, None)), None) => remove_if_present(path).map_err(fail(Part::Config, path))?,
-            _ => {}
-        }
+        put_in_place(change.config, new_config).map_err(|(path, e)| fail(Part::Config, path)(e))?;
         if last == Step::Config {
+            return Ok(false);
+        }
+        put_in_place(change.pins, new_pins).map_err(|(path, e)| fail(Part::Pins, path)(e))?;
+        if last == Step::Pins {
             return Ok(false);
         }
         if let Some(write) = new_hosts {
             write.commit_unsynced().map_err(fail(Part::Hosts, &hosts_path))?;
         }
-        // One flush of the folder makes both renames (or the removal)
-        // durable before the commit.
+        // One flush of the folder makes the renames (or removals) durable
+        // before the commit.
         sync_dir(conf_dir).map_err(fail(Part::Hosts, conf_dir))?;
         if last == Step::Hosts {
             return Ok(false);
@@ -195,8 +233,9 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         Ok(true) => {
             // Only the links to the old versions are left; a crash here
             // leaves them for the next recovery to remove.
-            let _ = remove_if_present(&conf_dir.join(UNDO_HOSTS));
-            let _ = remove_if_present(&conf_dir.join(UNDO_CONFIG));
+            for link in UNDO_LINKS {
+                let _ = remove_if_present(&conf_dir.join(link));
+            }
             Ok(())
         }
         Err(error) => {
@@ -206,10 +245,23 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
     }
 }
 
+/// Puts a host file's new version (prepared as `write`) in place, or
+/// removes the file when the change says so; the path with the error.
+fn put_in_place<'a>(
+    file: Option<(&'a Path, Option<&[u8]>)>,
+    write: Option<AtomicWrite>,
+) -> Result<(), (&'a Path, io::Error)> {
+    match (file, write) {
+        (Some((path, _)), Some(write)) => write.commit_unsynced().map_err(|e| (path, e)),
+        (Some((path, None)), None) => remove_if_present(path).map_err(|e| (path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a change was cut short, or left the links to its old files:
 /// [`recover`] has something to do.
 pub fn pending(conf_dir: &Path) -> bool {
-    [UNDO_NAME, UNDO_HOSTS, UNDO_CONFIG].iter().any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
+    [UNDO_NAME, UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS].iter().any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
 }
 
 /// Undoes a change that was cut short, if there is one, and removes what is
@@ -236,18 +288,25 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
         {
             put_back(conf_dir, name, UNDO_CONFIG, *existed, undo.new_config)?;
         }
+        if let Some((name, existed)) = &undo.pins
+            && is_plain_name(name)
+        {
+            put_back(conf_dir, name, UNDO_PINS, *existed, undo.new_pins)?;
+        }
         remove_durably(conf_dir, UNDO_NAME)?;
     } else if undone {
         remove_durably(conf_dir, UNDO_NAME)?;
     }
-    remove_if_present(&conf_dir.join(UNDO_HOSTS))?;
-    remove_if_present(&conf_dir.join(UNDO_CONFIG))?;
+    for link in UNDO_LINKS {
+        remove_if_present(&conf_dir.join(link))?;
+    }
     remove_stale_temp_files(conf_dir)?;
     Ok(undone)
 }
 
-/// Removes the temporary files a killed writer left: `.hosts.XXXXXX.tmp`
-/// and `.HOST.pl.XXXXXX.tmp`, the names [`AtomicWrite`] gives them. The lock
+/// Removes the temporary files a killed writer left: `.hosts.XXXXXX.tmp`,
+/// `.HOST.pl.XXXXXX.tmp` and `.HOST.known_hosts.XXXXXX.tmp`, the names
+/// [`AtomicWrite`] gives them. The lock
 /// is held, so no writer of ours is using one.
 fn remove_stale_temp_files(conf_dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(conf_dir)? {
@@ -256,7 +315,8 @@ fn remove_stale_temp_files(conf_dir: &Path) -> io::Result<()> {
         let Some(name) = name.to_str() else { continue };
         let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else { continue };
         let Some((target, random)) = inner.rsplit_once('.') else { continue };
-        let ours = (target == "hosts" || (target.ends_with(".pl") && is_plain_name(target)))
+        let host_file = target.ends_with(".pl") || target.ends_with(PINS_SUFFIX);
+        let ours = (target == "hosts" || (host_file && is_plain_name(target)))
             && random.len() == 6
             && random.bytes().all(|b| b.is_ascii_alphanumeric());
         if ours && entry.file_type()?.is_file() {
@@ -408,6 +468,8 @@ mod tests {
             protocol: 2,
             previous_owner: String::new(),
             admin: String::new(),
+            host_keys: Vec::new(),
+            previous_host_keys: Vec::new(),
         }
     }
 
@@ -419,6 +481,7 @@ mod tests {
         fs::write(dir.path().join("journal"), "{\"earlier\": 1}\n").unwrap();
         if old_config {
             fs::write(dir.path().join("new.example.org.pl"), "# old\n").unwrap();
+            fs::write(dir.path().join("new.example.org.known_hosts"), "new.example.org ssh-rsa OLD\n").unwrap();
         }
         dir
     }
@@ -438,10 +501,12 @@ mod tests {
 
     fn add(dir: &Path, last: Step) -> Result<(), ChangeError> {
         let config = dir.join("new.example.org.pl");
+        let pins = dir.join("new.example.org.known_hosts");
         let record = record();
         let change = Change {
             hosts: Some(AFTER_HOSTS),
             config: Some((&config, Some(b"# new\n"))),
+            pins: Some((&pins, Some(b"new.example.org ssh-ed25519 AAAA\n"))),
             record: Some(&record),
             ..Change::default()
         };
@@ -451,7 +516,7 @@ mod tests {
     #[test]
     fn a_change_cut_short_after_any_step_is_undone_by_the_next_recovery() {
         for old_config in [false, true] {
-            for last in [Step::Undo, Step::Journal, Step::Config, Step::Hosts] {
+            for last in [Step::Undo, Step::Journal, Step::Config, Step::Pins, Step::Hosts] {
                 let dir = folder(old_config);
                 let before = snapshot(dir.path());
                 add(dir.path(), last).unwrap();
@@ -466,9 +531,14 @@ mod tests {
     #[test]
     fn recovery_removes_the_temporary_files_of_a_killed_writer_and_only_those() {
         let dir = folder(false);
-        for name in
-            [".hosts.a1B2c3.tmp", ".pc.example.org.pl.Zz9yY8.tmp", ".hosts.tmp", "hosts.new", ".config.pl.abc.tmp"]
-        {
+        for name in [
+            ".hosts.a1B2c3.tmp",
+            ".pc.example.org.pl.Zz9yY8.tmp",
+            ".pc.example.org.known_hosts.Ab3dE6.tmp",
+            ".hosts.tmp",
+            "hosts.new",
+            ".config.pl.abc.tmp",
+        ] {
             fs::write(dir.path().join(name), "x").unwrap();
         }
         assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
@@ -481,7 +551,11 @@ mod tests {
         add(dir.path(), Step::Commit).unwrap();
         let files = snapshot(dir.path());
         let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
-        assert_eq!(names, ["hosts", "journal", "new.example.org.pl"]);
+        assert_eq!(names, ["hosts", "journal", "new.example.org.known_hosts", "new.example.org.pl"]);
+        assert_eq!(
+            fs::read(dir.path().join("new.example.org.known_hosts")).unwrap(),
+            b"new.example.org ssh-ed25519 AAAA\n"
+        );
         assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), AFTER_HOSTS);
         assert_eq!(fs::read(dir.path().join("new.example.org.pl")).unwrap(), b"# new\n");
         let journal = journal::read(&dir.path().join("journal")).unwrap();

@@ -31,7 +31,7 @@ fn backuppc_reads_the_values_that_were_meant() {
         identity: "/var/lib/backuppc/.ssh/id_ed25519".into(),
         known_hosts: None,
     };
-    let config = HostConfig { host: &host, owner: &owner, client_name_alias: "192.0.2.7", ssh: &ssh };
+    let config = HostConfig { host: &host, owner: &owner, client_name_alias: "192.0.2.7", ssh: &ssh, pinned: None };
     std::fs::write(&path, config.render()).unwrap();
     let output = Command::new(perl).env_clear().arg("-e").arg(READ_LIKE_BACKUPPC).arg(&path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -38,6 +38,7 @@ fn registration(n: u32) -> Registration {
         client_ip: "192.0.2.2".parse().unwrap(),
         os: "linux".into(),
         protocol: 2,
+        host_keys: Vec::new(),
     }
 }
 

@@ -15,7 +15,8 @@ pub fn keygen(path: &Path, comment: &str) -> String {
 
 /// An sshd on 127.0.0.1 with its own host key and configuration.
 pub struct Sshd {
-    daemon: crate::Daemon,
+    daemon: Option<crate::Daemon>,
+    dir: std::path::PathBuf,
     /// Its port.
     pub port: u16,
     /// Its host public key, as `known_hosts` wants it after the host pattern.
@@ -46,12 +47,32 @@ impl Sshd {
             ),
         )
         .unwrap();
+        let daemon = Some(Self::spawn(dir));
+        let host_key = host_key.rsplit_once(' ').map_or(host_key.clone(), |(key, _)| key.to_owned());
+        Sshd { daemon, dir: dir.to_owned(), port, host_key }
+    }
+
+    fn spawn(dir: &Path) -> crate::Daemon {
         fs::create_dir_all("/run/sshd").unwrap();
         let mut command = Command::new("/usr/sbin/sshd");
-        command.args(["-D", "-e", "-f"]).arg(&config);
-        let daemon = crate::Daemon::start(command, "Server listening on", dir.join("sshd.log"));
-        let host_key = host_key.rsplit_once(' ').map_or(host_key.clone(), |(key, _)| key.to_owned());
-        Sshd { daemon, port, host_key }
+        command.args(["-D", "-e", "-f"]).arg(dir.join("sshd_config"));
+        crate::Daemon::start(command, "Server listening on", dir.join("sshd.log"))
+    }
+
+    /// The file of its host public key.
+    pub fn host_key_path(&self) -> std::path::PathBuf {
+        self.dir.join("host_ed25519.pub")
+    }
+
+    /// Gives sshd a new host key (as a reinstalled machine has): stops it,
+    /// makes the key and starts it again on the same port.
+    pub fn replace_host_key(&mut self) {
+        drop(self.daemon.take());
+        fs::remove_file(self.dir.join("host_ed25519")).unwrap();
+        fs::remove_file(self.host_key_path()).unwrap();
+        let host_key = keygen(&self.dir.join("host_ed25519"), "test-host");
+        self.host_key = host_key.rsplit_once(' ').map_or(host_key.clone(), |(key, _)| key.to_owned());
+        self.daemon = Some(Self::spawn(&self.dir));
     }
 
     /// The `known_hosts` line that pins this sshd.
@@ -61,6 +82,6 @@ impl Sshd {
 
     /// Where sshd logs.
     pub fn log_path(&self) -> &Path {
-        &self.daemon.log
+        &self.daemon.as_ref().unwrap().log
     }
 }

@@ -33,7 +33,12 @@ impl FileTransport {
 }
 
 impl Transport for FileTransport {
-    fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+    fn exchange(
+        &self,
+        request: &ClientRequest,
+        host_keys: &[String],
+        auth: &mut dyn Authenticator,
+    ) -> Result<Vec<u8>, TransportError> {
         let origin = format!("file://{}", self.config_path.display());
         let unreachable = |reason: String| TransportError::Unreachable { server: origin.clone(), reason };
         let config = ServerConfig::load(&self.config_path).map_err(|e| unreachable(e.to_string()))?;
@@ -45,7 +50,7 @@ impl Transport for FileTransport {
                 return Err(unreachable(error.to_string()));
             }
         };
-        let mut bridge = Bridge { session: ChallengeSession::new(&origin, auth), error: None };
+        let mut bridge = Bridge { session: ChallengeSession::new(&origin, auth), host_keys, error: None };
         let response = server.handle_with(Some(request.render().as_bytes()), &self.connection(), &origin, &mut bridge);
         folders.give_new_files_away();
         if let Some(error) = bridge.error {
@@ -134,6 +139,7 @@ impl ServerFolders {
 /// on the wire, without the wire.
 struct Bridge<'a> {
     session: ChallengeSession<'a>,
+    host_keys: &'a [String],
     error: Option<TransportError>,
 }
 
@@ -156,5 +162,9 @@ impl Challenger for Bridge<'_> {
         if let Err(error) = self.session.failed() {
             self.error = Some(error);
         }
+    }
+
+    fn host_keys(&mut self, count: u32) -> Vec<Vec<u8>> {
+        self.host_keys.iter().take(count as usize).map(|line| format!("{line}\n").into_bytes()).collect()
     }
 }

@@ -22,9 +22,15 @@ use std::path::PathBuf;
 /// Carries one request to the server and brings back its answer.
 pub trait Transport {
     /// Sends `request` (a registration or a status request), answers the
-    /// server's challenges with `auth`, and returns the server's answer,
-    /// unparsed.
-    fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError>;
+    /// server's challenges with `auth` and its question for host keys with
+    /// `host_keys` (one `TYPE BASE64` line each, as many as the request
+    /// announces), and returns the server's answer, unparsed.
+    fn exchange(
+        &self,
+        request: &ClientRequest,
+        host_keys: &[String],
+        auth: &mut dyn Authenticator,
+    ) -> Result<Vec<u8>, TransportError>;
 
     /// The addresses of the server this transport reached, for `from=` when
     /// the server does not say where BackupPC connects from. Empty when there

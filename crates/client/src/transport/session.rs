@@ -8,6 +8,7 @@ use protocol::Secret;
 use protocol::auth::{
     MAX_AUTH_LINE, client_realmstring, parse_auth_failed, parse_auth_required, render_cancel, render_plain,
 };
+use protocol::hostkeys::parse_host_keys_asked;
 use std::io::{BufRead, Read, Write};
 
 /// The longest answer read from a server; real ones are under 1 KiB.
@@ -110,12 +111,14 @@ impl<'a> ChallengeSession<'a> {
 }
 
 /// The client's side of the exchange on a byte stream: answers
-/// `auth-required` lines, notes `auth-failed` ones, and returns the answer
-/// that follows. `auth` learns whether its last credentials were accepted.
+/// `auth-required` lines, notes `auth-failed` ones, sends `host_keys` when
+/// asked (`host-keys N`, once), and returns the answer that follows. `auth`
+/// learns whether its last credentials were accepted.
 pub fn converse(
     reader: &mut impl BufRead,
     writer: &mut impl Write,
     origin: &str,
+    host_keys: &[String],
     auth: &mut dyn Authenticator,
 ) -> Result<Vec<u8>, TransportError> {
     let lost = |e: std::io::Error| TransportError::Unreachable {
@@ -128,6 +131,7 @@ pub fn converse(
         },
     };
     let mut session = ChallengeSession::new(origin, auth);
+    let mut keys_sent = false;
     loop {
         let mut line = Vec::new();
         let limit = u64::try_from(MAX_AUTH_LINE + 1).unwrap_or(u64::MAX);
@@ -142,6 +146,14 @@ pub fn converse(
                 }
             };
             writer.write_all(reply.render().as_bytes()).and_then(|()| writer.flush()).map_err(lost)?;
+            continue;
+        }
+        if let Some(count) = parse_host_keys_asked(&text)
+            && !keys_sent
+        {
+            keys_sent = true;
+            let lines: String = host_keys.iter().take(count as usize).map(|line| format!("{line}\n")).collect();
+            writer.write_all(lines.as_bytes()).and_then(|()| writer.flush()).map_err(lost)?;
             continue;
         }
         if parse_auth_failed(&text).is_some() {
@@ -183,7 +195,7 @@ mod tests {
         let mut reader = std::io::Cursor::new(server.into_bytes());
         let mut sent = Vec::new();
         let mut auth = Always::default();
-        let error = converse(&mut reader, &mut sent, "ssh://b:22", &mut auth).unwrap_err();
+        let error = converse(&mut reader, &mut sent, "ssh://b:22", &[], &mut auth).unwrap_err();
         assert!(error.to_string().contains("more than 3 times"), "{error}");
         assert_eq!(auth.asked, MAX_CHALLENGES);
         let sent = String::from_utf8(sent).unwrap();
@@ -197,12 +209,24 @@ mod tests {
         let server = "auth-required PLAIN Example\n".to_owned() + &"auth-failed no\n".repeat(10_000);
         let mut reader = std::io::Cursor::new(server.into_bytes());
         let mut auth = Always::default();
-        let error = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut auth).unwrap_err();
+        let error = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &[], &mut auth).unwrap_err();
         assert!(error.to_string().contains("had not asked for"), "{error}");
         assert_eq!(auth.asked, 1);
         let mut reader = std::io::Cursor::new(b"auth-failed no\nsuccess\n".to_vec());
-        let error = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut Always::default()).unwrap_err();
+        let error = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &[], &mut Always::default()).unwrap_err();
         assert!(error.to_string().contains("had not asked for"), "{error}");
+    }
+
+    #[test]
+    fn host_keys_are_sent_once_when_the_server_asks() {
+        let server = "host-keys 1\nauth-required PLAIN Example\nsuccess\nkey: x\n";
+        let mut reader = std::io::Cursor::new(server.as_bytes().to_vec());
+        let mut sent = Vec::new();
+        let keys = ["ssh-ed25519 AAAA".to_owned(), "ssh-rsa BBBB".to_owned()];
+        let answer = converse(&mut reader, &mut sent, "ssh://b:22", &keys, &mut Always::default()).unwrap();
+        assert_eq!(answer, b"success\nkey: x\n");
+        let sent = String::from_utf8(sent).unwrap();
+        assert_eq!(sent.lines().filter(|line| !line.starts_with("PLAIN ")).collect::<Vec<_>>(), ["ssh-ed25519 AAAA"]);
     }
 
     #[test]
@@ -211,7 +235,7 @@ mod tests {
             + "auth-required PLAIN Example\nsuccess\nkey: x\n";
         let mut reader = std::io::Cursor::new(server.into_bytes());
         let mut auth = Always::default();
-        let answer = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &mut auth).unwrap();
+        let answer = converse(&mut reader, &mut Vec::new(), "ssh://b:22", &[], &mut auth).unwrap();
         assert_eq!(answer, b"success\nkey: x\n");
         assert_eq!((auth.asked, auth.accepted), (3, 1));
     }

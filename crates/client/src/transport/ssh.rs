@@ -133,7 +133,12 @@ impl SshTransport {
 }
 
 impl Transport for SshTransport {
-    fn exchange(&self, request: &ClientRequest, auth: &mut dyn Authenticator) -> Result<Vec<u8>, TransportError> {
+    fn exchange(
+        &self,
+        request: &ClientRequest,
+        host_keys: &[String],
+        auth: &mut dyn Authenticator,
+    ) -> Result<Vec<u8>, TransportError> {
         let (stage, key, known_hosts) = self.stage_files(self.settings.run_as.map(|(_, gid)| gid))?;
         let cannot_run = |e: std::io::Error| TransportError::Unreachable {
             server: self.url(),
@@ -165,7 +170,7 @@ impl Transport for SshTransport {
         // is bounded by `timeout`; time at a password prompt does not count.
         let budget = std::time::Duration::from_secs(u64::from(self.settings.timeout.max(1)));
         let mut reader = std::io::BufReader::new(files::DeadlineReader::new(stdout, budget));
-        let answer = converse(&mut reader, &mut stdin, &origin, auth);
+        let answer = converse(&mut reader, &mut stdin, &origin, host_keys, auth);
         drop(stdin);
         drop(reader);
         if answer.is_err() {

@@ -286,9 +286,15 @@ impl HostsEditor<'_> {
         record: Option<&JournalRecord>,
     ) -> Result<(), EditError> {
         let config_path = config.map(|(host, _)| self.registry.host_config_path(host));
+        // A host's config removed takes its pinned keys with it.
+        let pins_path = match config {
+            Some((host, None)) => Some(self.registry.pins_path(host)),
+            _ => None,
+        };
         let change = Change {
             hosts: edit.map(|edit| edit.body.as_slice()),
             config: config_path.as_deref().zip(config.map(|(_, body)| body)),
+            pins: pins_path.as_deref().map(|path| (path, None)),
             record,
             ..Change::default()
         };
