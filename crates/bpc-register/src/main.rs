@@ -1,5 +1,7 @@
 //! `bpc-register`: started by sshd as the forced command of the register key.
 
+mod docs;
+
 use clap::Parser;
 use protocol::SshConnection;
 use server::{EventLog, Level, Server, ServerConfig, Status};
@@ -72,6 +74,17 @@ enum Command {
     /// Exit status: 0 when nothing was found, 1 when a problem was found,
     /// 2 when the configuration cannot be used.
     Check,
+    /// Write bpc-register's man pages and shell completions into DIR.
+    ///
+    /// For packaging: DIR/man gets bpc-register(8) and a page for each
+    /// subcommand, DIR/bash, DIR/zsh and DIR/fish the completions, all made
+    /// from this program's own command line.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The folder to write into (created when missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// A configuration that cannot be used is the server's fault; the client is
@@ -87,6 +100,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
         Some(Command::Check) => check(&config_path),
+        Some(Command::GenerateDocs { dir }) => docs::generate(<Cli as clap::CommandFactory>::command(), &dir),
         None => forced_command(&config_path),
     }
 }

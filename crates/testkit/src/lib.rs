@@ -6,6 +6,7 @@
 
 pub mod backuppc;
 pub mod daemons;
+pub mod manpage;
 pub mod server_toml;
 pub mod sshd;
 
