@@ -7,11 +7,18 @@ use std::process::ExitCode;
 /// What bpc-register's pages say beyond its command line.
 const PAGES: manual::Pages<'static> = manual::Pages {
     section: "8",
-    files: &[(
-        "/etc/bpc-enroll/server.toml",
-        "The configuration, described in server.toml(5), unless --config or BPC_REGISTER_CONFIG names another.",
-    )],
-    see_also: &["server.toml(5)", "bpc-enroll(8)", "sshd(8)"],
+    files: &[
+        (
+            "/etc/bpc-enroll/server.toml",
+            "The configuration, described in server.toml(5), unless --config or BPC_REGISTER_CONFIG names another.",
+        ),
+        (
+            "/etc/fail2ban/filter.d/bpc-register.conf",
+            "The fail2ban filter for the failed passwords and refusals bpc-register logs to syslog.",
+        ),
+        ("/etc/fail2ban/jail.d/bpc-register.conf", "An example jail for that filter, disabled."),
+    ],
+    see_also: &["server.toml(5)", "bpc-enroll(8)", "sshd(8)", "fail2ban(1)"],
 };
 
 /// Writes the pages and completions of `command` under `dir`.
