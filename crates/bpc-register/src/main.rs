@@ -1,6 +1,7 @@
 //! `bpc-register`: started by sshd as the forced command of the register key.
 
 mod docs;
+mod install;
 
 use clap::Parser;
 use protocol::SshConnection;
@@ -74,6 +75,28 @@ enum Command {
     /// Exit status: 0 when nothing was found, 1 when a problem was found,
     /// 2 when the configuration cannot be used.
     Check,
+    /// Prepare this BackupPC server for bpc-enroll: keys, authorized_keys, server.toml.
+    ///
+    /// Run as root on the BackupPC server, after installing the package. It
+    /// checks that BackupPC 4 is installed, then makes what is missing:
+    /// BackupPC's own ssh key (as backuppc, in ~backuppc/.ssh), the register
+    /// key (register_ed25519 beside server.toml, root's, 0600), the register
+    /// key's restrict,command="bpc-register --config ..." line in
+    /// ~backuppc/.ssh/authorized_keys (other lines kept), a server.toml made
+    /// from the options unless one exists (the package's unchanged example
+    /// counts as none; a users file beside it) and the lines BackupPC's
+    /// config.pl needs so that host owners cannot change its commands
+    /// (appended under BackupPC's lock; --keep-backuppc-config only prints
+    /// them). It checks that sshd will accept the backuppc account's key
+    /// (Debian locks that account: sshd needs UsePAM yes, or a `*`
+    /// password). Each change is printed as it is made; --dry-run prints
+    /// them all and changes nothing. A second run changes nothing. It ends
+    /// with the next steps.
+    ///
+    /// Exit status: 0 when everything is in place, 1 when a problem remains
+    /// (printed with its fix) or BackupPC is missing, 2 for a usage or
+    /// configuration error.
+    Install(install::InstallArgs),
     /// Write bpc-register's man pages and shell completions into DIR.
     ///
     /// For packaging: DIR/man gets bpc-register(8) and a page for each
@@ -100,6 +123,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
         Some(Command::Check) => check(&config_path),
+        Some(Command::Install(args)) => install::run(&config_path, args, include_str!("../debian/server.toml")),
         Some(Command::GenerateDocs { dir }) => docs::generate(<Cli as clap::CommandFactory>::command(), &dir),
         None => forced_command(&config_path),
     }
@@ -111,19 +135,8 @@ fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: O
         let key = server::register::read_public_key(key).map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().and_then(|p| p.canonicalize()).map_err(|e| e.to_string())?;
         let config = std::path::absolute(config_path).map_err(|e| e.to_string())?;
-        // sshd hands the command to the account's shell: keep every word plain.
-        let plain = |text: &str| {
-            !text.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`;&|<>(){}*?!#~".contains(c))
-        };
         let (exe, config) = (exe.display().to_string(), config.display().to_string());
-        if !plain(&exe) || !plain(&config) || from.is_some_and(|f| !protocol::is_address_list(f)) {
-            return Err(
-                "the program's path, the configuration's path or --from holds a space or a shell character".into()
-            );
-        }
-        let command = format!("{exe} --config {config}");
-        let from = from.map(|f| format!("from=\"{f}\",")).unwrap_or_default();
-        Ok(format!("{from}restrict,command=\"{command}\" {key}"))
+        server::authorized_keys::register_key_line(&exe, &config, &key, from).map_err(|e| e.to_string())
     })();
     match line {
         Ok(line) => {

@@ -6,12 +6,14 @@
 //! returns the answer to send. The same function serves sshd's forced command
 //! and the client's in-process `file://` transport.
 
+pub mod authorized_keys;
 pub mod backups;
 pub mod challenge;
 pub mod config;
 pub mod directory;
 pub mod dns;
 pub mod hostconfig;
+pub mod install;
 pub mod journal;
 pub mod ldap;
 pub mod log;
