@@ -1,5 +1,6 @@
 //! `bpc-register`: started by sshd as the forced command of the register key.
 
+mod bundle;
 mod docs;
 mod install;
 
@@ -97,6 +98,23 @@ enum Command {
     /// (printed with its fix) or BackupPC is missing, 2 for a usage or
     /// configuration error.
     Install(install::InstallArgs),
+    /// Build the site bundle to hand out: a Debian package and a .tar.gz.
+    ///
+    /// The package (NAME, default bpc-enroll-site) depends on bpc-enroll and
+    /// installs /etc/bpc-enroll/client.toml, which names the server, with
+    /// the register key (/etc/bpc-enroll/site/register_ed25519, root's,
+    /// 0600) and a known_hosts pinning the server's SSH host keys
+    /// (/etc/bpc-enroll/site/known_hosts, from /etc/ssh/ssh_host_*_key.pub
+    /// or --host-key), all as conffiles. After `apt-get install
+    /// ./bpc-enroll-site_VERSION_all.deb`, `bpc-enroll setup --user LOGON`
+    /// is the whole enrollment. The .tar.gz beside it holds the same files
+    /// and an INSTALL note, for machines without dpkg. Both hold the
+    /// register key and are written 0600. The package is built with
+    /// dpkg-deb.
+    ///
+    /// Exit status: 0 when both are written, 1 when a key cannot be used or
+    /// a file cannot be written, 2 for a bad option.
+    Bundle(bundle::BundleArgs),
     /// Write bpc-register's man pages and shell completions into DIR.
     ///
     /// For packaging: DIR/man gets bpc-register(8) and a page for each
@@ -124,6 +142,7 @@ fn main() -> ExitCode {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
         Some(Command::Check) => check(&config_path),
         Some(Command::Install(args)) => install::run(&config_path, args, include_str!("../debian/server.toml")),
+        Some(Command::Bundle(args)) => bundle::run(&config_path, args),
         Some(Command::GenerateDocs { dir }) => docs::generate(<Cli as clap::CommandFactory>::command(), &dir),
         None => forced_command(&config_path),
     }

@@ -561,7 +561,7 @@ fn backuppc_account() -> Result<Account, InstallError> {
 }
 
 /// This machine's name, fully qualified when the system knows it.
-fn host_name() -> String {
+pub fn host_name() -> String {
     let fqdn = Command::new("/usr/bin/hostname")
         .arg("--fqdn")
         .env_clear()

@@ -8,6 +8,7 @@
 
 pub mod authorized_keys;
 pub mod backups;
+pub mod bundle;
 pub mod challenge;
 pub mod config;
 pub mod directory;
