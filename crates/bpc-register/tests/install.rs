@@ -110,6 +110,7 @@ fn install_makes_the_keys_the_line_and_the_configuration_and_a_second_run_change
     let edits = server::owner_edits::read(Path::new(CONF_DIR)).unwrap();
     assert!(edits.is_safe(), "{}", edits.problem());
     assert_eq!(owner_and_mode(&format!("{CONF_DIR}/config.pl")), config_pl_before);
+    assert_eq!(owner_and_mode(&format!("{CONF_DIR}/LOCK")).0, config_pl_before.0, "BackupPC must open its LOCK");
     let config_pl = fs::read_to_string(format!("{CONF_DIR}/config.pl")).unwrap();
     assert!(config_pl.contains("\n# Added by `bpc-register install`"), "the addition says where it comes from");
 

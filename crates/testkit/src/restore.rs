@@ -36,13 +36,24 @@ impl Saved {
 impl Drop for Saved {
     fn drop(&mut self) {
         for (index, (path, existed)) in self.paths.iter().enumerate().rev() {
+            let copy = self.copies.path().join(index.to_string());
+            let is_file = fs::symlink_metadata(&copy).is_ok_and(|meta| !meta.is_dir());
+            if *existed && is_file {
+                // Files such as /etc/passwd are put back by a rename: there
+                // is no instant without one.
+                let temp = path.with_file_name(format!(
+                    ".{}.restoring",
+                    path.file_name().and_then(|name| name.to_str()).unwrap_or("file")
+                ));
+                let copied = Command::new("/bin/cp").arg("-a").arg(&copy).arg(&temp).status();
+                if copied.is_ok_and(|status| status.success()) && fs::rename(&temp, path).is_ok() {
+                    continue;
+                }
+                let _ = fs::remove_file(&temp);
+            }
             remove(path);
             if *existed {
-                let _ = Command::new("/bin/cp")
-                    .arg("-a")
-                    .arg(self.copies.path().join(index.to_string()))
-                    .arg(path)
-                    .status();
+                let _ = Command::new("/bin/cp").arg("-a").arg(&copy).arg(path).status();
             }
         }
     }
@@ -59,6 +70,23 @@ pub fn remove(path: &Path) {
         }
         Err(_) => {}
     }
+}
+
+/// The paths at and below each of `roots`, those below `excluded` aside.
+pub fn paths_below(roots: &[&Path], excluded: &[&Path]) -> std::collections::BTreeSet<PathBuf> {
+    let mut paths = std::collections::BTreeSet::new();
+    let mut stack: Vec<PathBuf> = roots.iter().map(|root| root.to_path_buf()).collect();
+    while let Some(path) = stack.pop() {
+        if excluded.iter().any(|excluded| path.starts_with(excluded)) {
+            continue;
+        }
+        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+        if meta.is_dir() {
+            stack.extend(fs::read_dir(&path).into_iter().flatten().filter_map(Result::ok).map(|entry| entry.path()));
+        }
+        paths.insert(path);
+    }
+    paths
 }
 
 /// Every entry at and below each of `paths`, with its type, owner, group,
