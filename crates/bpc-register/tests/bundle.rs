@@ -194,6 +194,7 @@ fn by_default_the_package_is_named_and_versioned_here_and_pins_etc_ssh() {
     assert_eq!(debs.len(), 1, "{debs:?}");
     let version = debs[0].strip_prefix("bpc-enroll-site_").unwrap().strip_suffix("_all.deb").unwrap();
     assert!(version.len() == 15 && version.chars().all(|c| c.is_ascii_digit() || c == '.'), "{version}");
+    assert!(keys.path(&format!("bpc-enroll-site_{version}_all.tar.gz")).exists(), "the tarball beside the package");
     let root = keys.path("root");
     run(Command::new("/usr/bin/dpkg-deb").arg("-x").arg(keys.path(&debs[0])).arg(&root));
     let known_hosts = fs::read_to_string(root.join("etc/bpc-enroll/site/known_hosts")).unwrap();

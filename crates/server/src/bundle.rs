@@ -200,11 +200,7 @@ pub struct Written {
 /// place of `.deb`), both `0600`, each replacing any file there whole.
 pub fn write_bundle(options: &BundleOptions, files: &SiteFiles, deb: &Path) -> Result<Written, BundleError> {
     check_fields(options)?;
-    let tarball = deb.with_extension("").with_extension("tar.gz");
-    let tarball = match deb.extension() {
-        Some(extension) if extension == "deb" => tarball,
-        _ => PathBuf::from(format!("{}.tar.gz", deb.display())),
-    };
+    let tarball = tarball_beside(deb);
     let work =
         tempfile::Builder::new().prefix("bpc-register-bundle-").tempdir().map_err(|e| build("a work folder", e))?;
 
@@ -251,6 +247,12 @@ pub fn write_bundle(options: &BundleOptions, files: &SiteFiles, deb: &Path) -> R
     publish(&built, deb)?;
     publish(&built_tarball, &tarball)?;
     Ok(Written { deb: deb.to_owned(), tarball })
+}
+
+/// The tarball's path: the package's, `.tar.gz` in place of `.deb`.
+pub fn tarball_beside(deb: &Path) -> PathBuf {
+    let text = deb.as_os_str().to_string_lossy();
+    PathBuf::from(format!("{}.tar.gz", text.strip_suffix(".deb").unwrap_or(&text)))
 }
 
 /// The default package file name: `NAME_VERSION_all.deb`.
@@ -554,6 +556,16 @@ mod tests {
             );
             assert_eq!(error.exit_code(), 2);
         }
+    }
+
+    #[test]
+    fn the_tarball_is_named_after_the_package() {
+        assert_eq!(tarball_beside(Path::new("out/site.deb")), Path::new("out/site.tar.gz"));
+        assert_eq!(
+            tarball_beside(Path::new("bpc-enroll-site_2025.12.02.1930_all.deb")),
+            Path::new("bpc-enroll-site_2025.12.02.1930_all.tar.gz")
+        );
+        assert_eq!(tarball_beside(Path::new("bundle")), Path::new("bundle.tar.gz"));
     }
 
     #[test]
