@@ -1,5 +1,7 @@
 //! `bpc-enroll`: enrolls this machine for backup with a BackupPC server.
 
+mod docs;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matches_all};
@@ -45,6 +47,7 @@ enum Command {
     /// enrolls pc-alice.example.org for alice through file:// and prints the
     /// exchange and every file written. DIR/server.toml then works with
     /// `bpc-register --config` and `bpc-enroll setup --server file://...`.
+    #[cfg_attr(not(feature = "file"), command(hide = true))]
     Demo(DemoArgs),
     /// Say what setup installed here and what the server knows of this machine.
     ///
@@ -87,6 +90,18 @@ enum Command {
     /// resolves the path as root sees it and holds it open. rsync then
     /// replaces this process and talks to the server directly.
     Rsyncsend(ConfigArgs),
+    /// Write bpc-enroll's man pages and shell completions into DIR.
+    ///
+    /// For packaging: DIR/man gets bpc-enroll(8) and a page for each
+    /// subcommand, DIR/bash, DIR/zsh and DIR/fish the completions, all made
+    /// from this program's own command line (as built: without the
+    /// in-process server, the demo and --client-ip are left out).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The folder to write into (created when missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +152,7 @@ struct SetupArgs {
     root: Option<PathBuf>,
     /// With a file:// server: the address the server sees the request come from
     #[arg(long, value_name = "IP")]
+    #[cfg_attr(not(feature = "file"), arg(hide = true))]
     client_ip: Option<IpAddr>,
     /// The name to answer the server's password challenge with [default: the --user LOGON]
     #[arg(long, value_name = "NAME")]
@@ -210,6 +226,7 @@ fn run(command: Command) -> Result<(), Failure> {
         Command::Auth(args) => auth(args),
         Command::Uninstall(args) => uninstall(args),
         Command::Rsyncsend(_) => bail_usage("rsyncsend runs on its own"),
+        Command::GenerateDocs { dir } => docs::generate(<Cli as clap::CommandFactory>::command(), &dir),
     }
 }
 

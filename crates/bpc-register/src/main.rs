@@ -1,5 +1,9 @@
 //! `bpc-register`: started by sshd as the forced command of the register key.
 
+mod bundle;
+mod docs;
+mod install;
+
 use clap::Parser;
 use protocol::{HostName, Logon, SshConnection};
 use server::admin::{self, Admin, Transfer};
@@ -137,6 +141,56 @@ enum Command {
         #[command(subcommand)]
         command: HostsCommand,
     },
+    /// Prepare this BackupPC server for bpc-enroll: keys, authorized_keys, server.toml.
+    ///
+    /// Run as root on the BackupPC server, after installing the package. It
+    /// checks that BackupPC 4 is installed, then makes what is missing:
+    /// BackupPC's own ssh key (as backuppc, in ~backuppc/.ssh), the register
+    /// key (register_ed25519 beside server.toml, root's, 0600), the register
+    /// key's restrict,command="bpc-register --config ..." line in
+    /// ~backuppc/.ssh/authorized_keys (other lines kept), a server.toml made
+    /// from the options unless one exists (the package's unchanged example
+    /// counts as none; a users file beside it) and the lines BackupPC's
+    /// config.pl needs so that host owners cannot change its commands
+    /// (appended under BackupPC's lock; --keep-backuppc-config only prints
+    /// them). It checks that sshd will accept the backuppc account's key
+    /// (Debian locks that account: sshd needs UsePAM yes, or a `*`
+    /// password). Each change is printed as it is made; --dry-run prints
+    /// them all and changes nothing. A second run changes nothing. It ends
+    /// with the next steps.
+    ///
+    /// Exit status: 0 when everything is in place, 1 when a problem remains
+    /// (printed with its fix) or BackupPC is missing, 2 for a usage or
+    /// configuration error.
+    Install(install::InstallArgs),
+    /// Build the site bundle to hand out: a Debian package and a .tar.gz.
+    ///
+    /// The package (NAME, default bpc-enroll-site) depends on bpc-enroll and
+    /// installs /etc/bpc-enroll/client.toml, which names the server, with
+    /// the register key (/etc/bpc-enroll/site/register_ed25519, root's,
+    /// 0600) and a known_hosts pinning the server's SSH host keys
+    /// (/etc/bpc-enroll/site/known_hosts, from /etc/ssh/ssh_host_*_key.pub
+    /// or --host-key), all as conffiles. After `apt-get install
+    /// ./bpc-enroll-site_VERSION_all.deb`, `bpc-enroll setup --user LOGON`
+    /// is the whole enrollment. The .tar.gz beside it holds the same files
+    /// and an INSTALL note, for machines without dpkg. Both hold the
+    /// register key and are written 0600. The package is built with
+    /// dpkg-deb.
+    ///
+    /// Exit status: 0 when both are written, 1 when a key cannot be used or
+    /// a file cannot be written, 2 for a bad option.
+    Bundle(bundle::BundleArgs),
+    /// Write bpc-register's man pages and shell completions into DIR.
+    ///
+    /// For packaging: DIR/man gets bpc-register(8) and a page for each
+    /// subcommand, DIR/bash, DIR/zsh and DIR/fish the completions, all made
+    /// from this program's own command line.
+    #[command(hide = true)]
+    GenerateDocs {
+        /// The folder to write into (created when missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -245,6 +299,9 @@ fn main() -> ExitCode {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
         Some(Command::Check { fix, yes }) => check(&config_path, fix, yes),
         Some(Command::Hosts { command }) => hosts(&config_path, command),
+        Some(Command::Install(args)) => install::run(&config_path, args, include_str!("../debian/server.toml")),
+        Some(Command::Bundle(args)) => bundle::run(&config_path, args),
+        Some(Command::GenerateDocs { dir }) => docs::generate(<Cli as clap::CommandFactory>::command(), &dir),
         None => forced_command(&config_path),
     }
 }
@@ -255,19 +312,8 @@ fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: O
         let key = server::register::read_public_key(key).map_err(|e| e.to_string())?;
         let exe = std::env::current_exe().and_then(|p| p.canonicalize()).map_err(|e| e.to_string())?;
         let config = std::path::absolute(config_path).map_err(|e| e.to_string())?;
-        // sshd hands the command to the account's shell: keep every word plain.
-        let plain = |text: &str| {
-            !text.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\$`;&|<>(){}*?!#~".contains(c))
-        };
         let (exe, config) = (exe.display().to_string(), config.display().to_string());
-        if !plain(&exe) || !plain(&config) || from.is_some_and(|f| !protocol::is_address_list(f)) {
-            return Err(
-                "the program's path, the configuration's path or --from holds a space or a shell character".into()
-            );
-        }
-        let command = format!("{exe} --config {config}");
-        let from = from.map(|f| format!("from=\"{f}\",")).unwrap_or_default();
-        Ok(format!("{from}restrict,command=\"{command}\" {key}"))
+        server::authorized_keys::register_key_line(&exe, &config, &key, from).map_err(|e| e.to_string())
     })();
     match line {
         Ok(line) => {

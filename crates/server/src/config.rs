@@ -229,7 +229,7 @@ impl ServerConfig {
         Ok(config)
     }
 
-    fn anchor_paths(&mut self, base: &Path) {
+    pub(crate) fn anchor_paths(&mut self, base: &Path) {
         let anchor = |path: &mut PathBuf| {
             if path.is_relative() {
                 *path = base.join(&*path);

@@ -7,7 +7,9 @@
 //! and the client's in-process `file://` transport.
 
 pub mod admin;
+pub mod authorized_keys;
 pub mod backups;
+pub mod bundle;
 pub mod challenge;
 pub mod check;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod dns;
 pub mod hostconfig;
 pub mod hosts_mtime;
 pub mod hosts_scan;
+pub mod install;
 pub mod journal;
 pub mod ldap;
 pub mod log;

@@ -626,6 +626,13 @@ pub(crate) fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Op
     (fields.first().map(String::as_str) == Some(host.as_str())).then(|| fields.join("\t") + "\n")
 }
 
+/// Takes BackupPC's lock on `conf_dir` for another writer of its files
+/// (`bpc-register install` appending to `config.pl`, as BackupPC's own
+/// editor writes it under that lock), with the same care as a registration.
+pub(crate) fn take_lock(conf_dir: &std::path::Path) -> Result<File, RegistryError> {
+    BackupPcRegistry::new(conf_dir).lock()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

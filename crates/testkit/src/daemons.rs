@@ -219,13 +219,19 @@ impl Dnsmasq {
 }
 
 /// rsyslogd listening on its own socket and writing
-/// `facility.severity program: message` lines to a file.
+/// `facility.severity program: message` lines to a file, and the same
+/// messages as Debian writes them to `/var/log/syslog` (rsyslog's
+/// traditional format in Debian 12, its precise one later).
 pub struct Rsyslogd {
     _daemon: Daemon,
     /// The datagram socket to log to.
     pub socket: PathBuf,
     /// Where the lines land.
     pub output: PathBuf,
+    /// `Dec  2 18:45:01 HOST program[pid]: message` (RSYSLOG_TraditionalFileFormat).
+    pub traditional: PathBuf,
+    /// `2025-12-02T18:45:01.123456+00:00 HOST program[pid]: message` (RSYSLOG_FileFormat).
+    pub precise: PathBuf,
 }
 
 impl Rsyslogd {
@@ -234,6 +240,8 @@ impl Rsyslogd {
         fs::create_dir_all(dir.join("work")).unwrap();
         let socket = dir.join("log.sock");
         let output = dir.join("messages.log");
+        let traditional = dir.join("traditional.log");
+        let precise = dir.join("precise.log");
         fs::write(
             dir.join("rsyslog.conf"),
             format!(
@@ -241,10 +249,14 @@ impl Rsyslogd {
                  module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
                  input(type=\"imuxsock\" Socket=\"{}\" CreatePath=\"on\" RateLimit.Interval=\"0\")\n\
                  template(name=\"bpc\" type=\"string\" string=\"%syslogfacility-text%.%syslogseverity-text% %programname%:%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n\")\n\
-                 *.* action(type=\"omfile\" file=\"{}\" template=\"bpc\")\n",
+                 *.* action(type=\"omfile\" file=\"{}\" template=\"bpc\")\n\
+                 *.* action(type=\"omfile\" file=\"{}\" template=\"RSYSLOG_TraditionalFileFormat\")\n\
+                 *.* action(type=\"omfile\" file=\"{}\" template=\"RSYSLOG_FileFormat\")\n",
                 dir.join("work").display(),
                 socket.display(),
-                output.display()
+                output.display(),
+                traditional.display(),
+                precise.display()
             ),
         )
         .unwrap();
@@ -259,20 +271,32 @@ impl Rsyslogd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let rsyslogd = Rsyslogd { _daemon: Daemon::from_child(child, dir.join("rsyslogd.stderr")), socket, output };
+        let rsyslogd = Rsyslogd {
+            _daemon: Daemon::from_child(child, dir.join("rsyslogd.stderr")),
+            socket,
+            output,
+            traditional,
+            precise,
+        };
         rsyslogd.wait_for_line(|line| line.starts_with("syslog.info rsyslogd:") && line.ends_with("start"));
         rsyslogd
     }
 
     /// Waits (at most 10 s) for a line that `matches`, and returns it.
     pub fn wait_for_line(&self, matches: impl Fn(&str) -> bool) -> String {
+        self.wait_for_line_in(&self.output, matches)
+    }
+
+    /// Waits (at most 10 s) for a line of `file` (one of the outputs) that
+    /// `matches`, and returns it.
+    pub fn wait_for_line_in(&self, file: &Path, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let text = fs::read_to_string(&self.output).unwrap_or_default();
+            let text = fs::read_to_string(file).unwrap_or_default();
             if let Some(line) = text.lines().find(|line| matches(line)) {
                 return line.to_owned();
             }
-            assert!(Instant::now() < deadline, "no such line in {}:\n{text}", self.output.display());
+            assert!(Instant::now() < deadline, "no such line in {}:\n{text}", file.display());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -6,6 +6,8 @@
 
 pub mod backuppc;
 pub mod daemons;
+pub mod manpage;
+pub mod restore;
 pub mod server_toml;
 pub mod sshd;
 

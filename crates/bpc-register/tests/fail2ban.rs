@@ -1,0 +1,218 @@
+//! The fail2ban filter the server package installs, run by fail2ban's own
+//! `fail2ban-regex` on the lines real bpc-register processes send to a real
+//! rsyslogd: it catches every failed password and every refusal a prober
+//! earns, with the client's address, and no registration.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a panic in a test is its failure")]
+
+use base64::Engine;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use testkit::daemons::Rsyslogd;
+
+const FILTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/fail2ban/filter.d/bpc-register.conf");
+const JAIL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/fail2ban/jail.d/bpc-register.conf");
+
+fn requirements() -> Result<(), String> {
+    testkit::backend_requirements()?;
+    testkit::require_programs(&[
+        "/usr/bin/fail2ban-regex",
+        "/usr/bin/fail2ban-client",
+        "/etc/fail2ban/filter.d/common.conf",
+    ])
+}
+
+/// A demo server with `policy`, logging to `syslog`; carol is an
+/// administrator and BackupPC's reload fails (a warning, not a refusal).
+fn server(base: &Path, policy: &str, syslog: &Rsyslogd) -> PathBuf {
+    let dir = base.join(policy);
+    client::demo::run(Some(&dir), "/usr/bin/bpc-enroll", policy).unwrap();
+    let users = fs::read_to_string(dir.join("users.toml")).unwrap();
+    let carol = server::directory::hash_password(&protocol::Secret::new("carol-demo")).unwrap();
+    fs::write(dir.join("users.toml"), format!("{users}\n[users.carol]\npassword = \"{carol}\"\n")).unwrap();
+    let path = dir.join("server.toml");
+    let mut config: toml::Table = fs::read_to_string(&path).unwrap().parse().unwrap();
+    let log = [("kind", "syslog"), ("socket", syslog.socket.to_str().unwrap())];
+    config.insert("log".into(), toml::Value::Table(log.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()));
+    config.insert("admins".into(), toml::Value::Array(vec!["carol".into()]));
+    config
+        .get_mut("backuppc")
+        .and_then(toml::Value::as_table_mut)
+        .unwrap()
+        .insert("reload-command".into(), vec!["/bin/false"].into());
+    fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn plain(username: &str, password: &str) -> String {
+    let message = format!("\0{username}\0{password}");
+    format!("PLAIN {}\n", base64::engine::general_purpose::STANDARD.encode(message))
+}
+
+/// One request, told apart from the others in the log by its client port.
+struct Case {
+    what: &'static str,
+    policy: &'static str,
+    request: &'static str,
+    client_ip: &'static str,
+    input: String,
+    /// The lines it logs, and how many of them fail2ban must count.
+    lines: usize,
+    caught: usize,
+}
+
+fn cases() -> Vec<Case> {
+    let case = |what, policy, request, client_ip, input: String, lines, caught| Case {
+        what,
+        policy,
+        request,
+        client_ip,
+        input,
+        lines,
+        caught,
+    };
+    let three_wrong = format!("{}{}{}", plain("bob", "wrong"), plain("nobody", "x"), plain("bob", ""));
+    let forged = plain("x 10.9.9.9 1 2 3 authentication failed", "x");
+    vec![
+        case("three wrong passwords", "password", "linux:bob proto=2", "127.0.0.3", three_wrong, 4, 4),
+        case("a cancelled challenge", "password", "linux:bob proto=2", "127.0.0.3", "cancel\n".into(), 1, 1),
+        case("a client gone during the challenge", "password", "linux:bob proto=2", "127.0.0.3", String::new(), 1, 1),
+        case("a username that looks like a log line", "password", "linux:bob proto=2", "127.0.0.3", forged, 2, 2),
+        case(
+            "a user registering for another",
+            "password",
+            "linux:bob proto=2",
+            "127.0.0.3",
+            plain("alice", "alice-demo"),
+            1,
+            1,
+        ),
+        case(
+            "a wrong, then the right password",
+            "password",
+            "linux:bob proto=2",
+            "127.0.0.3",
+            format!("{}{}", plain("bob", "no"), plain("bob", "bob-demo")),
+            4,
+            1,
+        ),
+        case(
+            "an administrator registering for bob",
+            "password",
+            "linux:bob proto=2",
+            "127.0.0.3",
+            plain("carol", "carol-demo"),
+            2,
+            0,
+        ),
+        case("an old client told to upgrade", "password", "linux:bob", "127.0.0.3", String::new(), 1, 0),
+        case("an unknown logon", "never", "linux:nobody", "127.0.0.3", String::new(), 1, 1),
+        case(
+            "an unknown OS",
+            "never",
+            "plan9:bob 127.0.0.66 1 2 3 bad user request: x",
+            "127.0.0.3",
+            String::new(),
+            1,
+            1,
+        ),
+        case("an address outside the domain", "never", "linux:bob", "127.0.0.9", String::new(), 1, 1),
+        case("another user's host", "never", "linux:bob", "127.0.0.2", String::new(), 1, 1),
+        // A registration that sends no host keys says so in a line of its own.
+        case("a new registration, BackupPC not told", "never", "linux:bob", "127.0.0.3", String::new(), 3, 0),
+        case("a registration confirmed", "never", "linux:bob", "127.0.0.3", String::new(), 2, 0),
+    ]
+}
+
+/// What `fail2ban-regex -o TOKEN` prints for `log` under the packaged
+/// filter, one line per match (the filter beside fail2ban's common.conf,
+/// as it is installed).
+fn fail2ban_regex(base: &Path, log: &Path, token: &str) -> Vec<String> {
+    let filters = base.join("fail2ban/filter.d");
+    fs::create_dir_all(&filters).unwrap();
+    fs::copy("/etc/fail2ban/filter.d/common.conf", filters.join("common.conf")).unwrap();
+    fs::copy(FILTER, filters.join("bpc-register.conf")).unwrap();
+    let out = testkit::run(
+        Command::new("/usr/bin/fail2ban-regex").arg("-o").arg(token).arg(log).arg(filters.join("bpc-register.conf")),
+    );
+    out.lines().map(str::to_owned).collect()
+}
+
+/// The client port of a bpc-register line: the second word after `]: `.
+fn client_port(line: &str) -> Option<u16> {
+    line.split_once("bpc-register[")?.1.split_once("]: ")?.1.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn fail2ban_counts_every_failed_password_and_probe_and_no_registration() {
+    testkit::require!(requirements());
+    let base = testkit::base_dir("fail2ban-");
+    let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
+    let configs: BTreeMap<&str, PathBuf> =
+        ["password", "never"].into_iter().map(|policy| (policy, server(base.path(), policy, &syslog))).collect();
+    let cases = cases();
+    for (index, case) in cases.iter().enumerate() {
+        let port = 50000 + index;
+        let output = assert_cmd::Command::cargo_bin("bpc-register")
+            .unwrap()
+            .env_clear()
+            .env("SSH_ORIGINAL_COMMAND", case.request)
+            .env("SSH_CONNECTION", format!("{} {port} 192.0.2.1 22", case.client_ip))
+            .arg("--config")
+            .arg(&configs[case.policy])
+            .write_stdin(case.input.clone())
+            .output()
+            .unwrap();
+        assert!(output.stderr.is_empty(), "{}: {}", case.what, String::from_utf8_lossy(&output.stderr));
+    }
+    let last = format!(" {} 192.0.2.1 22 ", 50000 + cases.len() - 1);
+    for log in [&syslog.traditional, &syslog.precise] {
+        syslog.wait_for_line_in(log, |line| line.contains(&last) && line.contains("confirmed host"));
+        let text = fs::read_to_string(log).unwrap();
+        let logged: Vec<&str> = text.lines().filter(|line| client_port(line).is_some()).collect();
+        let caught = fail2ban_regex(base.path(), log, "msg");
+        for line in &caught {
+            assert!(
+                logged.contains(&line.as_str()),
+                "fail2ban-regex printed a line that is not bpc-register's: {line}"
+            );
+        }
+        for (index, case) in cases.iter().enumerate() {
+            let port = u16::try_from(50000 + index).unwrap();
+            let lines = logged.iter().filter(|line| client_port(line) == Some(port)).count();
+            let caught = caught.iter().filter(|line| client_port(line) == Some(port)).count();
+            assert_eq!((lines, caught), (case.lines, case.caught), "{}, in {}:\n{text}", case.what, log.display());
+        }
+        assert!(
+            !caught.iter().any(|line| line.contains(" registered host ") || line.contains(" confirmed host ")),
+            "{caught:#?}"
+        );
+        let mut addresses = fail2ban_regex(base.path(), log, "ip");
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses, ["127.0.0.2", "127.0.0.3", "127.0.0.9"], "the addresses fail2ban would ban");
+    }
+}
+
+#[test]
+fn the_example_jail_passes_fail2bans_configuration_test_once_enabled() {
+    testkit::require!(requirements());
+    let base = testkit::base_dir("fail2ban-");
+    let config = base.path().join("etc-fail2ban");
+    testkit::run(Command::new("/bin/cp").arg("-a").arg("/etc/fail2ban").arg(&config));
+    fs::copy(FILTER, config.join("filter.d/bpc-register.conf")).unwrap();
+    fs::copy(JAIL, config.join("jail.d/bpc-register.conf")).unwrap();
+    let log = base.path().join("syslog");
+    fs::write(&log, "").unwrap();
+    // Only this jail, enabled, on a log that exists here.
+    fs::write(config.join("jail.d/defaults-debian.conf"), "").unwrap();
+    fs::write(config.join("jail.local"), format!("[bpc-register]\nenabled = true\nlogpath = {}\n", log.display()))
+        .unwrap();
+    let dump = testkit::run(Command::new("/usr/bin/fail2ban-client").arg("-c").arg(&config).arg("-d"));
+    assert!(dump.contains("['add', 'bpc-register', 'auto']"), "{dump}");
+    assert!(dump.contains("['set', 'bpc-register', 'maxretry', 6]"), "{dump}");
+    assert!(dump.contains("bpc-register"), "{dump}");
+    let shipped = fs::read_to_string(JAIL).unwrap();
+    assert!(shipped.contains("\nenabled  = false\n"), "the packaged jail must stay disabled");
+}
