@@ -62,8 +62,14 @@ pub fn check_generated_docs(program: &Path, expected: &str, see_also: &str) {
     crate::run(Command::new(program).arg("generate-docs").arg(dir.path()));
     let subcommands = subcommands_in_help(program);
     assert!(subcommands.iter().any(|sub| sub == expected), "{subcommands:?}");
-    let mut wanted: BTreeSet<String> = subcommands.iter().map(|sub| format!("{name}-{sub}.8")).collect();
-    wanted.insert(format!("{name}.8"));
+    // A page for the program, each subcommand and each of theirs.
+    let mut wanted = BTreeSet::from([format!("{name}.8")]);
+    for sub in &subcommands {
+        wanted.insert(format!("{name}-{sub}.8"));
+        for nested in subcommands_of(program, &[sub.as_str()]) {
+            wanted.insert(format!("{name}-{sub}-{nested}.8"));
+        }
+    }
     let man = dir.path().join("man");
     let pages: BTreeSet<String> =
         std::fs::read_dir(&man).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
@@ -85,7 +91,12 @@ pub fn check_generated_docs(program: &Path, expected: &str, see_also: &str) {
 
 /// The subcommands `program --help` lists, `help` aside.
 pub fn subcommands_in_help(program: &Path) -> Vec<String> {
-    let help = crate::run(Command::new(program).arg("--help"));
+    subcommands_of(program, &[])
+}
+
+/// The subcommands `program ARGS... --help` lists.
+fn subcommands_of(program: &Path, args: &[&str]) -> Vec<String> {
+    let help = crate::run(Command::new(program).args(args).arg("--help"));
     help.lines()
         .skip_while(|line| *line != "Commands:")
         .skip(1)
