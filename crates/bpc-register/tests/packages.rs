@@ -330,6 +330,13 @@ fn the_packages_install_enroll_a_machine_that_backuppc_backs_up_and_purge_clean(
     let site_files: Vec<PathBuf> =
         run("/usr/bin/dpkg", &["-L", "bpc-enroll-site"]).lines().map(PathBuf::from).collect();
 
+    // The machine's sshd here is the test's, not the one `sshd -T` reports:
+    // as for any non-standard sshd, the keys it serves are named in
+    // client.toml, so that BackupPC pins them.
+    let client_toml = fs::read_to_string("/etc/bpc-enroll/client.toml").unwrap();
+    fs::write("/etc/bpc-enroll/client.toml", format!("{client_toml}host-keys = [\"{}\"]\n", host_key.display()))
+        .unwrap();
+
     // 6. The whole enrollment.
     let output = Command::new("/usr/bin/bpc-enroll")
         .args(["setup", "--user", "alice"])
