@@ -9,7 +9,9 @@
 
 mod answer;
 pub mod auth;
+pub mod basic;
 mod connection;
+pub mod form;
 pub mod hostkeys;
 mod info;
 mod names;
