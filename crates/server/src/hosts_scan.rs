@@ -42,45 +42,48 @@ impl HostLookup {
 /// without case, as BackupPC lowercases names), with the same result as
 /// [`crate::registry::parse_hosts`] on the file given the header
 /// [`crate::registry::BackupPcRegistry`] would put in front of it.
+///
+/// The lines are found in the reader's own buffer (`memchr`), and a line is
+/// cleaned only when it could be the header or the host's: once the header
+/// is known, a line that starts neither with the host's name (without case)
+/// nor with a CR within its first name's length cannot name the host, since
+/// cleaning changes the start of a line only by taking out a run of CRs.
 pub fn find_host(mut reader: impl BufRead, host: &str) -> io::Result<HostLookup> {
-    let mut lookup = HostLookup { empty: true, ..HostLookup::default() };
-    let mut raw = Vec::new();
-    let mut scratch = Vec::new();
-    let mut header: Option<Vec<String>> = None;
-    let mut user_index = None;
+    let mut scan = Scan {
+        host: host.as_bytes(),
+        lookup: HostLookup { empty: true, ..HostLookup::default() },
+        scratch: Vec::new(),
+        header: None,
+        user_index: None,
+    };
+    // A line cut in two by the end of the buffer is put together here.
+    let mut split_line = Vec::new();
     loop {
-        raw.clear();
-        if reader.read_until(b'\n', &mut raw)? == 0 {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
             break;
         }
-        lookup.empty = false;
-        lookup.ends_with_newline = raw.last() == Some(&b'\n');
-        let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
-        let Some(name_len) = clean_line(line, &mut scratch) else { continue };
-        if header.is_none() {
-            let fields = host_fields(line).unwrap_or_default();
-            let usable = fields.first().is_some_and(|first| first == "host") && fields.iter().any(|f| f == "user");
-            let names = if usable {
-                fields
+        let chunk_len = chunk.len();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            let line = chunk.get(start..end).unwrap_or_default();
+            if split_line.is_empty() {
+                scan.line(line, true);
             } else {
-                lookup.header_missing = true;
-                HOSTS_HEADER.split_whitespace().map(str::to_owned).collect()
-            };
-            user_index = names.iter().rposition(|name| name == "user");
-            header = Some(names);
-            if usable {
-                continue;
+                split_line.extend_from_slice(line);
+                scan.line(&split_line, true);
+                split_line.clear();
             }
+            start = end + 1;
         }
-        let name = scratch.get(..name_len).unwrap_or_default();
-        // A name holding a backslash is never a host name once unescaped.
-        if name.contains(&b'\\') || !name.eq_ignore_ascii_case(host.as_bytes()) {
-            continue;
-        }
-        let fields = host_fields(line).unwrap_or_default();
-        lookup.owners.push(user_index.and_then(|index| fields.get(index)).cloned().unwrap_or_default());
+        split_line.extend_from_slice(chunk.get(start..).unwrap_or_default());
+        reader.consume(chunk_len);
     }
-    match header {
+    if !split_line.is_empty() {
+        scan.line(&split_line, false);
+    }
+    let mut lookup = scan.lookup;
+    match scan.header {
         Some(header) => lookup.header = header,
         None => {
             lookup.header = HOSTS_HEADER.split_whitespace().map(str::to_owned).collect();
@@ -88,6 +91,63 @@ pub fn find_host(mut reader: impl BufRead, host: &str) -> io::Result<HostLookup>
         }
     }
     Ok(lookup)
+}
+
+/// What [`find_host`] knows so far.
+struct Scan<'a> {
+    host: &'a [u8],
+    lookup: HostLookup,
+    scratch: Vec<u8>,
+    header: Option<Vec<String>>,
+    user_index: Option<usize>,
+}
+
+impl Scan<'_> {
+    /// One line, without its newline (`terminated`: it had one).
+    fn line(&mut self, line: &[u8], terminated: bool) {
+        self.lookup.empty = false;
+        self.lookup.ends_with_newline = terminated;
+        if self.header.is_some() && !self.may_name_host(line) {
+            return;
+        }
+        let Some(name_len) = clean_line(line, &mut self.scratch) else { return };
+        if self.header.is_none() {
+            let fields = host_fields(line).unwrap_or_default();
+            let usable = fields.first().is_some_and(|first| first == "host") && fields.iter().any(|f| f == "user");
+            let names = if usable {
+                fields
+            } else {
+                self.lookup.header_missing = true;
+                HOSTS_HEADER.split_whitespace().map(str::to_owned).collect()
+            };
+            self.user_index = names.iter().rposition(|name| name == "user");
+            self.header = Some(names);
+            if usable {
+                return;
+            }
+        }
+        let name = self.scratch.get(..name_len).unwrap_or_default();
+        // A name holding a backslash is never a host name once unescaped.
+        if name.contains(&b'\\') || !name.eq_ignore_ascii_case(self.host) {
+            return;
+        }
+        let fields = host_fields(line).unwrap_or_default();
+        let owner = self.user_index.and_then(|index| fields.get(index)).cloned().unwrap_or_default();
+        self.lookup.owners.push(owner);
+    }
+
+    /// Whether cleaning `line` could leave the host's name at its start:
+    /// it starts with the name (without case), or a CR lies where the name
+    /// and the white space after it would be.
+    fn may_name_host(&self, line: &[u8]) -> bool {
+        let start = line.get(..self.host.len()).unwrap_or(line);
+        let first_matches = match (line.first(), self.host.first()) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => true,
+        };
+        (first_matches && start.eq_ignore_ascii_case(self.host))
+            || line.get(..=self.host.len()).unwrap_or(line).contains(&b'\r')
+    }
 }
 
 /// Cleans one line (without its newline) into `out` as `HostInfoRead` does:
@@ -151,6 +211,7 @@ mod tests {
             b"host dhcp user moreUsers\r\np\rc1 0 alice\r\n",
             b"host dhcp user\n  pc1 0 indented\npc1\\ x 0 escaped\npc1 0 carol # c\xe9\npc1",
             b"host moreUsers\npc1 0 alice\n",
+            b"host dhcp user\n\rpc1 0 cr-first\npc\r1 0 cr-inside\npc1\r 0 cr-after\npc 0 short\npc1x 0 longer\n",
         ];
         for bytes in cases {
             assert_eq!(found(bytes, "pc1"), expected(bytes, "pc1"), "{}", String::from_utf8_lossy(bytes));
