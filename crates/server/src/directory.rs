@@ -1,5 +1,6 @@
 //! Who may register: the institution's user directory.
 
+use crate::file_index::{self, FileIndex, PendingIndex};
 use protocol::{Logon, Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -68,10 +69,20 @@ pub enum DirectoryError {
 /// each user's name and hash lie in the text: a request then finds its one
 /// user by binary search. Any other TOML is read by the TOML parser, which
 /// gives the same users, or the error that names the file, line and key.
+/// [`FileDirectory::open`] answers instead from an index of the file
+/// ([`crate::file_index`]) while the file is the one indexed, reading a few
+/// blocks of it per lookup.
 #[derive(Debug, Clone)]
 pub struct FileDirectory {
+    path: PathBuf,
     users: Users,
 }
+
+/// The kind of a users file's index.
+const INDEX_KIND: &[u8; 8] = b"users\0\0\0";
+
+/// The name of the users file's index, kept beside the journal.
+pub const INDEX_NAME: &str = "bpc-register-users.index";
 
 #[derive(Debug, Clone)]
 enum Users {
@@ -80,6 +91,8 @@ enum Users {
     Indexed { text: String, entries: Vec<IndexEntry> },
     /// Any other well-formed file, read by the TOML parser.
     Parsed(BTreeMap<Logon, UserEntry>),
+    /// The file's index: a logon gives `0`, or `1` and its password hash.
+    Stored(FileIndex),
 }
 
 /// Where one user's logon and password hash lie in the users file's text.
@@ -115,9 +128,54 @@ impl FileDirectory {
         if let Ok(text) = std::fs::read_to_string(path)
             && let Some(entries) = users_index(&text)
         {
-            return Ok(FileDirectory { users: Users::Indexed { text, entries } });
+            return Ok(FileDirectory { path: path.to_owned(), users: Users::Indexed { text, entries } });
         }
         FileDirectory::parse(path)
+    }
+
+    /// The directory of the users file at `path`, answering from its index
+    /// at `index` when that index is of the file as it is now; otherwise the
+    /// file is read and checked whole, as [`FileDirectory::load`] does, and
+    /// the index to write is given too when the file has settled by `now` (see
+    /// [`crate::file_index`]).
+    pub fn open(
+        path: &Path,
+        index: &Path,
+        now: std::time::SystemTime,
+    ) -> Result<(FileDirectory, Option<PendingIndex>), DirectoryError> {
+        let path_buf = path.to_owned();
+        file_index::open_or_load(
+            path,
+            index,
+            INDEX_KIND,
+            now,
+            |found| FileDirectory { path: path_buf, users: Users::Stored(found) },
+            || FileDirectory::load(path),
+            FileDirectory::index_records,
+        )
+    }
+
+    /// What the index of a loaded file holds (see [`Users::Stored`]).
+    fn index_records(&self) -> file_index::Records {
+        let value = |password: Option<&str>| match password {
+            Some(hash) => [b"\x01".as_slice(), hash.as_bytes()].concat(),
+            None => vec![0],
+        };
+        // Both forms keep their users in logon order, each once.
+        match &self.users {
+            Users::Parsed(users) => users
+                .iter()
+                .map(|(logon, user)| (logon.as_str().as_bytes().to_vec(), value(user.password.as_deref())))
+                .collect(),
+            Users::Indexed { text, entries } => {
+                let slice = |range: &std::ops::Range<usize>| text.get(range.clone()).unwrap_or_default();
+                entries
+                    .iter()
+                    .map(|entry| (slice(&entry.logon).as_bytes().to_vec(), value(entry.password.as_ref().map(slice))))
+                    .collect()
+            }
+            Users::Stored(_) => Vec::new(),
+        }
     }
 
     /// Reads the users file with the TOML parser: any TOML, and the
@@ -140,17 +198,36 @@ impl FileDirectory {
             })?;
             users.insert(logon, entry);
         }
-        Ok(FileDirectory { users: Users::Parsed(users) })
+        Ok(FileDirectory { path: path.to_owned(), users: Users::Parsed(users) })
     }
 
     /// Whether `logon` is a user, and its password hash if it has one.
-    fn find(&self, logon: &Logon) -> Option<Option<&str>> {
+    fn find(&self, logon: &Logon) -> Result<Option<Option<String>>, DirectoryError> {
         match &self.users {
-            Users::Parsed(users) => users.get(logon).map(|user| user.password.as_deref()),
+            Users::Parsed(users) => Ok(users.get(logon).map(|user| user.password.clone())),
             Users::Indexed { text, entries } => {
                 let slice = |range: &std::ops::Range<usize>| text.get(range.clone()).unwrap_or_default();
-                let index = entries.binary_search_by(|entry| slice(&entry.logon).cmp(logon.as_str())).ok()?;
-                entries.get(index).map(|entry| entry.password.as_ref().map(slice))
+                let Ok(index) = entries.binary_search_by(|entry| slice(&entry.logon).cmp(logon.as_str())) else {
+                    return Ok(None);
+                };
+                Ok(entries.get(index).map(|entry| entry.password.as_ref().map(|range| slice(range).to_owned())))
+            }
+            Users::Stored(index) => {
+                let unreadable = |reason: String| DirectoryError::Setting {
+                    path: self.path.clone(),
+                    what: "users file's index (beside the journal)",
+                    reason,
+                };
+                let found = index.get(logon.as_str().as_bytes()).map_err(|error| unreadable(error.to_string()))?;
+                match found.as_deref().map(|value| value.split_first()) {
+                    None => Ok(None),
+                    Some(Some((0, []))) => Ok(Some(None)),
+                    Some(Some((1, hash))) => match std::str::from_utf8(hash) {
+                        Ok(hash) => Ok(Some(Some(hash.to_owned()))),
+                        Err(error) => Err(unreadable(error.to_string())),
+                    },
+                    Some(_) => Err(unreadable("the index is damaged; remove it".to_owned())),
+                }
             }
         }
     }
@@ -310,7 +387,7 @@ pub fn hash_password(password: &Secret) -> Result<String, String> {
 
 impl Directory for FileDirectory {
     fn user_exists(&self, logon: &Logon) -> Result<bool, DirectoryError> {
-        Ok(self.find(logon).is_some())
+        Ok(self.find(logon)?.is_some())
     }
 
     fn check_password(&self, logon: &Logon, password: &Secret) -> Result<bool, DirectoryError> {
@@ -320,8 +397,8 @@ impl Directory for FileDirectory {
         }
         // Unknown users cost the same hash as known ones, so that the time of
         // the answer does not tell which logons exist.
-        let stored = self.find(logon).flatten();
-        let Ok(hash) = PasswordHash::new(stored.unwrap_or(TIMING_GUARD_HASH)) else { return Ok(false) };
+        let stored = self.find(logon)?.flatten();
+        let Ok(hash) = PasswordHash::new(stored.as_deref().unwrap_or(TIMING_GUARD_HASH)) else { return Ok(false) };
         let matches = argon2::Argon2::default().verify_password(password.expose().as_bytes(), &hash).is_ok();
         Ok(matches && stored.is_some())
     }
@@ -334,6 +411,7 @@ impl Directory for FileDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn knows_the_users_of_its_file_and_no_others() {
@@ -384,7 +462,7 @@ mod tests {
             Users::Parsed(users) => {
                 Ok(users.into_iter().map(|(logon, user)| (logon.to_string(), user.password)).collect())
             }
-            Users::Indexed { .. } => unreachable!(),
+            Users::Indexed { .. } | Users::Stored(_) => unreachable!(),
         }
     }
 
@@ -445,6 +523,49 @@ mod tests {
                 proptest::prop_assert_eq!(Ok(found), parsed(&text));
             }
         }
+    }
+
+    #[test]
+    fn the_index_answers_as_the_file_read_whole_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let index = dir.path().join(INDEX_NAME);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+        let hash = hash_password(&Secret::new("alice-demo")).unwrap();
+        // Both forms: the plain one the one-pass reader takes, and one left
+        // to the TOML parser.
+        for text in [
+            format!("[users.alice]\npassword = \"{hash}\"\n[users.bob]\nname = \"Bob\"\n"),
+            format!("users.alice.password = \"{hash}\"\nusers.bob.name = 'Bob'\n"),
+        ] {
+            std::fs::write(&path, &text).unwrap();
+            let _ = std::fs::remove_file(&index);
+            let (loaded, pending) = FileDirectory::open(&path, &index, later).unwrap();
+            pending.expect("a settled file gives an index to write").write().unwrap();
+            assert_eq!(std::fs::metadata(&index).unwrap().permissions().mode() & 0o777, 0o600);
+            let (indexed, pending) = FileDirectory::open(&path, &index, later).unwrap();
+            assert!(matches!(indexed.users, Users::Stored(_)) && pending.is_none(), "{text}");
+            for directory in [&loaded, &indexed] {
+                let logon = |name: &str| Logon::parse(name).unwrap();
+                assert!(directory.user_exists(&logon("alice")).unwrap());
+                assert!(directory.user_exists(&logon("bob")).unwrap());
+                assert!(!directory.user_exists(&logon("carol")).unwrap());
+                assert!(directory.check_password(&logon("alice"), &Secret::new("alice-demo")).unwrap());
+                assert!(!directory.check_password(&logon("alice"), &Secret::new("alice-dem0")).unwrap());
+                assert!(!directory.check_password(&logon("bob"), &Secret::new("anything")).unwrap());
+            }
+        }
+        // carol is added: the file is another, read whole again.
+        std::fs::write(&path, "[users.carol]\n").unwrap();
+        let (directory, _) = FileDirectory::open(&path, &index, later).unwrap();
+        assert!(directory.user_exists(&Logon::parse("carol").unwrap()).unwrap());
+        assert!(!directory.user_exists(&Logon::parse("alice").unwrap()).unwrap());
+        // Not settled yet: no index to write.
+        assert!(FileDirectory::open(&path, &index, std::time::SystemTime::now()).unwrap().1.is_none());
+        // A malformed file is refused as without the index.
+        std::fs::write(&path, "[users.\"a b\"]\n").unwrap();
+        let message = FileDirectory::open(&path, &index, later).unwrap_err().to_string();
+        assert!(message.contains("a b") && message.contains("users.toml"), "{message}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod check;
 pub mod config;
 pub mod directory;
 pub mod dns;
+pub mod file_index;
 pub mod hostconfig;
 pub mod hosts_mtime;
 pub mod hosts_scan;

@@ -6,6 +6,7 @@ use crate::challenge::{Challenge, Challenger, NoChallenger};
 use crate::config::{AuthPolicy, ConnectTo, DirectoryConfig, ResolverConfig, ServerConfig, canonical_os};
 use crate::directory::{Directory, FileDirectory};
 use crate::dns::DnsResolver;
+use crate::file_index::PendingIndex;
 use crate::hostconfig::{HostConfig, SshSettings};
 use crate::ldap::LdapDirectory;
 use crate::log::{EventLog, Level, escape};
@@ -30,6 +31,9 @@ pub struct Server {
     registry: Box<dyn Registry>,
     log: EventLog,
     backup_key: String,
+    /// Indexes of the embedded backends' files to write once a request
+    /// that may write arrives (a status request writes nothing).
+    pending_indexes: Vec<PendingIndex>,
 }
 
 /// Why a server could not be built from its configuration.
@@ -91,10 +95,32 @@ const HOSTS_UNREADABLE: &str =
 
 impl Server {
     /// Builds the server the configuration describes.
+    ///
+    /// A users file and a static resolver are read through their indexes
+    /// beside the journal while those are current ([`crate::file_index`]):
+    /// a request then reads a few blocks of each, whatever their size.
+    /// Otherwise they are read and checked whole, and a malformed one is an
+    /// error here, as without the indexes.
     pub fn from_config(config: ServerConfig) -> Result<Server, ServerError> {
-        let directory = directory_from_config(&config.directory)?;
+        let journal = journal_path(&config);
+        let now = std::time::SystemTime::now();
+        let mut pending_indexes = Vec::new();
+        let directory: Box<dyn Directory> = match &config.directory {
+            DirectoryConfig::File { path } => {
+                let (directory, pending) =
+                    FileDirectory::open(path, &journal.with_file_name(crate::directory::INDEX_NAME), now)?;
+                pending_indexes.extend(pending);
+                Box::new(directory)
+            }
+            ldap @ DirectoryConfig::Ldap { .. } => directory_from_config(ldap)?,
+        };
         let resolver: Box<dyn Resolver> = match &config.resolver {
-            ResolverConfig::Static { path } => Box::new(StaticResolver::load(path)?),
+            ResolverConfig::Static { path } => {
+                let (resolver, pending) =
+                    StaticResolver::open(path, &journal.with_file_name(crate::resolver::INDEX_NAME), now)?;
+                pending_indexes.extend(pending);
+                Box::new(resolver)
+            }
             ResolverConfig::Dns { servers, timeout } => {
                 Box::new(DnsResolver::new(servers, std::time::Duration::from_secs((*timeout).max(1)))?)
             }
@@ -106,7 +132,7 @@ impl Server {
         let registry = Box::new(registry);
         let log = EventLog::from_config(&config.log);
         let backup_key = read_public_key(&config.backuppc.key)?;
-        Ok(Server { config, directory, resolver, registry, log, backup_key })
+        Ok(Server { config, directory, resolver, registry, log, backup_key, pending_indexes })
     }
 
     /// Builds a server from parts, for tests and embedders.
@@ -118,7 +144,7 @@ impl Server {
         log: EventLog,
         backup_key: String,
     ) -> Server {
-        Server { config, directory, resolver, registry, log, backup_key }
+        Server { config, directory, resolver, registry, log, backup_key, pending_indexes: Vec::new() }
     }
 
     /// Answers one request that cannot be challenged (see [`Server::handle_with`]).
@@ -140,7 +166,11 @@ impl Server {
     ) -> Response {
         let mut exchange = Exchange { connection, origin, challenger };
         let answered = parse(command).and_then(|request| match request {
-            ClientRequest::Register(request) => self.check_and_register(&request, &mut exchange),
+            ClientRequest::Register(request) => {
+                let answered = self.check_and_register(&request, &mut exchange);
+                self.write_indexes(connection);
+                answered
+            }
             ClientRequest::Info(request) => self.answer_info(&request, connection),
         });
         match answered {
@@ -419,11 +449,20 @@ impl Server {
 
     /// Where the reading of BackupPC's `config.pl` is cached: beside the journal.
     fn owner_edits_cache(&self) -> PathBuf {
-        let journal = match &self.config.journal {
-            Some(journal) => journal.clone(),
-            None => BackupPcRegistry::new(&self.config.backuppc.conf_dir).journal_path().to_owned(),
-        };
-        owner_edits::cache_path_beside(&journal)
+        owner_edits::cache_path_beside(&journal_path(&self.config))
+    }
+
+    /// Writes the embedded backends' indexes that were out of date; one
+    /// that cannot be written costs only time, and is said at `warning`.
+    fn write_indexes(&self, connection: &SshConnection) {
+        for pending in &self.pending_indexes {
+            if let Err(error) = pending.write() {
+                self.log.log(
+                    Level::Warning,
+                    &format!("{connection} cannot write the index {}: {error}", pending.path.display()),
+                );
+            }
+        }
     }
 
     /// Whether the last registration changed `hosts` in the same second as
@@ -470,6 +509,15 @@ impl Server {
             fields.push(("author", author.as_str()));
         }
         render_success(fields)
+    }
+}
+
+/// The journal of registrations `config` names, by default in `conf-dir`;
+/// the caches and indexes go beside it.
+fn journal_path(config: &ServerConfig) -> PathBuf {
+    match &config.journal {
+        Some(journal) => journal.clone(),
+        None => BackupPcRegistry::new(&config.backuppc.conf_dir).journal_path().to_owned(),
     }
 }
 
@@ -924,6 +972,19 @@ mod tests {
             assert_eq!(refused.status, Status::Refused);
         }
         assert_eq!(registry.0.borrow().len(), 2);
+    }
+
+    #[test]
+    fn only_a_registration_writes_the_indexes_of_the_backends_files() {
+        let (mut server, registry, dir) = server(Some(&["alice"]));
+        registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
+        let index = dir.path().join(crate::resolver::INDEX_NAME);
+        server.pending_indexes = vec![PendingIndex { path: index.clone(), bytes: b"an index".to_vec() }];
+        assert_eq!(ask(&server, "info: proto=2", "127.0.0.2").status, Status::Success);
+        assert!(!index.exists(), "a status request wrote an index");
+        // Refused or not, a registration writes it.
+        assert_eq!(ask(&server, "linux:carol", "127.0.0.2").status, Status::Refused);
+        assert_eq!(std::fs::read(&index).unwrap(), b"an index");
     }
 
     #[test]
