@@ -350,9 +350,10 @@ impl BackupPcRegistry {
         Ok((Some(file), lookup))
     }
 
-    /// Appends the host's line to `hosts` (`found` says under which header,
-    /// and whether BackupPC's must be put in front), copying the open file
-    /// into the new version, and writes its config and journal record.
+    /// Adds the host's line to `hosts` (`found` says under which header,
+    /// and whether BackupPC's must be put in front): appended in place to a
+    /// file that has its header, else in a new version that copies the open
+    /// file after the header; and writes its config and journal record.
     fn add(&self, registration: &Registration, hosts: Option<File>, found: &HostLookup) -> Result<(), RegistryError> {
         let header = &found.header;
         // Everything is prepared first; then the journal, the config and
@@ -367,6 +368,15 @@ impl BackupPcRegistry {
                 format!("the header `{}` does not start with host, dhcp, user", header.join(" ")),
             ),
         })?;
+        // A file with its header gets the line appended in place; one
+        // without (or no file) is written anew with BackupPC's in front.
+        let mut appended = Vec::new();
+        if hosts.is_some() && !found.header_missing {
+            if !found.empty && !found.ends_with_newline {
+                appended.push(b'\n');
+            }
+            appended.extend_from_slice(line.as_bytes());
+        }
         let write_hosts = |out: &mut File| -> io::Result<()> {
             if found.header_missing {
                 out.write_all(HOSTS_HEADER.as_bytes())?;
@@ -387,8 +397,10 @@ impl BackupPcRegistry {
         let pins_path = self.pins_path(&registration.host);
         let pins =
             (!registration.host_keys.is_empty()).then(|| pins::pins_body(&registration.host, &registration.host_keys));
+        let append = !appended.is_empty();
         self.apply(&Change {
-            hosts_written_by: Some(&write_hosts),
+            hosts_written_by: (!append).then_some(&write_hosts as &transaction::WriteHosts<'_>),
+            hosts_appended: append.then_some(appended.as_slice()),
             config: Some((&config_path, Some(registration.host_config.as_bytes()))),
             pins: Some((&pins_path, pins.as_deref().map(str::as_bytes))),
             record: Some(&record),

@@ -17,6 +17,14 @@
 //! under BackupPC's lock before it reads anything. Recovery puts back only
 //! a file that is still the one this change wrote: if BackupPC's web
 //! editor rewrote `hosts` in between, its version stays.
+//!
+//! A change that only adds a line at the end of `hosts` (a registration)
+//! appends it in place instead, as the journal is appended to: the record
+//! holds the file's identity and its length before and after, and undoing
+//! cuts it back to the length before when it is still that file and no
+//! longer than after. No copy of `hosts` is made or flushed, whatever its
+//! size. BackupPC reads `hosts` under the same lock (`HostInfoRead`), so it
+//! never sees the line half-written.
 
 use crate::journal::{self, JournalRecord};
 use files::AtomicWrite;
@@ -45,8 +53,11 @@ pub struct Change<'a> {
     /// The new body of `hosts`.
     pub hosts: Option<&'a [u8]>,
     /// Or what writes the new `hosts` (streamed, as a registration copies
-    /// the old file and appends its line).
+    /// the old file and adds its line when the file needs a header).
     pub hosts_written_by: Option<&'a WriteHosts<'a>>,
+    /// Or bytes to append to the existing `hosts` in place (a
+    /// registration's line, after a newline when the file ends without one).
+    pub hosts_appended: Option<&'a [u8]>,
     /// The host's config file, and its new body (`None`: remove it).
     pub config: Option<(&'a Path, Option<&'a [u8]>)>,
     /// The host's pinned host keys (its `HOST.known_hosts`), and their new
@@ -104,6 +115,10 @@ struct UndoRecord {
     /// (device, inode) of the `HOST.known_hosts` this change puts in place.
     #[serde(default)]
     new_pins: Option<(u64, u64)>,
+    /// (device, inode, length before, length after) of the `hosts` this
+    /// change appends to in place.
+    #[serde(default)]
+    hosts_appended: Option<(u64, u64, u64, u64)>,
 }
 
 /// Makes `change` in `conf_dir` with its journal at `journal_path`. The
@@ -149,6 +164,12 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         (None, None) => None,
     };
     let changes_hosts = new_hosts.is_some();
+    // Appending: `hosts` opened now, never through a link, and only as a
+    // regular file; its length says where undoing cuts it back to.
+    let appended = match change.hosts_appended {
+        Some(bytes) => Some(open_for_append(&hosts_path, bytes).map_err(fail(Part::Hosts, &hosts_path))?),
+        None => None,
+    };
     let new_config = match change.config {
         Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Config, path))?),
         _ => None,
@@ -186,6 +207,7 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             new_config: identity(new_config.as_ref()).map_err(fail(Part::Config, conf_dir))?,
             pins,
             new_pins: identity(new_pins.as_ref()).map_err(fail(Part::Pins, conf_dir))?,
+            hosts_appended: appended.as_ref().map(|(_, span)| *span),
         };
         write_undo(conf_dir, &undo).map_err(fail(Part::Hosts, &undo_path))
     })();
@@ -217,6 +239,9 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         }
         if let Some(write) = new_hosts {
             write.commit_unsynced().map_err(fail(Part::Hosts, &hosts_path))?;
+        }
+        if let (Some((mut file, _)), Some(bytes)) = (appended, change.hosts_appended) {
+            file.write_all(bytes).and_then(|()| file.sync_data()).map_err(fail(Part::Hosts, &hosts_path))?;
         }
         // One flush of the folder makes the renames (or removals) durable
         // before the commit.
@@ -283,6 +308,9 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
         if let Some(existed) = undo.hosts_existed {
             put_back(conf_dir, "hosts", UNDO_HOSTS, existed, undo.new_hosts)?;
         }
+        if let Some(span) = undo.hosts_appended {
+            cut_back(&conf_dir.join("hosts"), span)?;
+        }
         if let Some((name, existed)) = &undo.config
             && is_plain_name(name)
         {
@@ -348,6 +376,46 @@ fn put_back(conf_dir: &Path, name: &str, link: &str, existed: bool, new: Option<
         _ => {}
     }
     sync_dir(conf_dir)
+}
+
+/// `hosts` opened to append `bytes`, never through a link, never blocking
+/// on a FIFO, and only as a regular file; with (device, inode, length
+/// before, length after).
+fn open_for_append(path: &Path, bytes: &[u8]) -> io::Result<(File, (u64, u64, u64, u64))> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        fs::OpenOptions::new().append(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok((file, (meta.dev(), meta.ino(), meta.len(), meta.len() + bytes.len() as u64)))
+}
+
+/// Cuts `hosts` back to the length it had before a change appended to it,
+/// if it is still the file appended to (`span`: device, inode, length
+/// before, length after) and no longer than the change left it: a file
+/// someone else wrote since stays.
+fn cut_back(path: &Path, (dev, ino, before, after): (u64, u64, u64, u64)) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && (meta.dev(), meta.ino()) == (dev, ino) && meta.len() > before => {
+            if meta.len() > after {
+                return Ok(());
+            }
+        }
+        Ok(_) => return Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    }
+    let file =
+        fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if (meta.dev(), meta.ino()) != (dev, ino) {
+        return Ok(());
+    }
+    file.set_len(before)?;
+    file.sync_all()
 }
 
 /// Hard-links `path` (when it exists) to `link` in `conf_dir`; returns
@@ -526,6 +594,84 @@ mod tests {
                 assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
             }
         }
+    }
+
+    /// A registration's change: its line appended to `hosts` in place.
+    fn append(dir: &Path, last: Step) -> Result<(), ChangeError> {
+        let config = dir.join("new.example.org.pl");
+        let record = record();
+        let line = AFTER_HOSTS.strip_prefix(BEFORE_HOSTS).unwrap();
+        let change = Change {
+            hosts_appended: Some(line),
+            config: Some((&config, Some(b"# new\n"))),
+            record: Some(&record),
+            ..Change::default()
+        };
+        apply_until(dir, &dir.join("journal"), &change, last)
+    }
+
+    #[test]
+    fn a_line_appended_in_place_is_undone_after_any_step_and_kept_once_committed() {
+        for last in [Step::Undo, Step::Journal, Step::Config, Step::Pins, Step::Hosts] {
+            let dir = folder(false);
+            let before = snapshot(dir.path());
+            let inode = fs::metadata(dir.path().join("hosts")).unwrap().ino();
+            append(dir.path(), last).unwrap();
+            assert_ne!(snapshot(dir.path()), before, "{last:?}: nothing happened");
+            assert!(recover(dir.path(), &dir.path().join("journal")).unwrap(), "{last:?}");
+            assert_eq!(snapshot(dir.path()), before, "{last:?}");
+            assert_eq!(fs::metadata(dir.path().join("hosts")).unwrap().ino(), inode);
+        }
+        let dir = folder(false);
+        let inode = fs::metadata(dir.path().join("hosts")).unwrap().ino();
+        append(dir.path(), Step::Commit).unwrap();
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), AFTER_HOSTS);
+        assert_eq!(fs::metadata(dir.path().join("hosts")).unwrap().ino(), inode, "hosts was replaced, not appended to");
+        assert_eq!(snapshot_names(dir.path()), ["hosts", "journal", "new.example.org.pl"]);
+        assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), AFTER_HOSTS);
+    }
+
+    #[test]
+    fn undoing_an_append_keeps_a_hosts_file_someone_else_wrote_since() {
+        // BackupPC's web editor saved its own list (a new file, renamed in).
+        let dir = folder(false);
+        append(dir.path(), Step::Hosts).unwrap();
+        let theirs = b"host dhcp user\nweb.example.org 0 carol\n";
+        fs::write(dir.path().join("hosts.new"), theirs).unwrap();
+        fs::rename(dir.path().join("hosts.new"), dir.path().join("hosts")).unwrap();
+        recover(dir.path(), &dir.path().join("journal")).unwrap();
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), theirs);
+        // Or someone appended after the change: the file is longer than the
+        // change left it, and stays.
+        let dir = folder(false);
+        append(dir.path(), Step::Hosts).unwrap();
+        let mut longer = AFTER_HOSTS.to_vec();
+        longer.extend_from_slice(b"hand.example.org 0 dave\n");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("hosts"))
+            .unwrap()
+            .write_all(b"hand.example.org 0 dave\n")
+            .unwrap();
+        recover(dir.path(), &dir.path().join("journal")).unwrap();
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), longer);
+        assert_eq!(fs::read_to_string(dir.path().join("journal")).unwrap(), "{\"earlier\": 1}\n");
+    }
+
+    #[test]
+    fn an_append_to_anything_but_a_regular_hosts_changes_nothing() {
+        let dir = folder(false);
+        let target = dir.path().join("elsewhere");
+        fs::write(&target, BEFORE_HOSTS).unwrap();
+        fs::remove_file(dir.path().join("hosts")).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("hosts")).unwrap();
+        let before = snapshot_names(dir.path());
+        let error = append(dir.path(), Step::Commit).unwrap_err();
+        assert_eq!(error.part, Part::Hosts);
+        assert_eq!(snapshot_names(dir.path()), before);
+        assert_eq!(fs::read(&target).unwrap(), BEFORE_HOSTS);
+        assert_eq!(fs::read_to_string(dir.path().join("journal")).unwrap(), "{\"earlier\": 1}\n");
     }
 
     #[test]
