@@ -4,7 +4,8 @@
 #
 #   - a new registration into a `hosts` of 1, 50,000 and 200,000 lines (time
 #     and peak RSS of bpc-register), against the seed's shell way
-#     (`grep -q` + `echo >>`) on the same file;
+#     (`grep -q` + `echo >>`) on the same file, and into 50,000 lines with
+#     50,000 per-host configs beside `hosts`;
 #   - 16 concurrent clients' registrations per second, against the sync
 #     floor: the fewest flushes that keep a registration whole across a
 #     crash (HOST.pl, hosts, the undo record, the journal, the folder three
@@ -263,6 +264,19 @@ for lines in 1 50000 200000; do
     row "  its peak RSS" "$(mib "$kib")" MiB "(goal at 50,000 lines)" 8
     [ "$lines" = 1 ] && alone=$ms alone_cpu=$cpu
 done
+# The same 50,000 lines with a config per host in conf-dir, as a server
+# that registered them has: nothing may list that folder per request.
+many="$work/many"
+server "$many" "$file_directory" "$static_resolver"
+small_backends "$many"
+/usr/bin/python3 -c 'import sys
+for i in range(1, 50001):
+    open(f"{sys.argv[1]}/host-{i}.example.org.pl", "w").write("$Conf{XferMethod} = \"rsync\";\n")' "$many/backuppc"
+prepare="cp $work/hosts-50000 $many/backuppc/hosts && rm -f $many/backuppc/pc-bench.example.org.pl"
+read -r ms cpu kib < <(measure run "$rounds" PREPARE="$prepare" $(register_env 127.0.0.2) \
+    "$program" --config "$many/server.toml")
+read -r floor floor_cpu _ < <(measure run "$rounds" PREPARE="$prepare" PATH=/usr/bin:/bin -- /bin/sh -c "cd $many/backuppc && $seed")
+row "  the same with 50,000 HOST.pl in conf-dir" "$ms" ms "grep -q + echo >>" "$floor" "$cpu" "$floor_cpu"
 
 # 2. 16 concurrent clients, 25 new registrations each.
 clients=16 per_client=25

@@ -38,15 +38,60 @@ impl AtomicWrite {
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
         prefix.push(".");
-        let mut temp = tempfile::Builder::new()
+        let temp = tempfile::Builder::new()
             .prefix(&prefix)
             .suffix(".tmp")
             .permissions(fs::Permissions::from_mode(mode))
             .tempfile_in(dir)?;
+        AtomicWrite::fill(temp, path, existing.as_ref(), mode, write)
+    }
+
+    /// Like [`AtomicWrite::prepare_with`], with the new version at `temp`, a
+    /// fixed name in `path`'s folder that only a writer holding the
+    /// folder's lock uses: what a killed writer left is then found by its
+    /// name, without listing the folder. A file left at `temp` is removed
+    /// first; the new one is created there, never through a link.
+    pub fn prepare_at(
+        path: &Path,
+        temp: &Path,
+        mode: u32,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> io::Result<AtomicWrite> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let existing = fs::metadata(path).ok();
+        let mode = existing.as_ref().map_or(mode, |m| m.mode() & 0o7777);
+        match fs::remove_file(temp) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+        // Named before it is created: a relative name is made absolute here,
+        // and then stands for the file whatever the working folder becomes.
+        let name = tempfile::TempPath::try_from_path(temp)?;
+        let file = match fs::OpenOptions::new().read(true).write(true).create_new(true).mode(mode).open(&name) {
+            Ok(file) => file,
+            Err(error) => {
+                // Not ours: nothing to remove when the name is dropped.
+                let _ = name.keep();
+                return Err(error);
+            }
+        };
+        let temp = tempfile::NamedTempFile::from_parts(file, name);
+        AtomicWrite::fill(temp, path, existing.as_ref(), mode, write)
+    }
+
+    /// Gives the new version at `temp` its mode (and the owner of the file
+    /// it replaces, `existing`), writes it with `write` and flushes it.
+    fn fill(
+        mut temp: tempfile::NamedTempFile,
+        path: &Path,
+        existing: Option<&fs::Metadata>,
+        mode: u32,
+        write: impl FnOnce(&mut File) -> io::Result<()>,
+    ) -> io::Result<AtomicWrite> {
         // The umask may have narrowed the mode; the file is not visible under
         // its final name yet, so setting the exact mode now exposes nothing.
         temp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
-        if let Some(old) = &existing {
+        if let Some(old) = existing {
             keep_owner(temp.as_file(), old);
         }
         write(temp.as_file_mut())?;
@@ -133,6 +178,25 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&path, b"new", 0o600).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_fixed_temporary_name_replaces_a_leftover_and_is_gone_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        let temp = dir.path().join(".new.hosts");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        fs::write(&temp, b"left by a killed writer").unwrap();
+        let write = AtomicWrite::prepare_at(&path, &temp, 0o600, |file| file.write_all(b"new")).unwrap();
+        assert_eq!(fs::read(&temp).unwrap(), b"new");
+        assert_eq!(fs::metadata(&temp).unwrap().permissions().mode() & 0o777, 0o640);
+        write.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert!(!temp.exists());
+        drop(AtomicWrite::prepare_at(&path, &temp, 0o600, |file| file.write_all(b"dropped")).unwrap());
+        assert!(!temp.exists());
         assert_eq!(fs::read(&path).unwrap(), b"new");
     }
 

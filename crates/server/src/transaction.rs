@@ -43,6 +43,16 @@ const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
 const UNDO_PINS: &str = ".bpc-enroll-undo.pins";
 /// Every link to an old version a change may leave.
 const UNDO_LINKS: [&str; 3] = [UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS];
+/// Where a change writes the new `hosts`, `HOST.pl` and `HOST.known_hosts`
+/// before renaming them in: fixed names (one writer holds the lock at a
+/// time), so that recovery finds what a killed writer left by name,
+/// without listing a folder that holds a config per host.
+const NEW_HOSTS: &str = ".bpc-enroll-new.hosts";
+const NEW_CONFIG: &str = ".bpc-enroll-new.config";
+const NEW_PINS: &str = ".bpc-enroll-new.pins";
+/// Every file a change may leave besides the undo record: the links to
+/// the old versions and the new versions not yet renamed.
+const LEFTOVERS: [&str; 6] = [UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS, NEW_HOSTS, NEW_CONFIG, NEW_PINS];
 
 /// Writes the new `hosts` into the file it is given.
 pub type WriteHosts<'a> = dyn Fn(&mut File) -> io::Result<()> + 'a;
@@ -154,13 +164,15 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         None => None,
     };
     // Everything new is written beside its file first, flushed, invisible.
+    let prepare = |path: &Path, temp: &str, write: &dyn Fn(&mut File) -> io::Result<()>| {
+        AtomicWrite::prepare_at(path, &conf_dir.join(temp), 0o644, write)
+    };
     let new_hosts = match (change.hosts, change.hosts_written_by) {
-        (_, Some(write)) => {
-            Some(AtomicWrite::prepare_with(&hosts_path, 0o644, write).map_err(fail(Part::Hosts, &hosts_path))?)
-        }
-        (Some(body), None) => {
-            Some(AtomicWrite::prepare(&hosts_path, body, 0o644).map_err(fail(Part::Hosts, &hosts_path))?)
-        }
+        (_, Some(write)) => Some(prepare(&hosts_path, NEW_HOSTS, write).map_err(fail(Part::Hosts, &hosts_path))?),
+        (Some(body), None) => Some(
+            prepare(&hosts_path, NEW_HOSTS, &|file: &mut File| file.write_all(body))
+                .map_err(fail(Part::Hosts, &hosts_path))?,
+        ),
         (None, None) => None,
     };
     let changes_hosts = new_hosts.is_some();
@@ -171,11 +183,15 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         None => None,
     };
     let new_config = match change.config {
-        Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Config, path))?),
+        Some((path, Some(body))) => {
+            Some(prepare(path, NEW_CONFIG, &|file: &mut File| file.write_all(body)).map_err(fail(Part::Config, path))?)
+        }
         _ => None,
     };
     let new_pins = match change.pins {
-        Some((path, Some(body))) => Some(AtomicWrite::prepare(path, body, 0o644).map_err(fail(Part::Pins, path))?),
+        Some((path, Some(body))) => {
+            Some(prepare(path, NEW_PINS, &|file: &mut File| file.write_all(body)).map_err(fail(Part::Pins, path))?)
+        }
         _ => None,
     };
     // The old versions stay whole under the undo links, named by the record.
@@ -283,10 +299,10 @@ fn put_in_place<'a>(
     }
 }
 
-/// Whether a change was cut short, or left the links to its old files:
-/// [`recover`] has something to do.
+/// Whether a change was cut short, or left the links to its old files or
+/// its new ones: [`recover`] has something to do.
 pub fn pending(conf_dir: &Path) -> bool {
-    [UNDO_NAME, UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS].iter().any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
+    std::iter::once(UNDO_NAME).chain(LEFTOVERS).any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
 }
 
 /// Undoes a change that was cut short, if there is one, and removes what is
@@ -325,17 +341,22 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
     } else if undone {
         remove_durably(conf_dir, UNDO_NAME)?;
     }
-    for link in UNDO_LINKS {
-        remove_if_present(&conf_dir.join(link))?;
+    for name in LEFTOVERS {
+        remove_if_present(&conf_dir.join(name))?;
     }
-    remove_stale_temp_files(conf_dir)?;
+    // Temporary files named at random, as versions before the fixed names
+    // made them, are looked for only after a crash: listing a folder of
+    // one config per host costs time growing with the hosts.
+    if undone {
+        remove_stale_temp_files(conf_dir)?;
+    }
     Ok(undone)
 }
 
-/// Removes the temporary files a killed writer left: `.hosts.XXXXXX.tmp`,
-/// `.HOST.pl.XXXXXX.tmp` and `.HOST.known_hosts.XXXXXX.tmp`, the names
-/// [`AtomicWrite`] gives them. The lock
-/// is held, so no writer of ours is using one.
+/// Removes the temporary files a killed writer of an earlier version left:
+/// `.hosts.XXXXXX.tmp`, `.HOST.pl.XXXXXX.tmp` and
+/// `.HOST.known_hosts.XXXXXX.tmp`, the names [`AtomicWrite::prepare`] gives
+/// them. The lock is held, so no writer of ours is using one.
 fn remove_stale_temp_files(conf_dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(conf_dir)? {
         let entry = entry?;
@@ -677,17 +698,27 @@ mod tests {
     #[test]
     fn recovery_removes_the_temporary_files_of_a_killed_writer_and_only_those() {
         let dir = folder(false);
-        for name in [
-            ".hosts.a1B2c3.tmp",
-            ".pc.example.org.pl.Zz9yY8.tmp",
-            ".pc.example.org.known_hosts.Ab3dE6.tmp",
-            ".hosts.tmp",
-            "hosts.new",
-            ".config.pl.abc.tmp",
-        ] {
-            fs::write(dir.path().join(name), "x").unwrap();
-        }
+        let plant = |names: &[&str]| {
+            for name in names {
+                fs::write(dir.path().join(name), "x").unwrap();
+            }
+        };
+        let earlier_versions =
+            [".hosts.a1B2c3.tmp", ".pc.example.org.pl.Zz9yY8.tmp", ".pc.example.org.known_hosts.Ab3dE6.tmp"];
+        let others = [".hosts.tmp", "hosts.new", ".config.pl.abc.tmp"];
+        plant(&[NEW_HOSTS, NEW_CONFIG, NEW_PINS]);
+        plant(&earlier_versions);
+        plant(&others);
+        assert!(pending(dir.path()));
+        // Found by their fixed names, without listing the folder.
         assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        let mut left: Vec<&str> = earlier_versions.iter().chain(&others).copied().chain(["hosts", "journal"]).collect();
+        left.sort();
+        assert_eq!(snapshot_names(dir.path()), left);
+        assert!(!pending(dir.path()));
+        // After a crash, the folder is listed for the randomly named ones.
+        plant(&[UNDO_NAME]);
+        assert!(recover(dir.path(), &dir.path().join("journal")).unwrap());
         assert_eq!(snapshot_names(dir.path()), [".config.pl.abc.tmp", ".hosts.tmp", "hosts", "hosts.new", "journal"]);
     }
 
