@@ -7,9 +7,10 @@
 #     (`grep -q` + `echo >>`) on the same file, and into 50,000 lines with
 #     50,000 per-host configs beside `hosts`;
 #   - 16 concurrent clients' registrations per second, against the sync
-#     floor: the fewest flushes that keep a registration whole across a
-#     crash (HOST.pl, hosts, the undo record, the journal, the folder three
-#     times) under the same lock, with nothing else, on the same disk;
+#     floor: the flushes that keep a registration whole across a crash
+#     (HOST.pl, the undo record, the journal, hosts, the folder three
+#     times), in a registration's order under the same lock, with nothing
+#     else, on the same disk; three pairs in turn, the median shown;
 #   - a users file of 5,000 users and a static resolver of 65,000 lines,
 #     against a users file of one user and a resolver of one line: once
 #     their indexes are written, and at the first request after both
@@ -125,27 +126,28 @@ def clients(count, per_client, env, argv):
     return count * per_client / elapsed
 
 def sync_floor(folder, count, per_client):
-    """What a registration's flushes alone allow, under BackupPC's lock: the
-    fewest that keep it whole across a crash (the undo log): HOST.pl and
-    hosts as temp files (fsync each), the undo record (fsync, then the
-    folder), the journal line (fdatasync), both renames and one flush of the
-    folder, then the record removed and the folder flushed again."""
+    """What a registration's flushes alone allow, under BackupPC's lock, in
+    the order a registration makes them: the new HOST.pl as a temp file
+    (fsync), the undo record (fsync, then the folder), the journal line
+    (fdatasync), HOST.pl renamed in, the hosts line appended (fdatasync),
+    one flush of the folder, then the record removed and the folder
+    flushed again: seven flushes."""
+    hosts = os.path.join(folder, "hosts")
+    with open(hosts, "w") as f:
+        f.write("host dhcp user moreUsers\n")
     def one(c):
         lock = os.open(os.path.join(folder, "LOCK"), os.O_WRONLY | os.O_CREAT, 0o644)
-        directory = os.open(folder, os.O_RDONLY)
         for n in range(per_client):
             fcntl.flock(lock, fcntl.LOCK_EX)
-            temps = []
-            for name, body in (("h.pl", b"$Conf{XferMethod} = 'rsync';\n" * 8), ("hosts", b"h 0 alice\n" * 4)):
-                temp = os.path.join(folder, f".{name}.{c}.tmp")
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.write(fd, body)
-                os.fsync(fd)
-                os.close(fd)
-                temps.append((temp, os.path.join(folder, name)))
+            directory = os.open(folder, os.O_RDONLY)
+            temp = os.path.join(folder, ".bpc-enroll-new.config")
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, b"$Conf{XferMethod} = 'rsync';\n" * 8)
+            os.fsync(fd)
+            os.close(fd)
             undo = os.path.join(folder, ".undo")
             fd = os.open(undo, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            os.write(fd, b'{"journal_len":0,"hosts_existed":true}')
+            os.write(fd, b'{"journal_len":0,"hosts_appended":[1,2,3,4]}')
             os.fsync(fd)
             os.close(fd)
             os.fsync(directory)
@@ -153,11 +155,15 @@ def sync_floor(folder, count, per_client):
             os.write(journal, b'{"time":"2026-01-01T00:00:00Z","host":"h","owner":"alice","action":"added"}\n')
             os.fdatasync(journal)
             os.close(journal)
-            for temp, final in temps:
-                os.rename(temp, final)
+            os.rename(temp, os.path.join(folder, f"c{c}-{n}.example.org.pl"))
+            fd = os.open(hosts, os.O_WRONLY | os.O_APPEND)
+            os.write(fd, f"c{c}-{n}.example.org\t0\talice\n".encode())
+            os.fdatasync(fd)
+            os.close(fd)
             os.fsync(directory)
             os.unlink(undo)
             os.fsync(directory)
+            os.close(directory)
             fcntl.flock(lock, fcntl.LOCK_UN)
         os._exit(0)
     start = time.perf_counter()
@@ -286,14 +292,28 @@ small_backends "$conc"
 for ((c = 1; c <= clients; c++)); do
     for ((n = 1; n <= per_client; n++)); do printf '127.1.%d.%d c%d-%d.example.org\n' "$c" "$n" "$c" "$n"; done
 done >>"$conc/hosts.static"
-rate=$(measure clients "$clients" "$per_client" SSH_ORIGINAL_COMMAND=linux:alice -- "$program" --config "$conc/server.toml")
-registered=$(grep -c '^c[0-9]*-[0-9]*\.example\.org' "$conc/backuppc/hosts")
-[ "$registered" -eq $((clients * per_client)) ] || { echo "only $registered registrations landed" >&2; exit 1; }
-mkdir "$work/syncfloor"
-floor=$(measure syncfloor "$work/syncfloor" "$clients" "$per_client")
-# Registrations per second: the floor is the larger rate, so the ratio is floor/rate.
-printf '%-52s %9s %-3s | %-30s %9s | ratio %5s\n' "$clients concurrent clients, registrations" "$rate" "/s" \
-    "sync floor (7 flushes, locked)" "$floor" "$(ratio "$floor" "$rate")"
+# The disk's speed changes from one second to the next on a shared
+# machine: the clients and the floor run in turn, three times each, each
+# time into a fresh folder, and the pair whose ratio is the median is shown.
+pairs=()
+for ((round = 1; round <= 3; round++)); do
+    rm -rf "$conc/backuppc" "$conc/journal.jsonl"
+    mkdir -p "$conc/backuppc"
+    printf 'host dhcp user moreUsers\n' >"$conc/backuppc/hosts"
+    printf '$Conf{CgiUserConfigEditEnable} = 0;\n' >"$conc/backuppc/config.pl"
+    rate=$(measure clients "$clients" "$per_client" SSH_ORIGINAL_COMMAND=linux:alice -- "$program" --config "$conc/server.toml")
+    registered=$(grep -c '^c[0-9]*-[0-9]*\.example\.org' "$conc/backuppc/hosts")
+    [ "$registered" -eq $((clients * per_client)) ] || { echo "only $registered registrations landed" >&2; exit 1; }
+    rm -rf "$work/syncfloor"
+    mkdir "$work/syncfloor"
+    floor=$(measure syncfloor "$work/syncfloor" "$clients" "$per_client")
+    # Registrations per second: the floor is the larger rate, so the ratio is floor/rate.
+    pairs+=("$(ratio "$floor" "$rate") $rate $floor")
+done
+read -r _ rate floor < <(printf '%s\n' "${pairs[@]}" | sort -n | sed -n 2p)
+printf '%-52s %9s %-3s | %-30s %9s | ratio %5s   (ratios of the 3 pairs: %s)\n' \
+    "$clients concurrent clients, registrations" "$rate" "/s" "sync floor (7 flushes, locked)" "$floor" \
+    "$(ratio "$floor" "$rate")" "$(printf '%s\n' "${pairs[@]}" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
 
 # 3. A users file of 5,000 users and a static resolver of 65,000 lines.
 big="$work/big"
