@@ -454,7 +454,20 @@ impl Server {
 
     /// Writes the embedded backends' indexes that were out of date; one
     /// that cannot be written costs only time, and is said at `warning`.
+    /// They go beside the journal, which is in BackupPC's configuration
+    /// folder unless configured elsewhere: they are written under
+    /// BackupPC's `LOCK`, as everything written there is.
     fn write_indexes(&self, connection: &SshConnection) {
+        if self.pending_indexes.is_empty() {
+            return;
+        }
+        let _lock = match crate::registry::take_lock(&self.config.backuppc.conf_dir) {
+            Ok(lock) => lock,
+            Err(error) => {
+                self.log.log(Level::Warning, &format!("{connection} the indexes are not written: {error}"));
+                return;
+            }
+        };
         for pending in &self.pending_indexes {
             if let Err(error) = pending.write() {
                 self.log.log(

@@ -640,7 +640,9 @@ pub(crate) fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Op
 
 /// Takes BackupPC's lock on `conf_dir` for another writer of its files
 /// (`bpc-register install` appending to `config.pl`, as BackupPC's own
-/// editor writes it under that lock), with the same care as a registration.
+/// editor writes it under that lock; the server writing the backends'
+/// indexes beside a journal kept there), with the same care as a
+/// registration.
 pub(crate) fn take_lock(conf_dir: &std::path::Path) -> Result<File, RegistryError> {
     BackupPcRegistry::new(conf_dir).lock()
 }
