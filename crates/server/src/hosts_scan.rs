@@ -1,11 +1,13 @@
 //! Finding one host's lines in BackupPC's `hosts` as the file streams by.
 //!
 //! A registration needs the header and the lines of one host, not the whole
-//! file as owned strings: [`find_host`] reads through a fixed buffer, cleans
-//! each line in one reused buffer exactly as `HostInfoRead` does
-//! ([`clean_line`], shared with [`crate::registry::parse_hosts`]), and splits
-//! into fields only the header and the lines whose name is the host's. Its
-//! memory does not grow with the file; its time grows linearly with it.
+//! file as owned strings: [`find_host`] reads through a fixed buffer, finds
+//! the lines in it, cleans in one reused buffer exactly as `HostInfoRead`
+//! does ([`clean_line`], shared with [`crate::registry::parse_hosts`]) the
+//! lines that may be the header or name the host, and splits into fields
+//! only the header and the lines whose name is the host's. Its memory does
+//! not grow with the file; its time grows linearly with it, a few
+//! nanoseconds a line.
 
 use crate::registry::{HOSTS_HEADER, host_fields};
 use std::io::{self, BufRead};
