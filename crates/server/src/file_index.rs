@@ -177,15 +177,16 @@ pub fn build(kind: &[u8; 8], source: &Identity, records: &Records) -> Vec<u8> {
 /// What reads a file whole or through its index gives: from the index at
 /// `index` when it is of the file at `path` as it is now (`from_index`);
 /// otherwise the file read whole by `load`, and, when the file has settled
-/// by `now`, the index of what `records` finds in it, to write.
-pub fn open_or_load<T, E>(
+/// by `now`, the index of what `records` finds in it, to write. That index
+/// is built only if it is written (a status request writes nothing).
+pub fn open_or_load<T: Clone + 'static, E>(
     path: &Path,
     index: &Path,
-    kind: &[u8; 8],
+    kind: &'static [u8; 8],
     now: SystemTime,
     from_index: impl FnOnce(FileIndex) -> T,
     load: impl FnOnce() -> Result<T, E>,
-    records: impl FnOnce(&T) -> Records,
+    records: fn(&T) -> Records,
 ) -> Result<(T, Option<PendingIndex>), E> {
     // Taken before the file is read: a change in between gives the file
     // another identity than the one the index is written under.
@@ -194,27 +195,37 @@ pub fn open_or_load<T, E>(
         return Ok((from_index(found), None));
     }
     let loaded = load()?;
-    let pending = identity
-        .filter(|identity| identity.settled(now))
-        .map(|identity| PendingIndex { path: index.to_owned(), bytes: build(kind, &identity, &records(&loaded)) });
+    let pending = identity.filter(|identity| identity.settled(now)).map(|identity| {
+        let copy = loaded.clone();
+        PendingIndex::new(index.to_owned(), move || build(kind, &identity, &records(&copy)))
+    });
     Ok((loaded, pending))
 }
 
 /// A table to write once the request allows it (a status request writes
-/// nothing): its path and its bytes.
-#[derive(Debug, Clone)]
+/// nothing): its path, and what builds its bytes.
 pub struct PendingIndex {
     /// Where it goes.
     pub path: std::path::PathBuf,
-    /// What [`build`] made.
-    pub bytes: Vec<u8>,
+    build: Box<dyn Fn() -> Vec<u8>>,
 }
 
 impl PendingIndex {
-    /// Writes the table atomically, `0600`; a table that cannot be written
-    /// only costs time at the next request.
+    /// The table at `path` whose bytes `build` gives (see [`build`]).
+    pub fn new(path: std::path::PathBuf, build: impl Fn() -> Vec<u8> + 'static) -> PendingIndex {
+        PendingIndex { path, build: Box::new(build) }
+    }
+
+    /// Builds the table and writes it atomically, `0600`; a table that
+    /// cannot be written only costs time at the next request.
     pub fn write(&self) -> io::Result<()> {
-        files::write_atomic(&self.path, &self.bytes, 0o600)
+        files::write_atomic(&self.path, &(self.build)(), 0o600)
+    }
+}
+
+impl std::fmt::Debug for PendingIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingIndex").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -238,7 +249,8 @@ mod tests {
             (0..1000u32).map(|n| (format!("key{n}").into_bytes(), format!("value {n}").into_bytes())).collect();
         records.sort();
         let path = dir.path().join("index");
-        PendingIndex { path: path.clone(), bytes: build(KIND, &identity, &records) }.write().unwrap();
+        let bytes = build(KIND, &identity, &records);
+        PendingIndex::new(path.clone(), move || bytes.clone()).write().unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         let index = FileIndex::open(&path, KIND, &identity).unwrap();
         for (key, value) in &records {

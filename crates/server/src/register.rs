@@ -992,7 +992,7 @@ mod tests {
         let (mut server, registry, dir) = server(Some(&["alice"]));
         registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
         let index = dir.path().join(crate::resolver::INDEX_NAME);
-        server.pending_indexes = vec![PendingIndex { path: index.clone(), bytes: b"an index".to_vec() }];
+        server.pending_indexes = vec![PendingIndex::new(index.clone(), || b"an index".to_vec())];
         assert_eq!(ask(&server, "info: proto=2", "127.0.0.2").status, Status::Success);
         assert!(!index.exists(), "a status request wrote an index");
         // Refused or not, a registration writes it.
