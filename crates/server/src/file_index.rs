@@ -145,6 +145,25 @@ impl FileIndex {
 /// The records of a table: keys and values, in key order, each key once.
 pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// `records` in key order, records of one key in the order given. The keys'
+/// first 16 bytes are compared as one number, the rest only on a tie: a
+/// resolver's hundreds of thousands of keys sort in a few milliseconds.
+pub fn sort_records(records: Records) -> Records {
+    let prefix = |key: &[u8]| {
+        let mut bytes = [0u8; 16];
+        for (slot, byte) in bytes.iter_mut().zip(key) {
+            *slot = *byte;
+        }
+        u128::from_be_bytes(bytes)
+    };
+    let key_of = |position: usize| records.get(position).map(|(key, _)| key.as_slice());
+    let mut order: Vec<(u128, usize)> =
+        records.iter().enumerate().map(|(position, (key, _))| (prefix(key), position)).collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| key_of(a.1).cmp(&key_of(b.1))).then(a.1.cmp(&b.1)));
+    let mut slots: Vec<Option<(Vec<u8>, Vec<u8>)>> = records.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|(_, position)| slots.get_mut(position).and_then(Option::take)).collect()
+}
+
 /// The bytes of a table of `kind` built from the file whose identity is
 /// `source`, holding `records`.
 pub fn build(kind: &[u8; 8], source: &Identity, records: &Records) -> Vec<u8> {
@@ -262,6 +281,24 @@ mod tests {
         let empty = dir.path().join("empty");
         fs::write(&empty, build(KIND, &identity, &Vec::new())).unwrap();
         assert_eq!(FileIndex::open(&empty, KIND, &identity).unwrap().get(b"key1").unwrap(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn records_sort_as_their_keys_and_keep_the_order_of_one_key(
+            keys in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::prop_oneof![
+                    proptest::prelude::Just(0u8), proptest::prelude::Just(b'a'), proptest::prelude::Just(b'b'),
+                ], 0..20),
+                0..40,
+            ),
+        ) {
+            let records: Records =
+                keys.iter().enumerate().map(|(n, key)| (key.clone(), n.to_le_bytes().to_vec())).collect();
+            let mut expected = records.clone();
+            expected.sort_by(|a, b| a.0.cmp(&b.0));
+            proptest::prop_assert_eq!(sort_records(records), expected);
+        }
     }
 
     #[test]

@@ -167,12 +167,12 @@ impl StaticResolver {
                 records.push((key, address));
             }
         }
-        // A stable sort keeps the lines' order among records of one key:
-        // an address's first line gives its PTR, a name's lines their
-        // addresses in file order.
-        records.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut merged: file_index::Records = Vec::with_capacity(records.len());
-        for (key, value) in records {
+        // The lines' order is kept among records of one key: an address's
+        // first line gives its PTR, a name's lines their addresses in file
+        // order.
+        let sorted = file_index::sort_records(records);
+        let mut merged: file_index::Records = Vec::with_capacity(sorted.len());
+        for (key, value) in sorted {
             match merged.last_mut() {
                 Some((last, addresses)) if *last == key => {
                     if key.first() == Some(&b'F') {
