@@ -32,8 +32,9 @@ pub struct Server {
     log: EventLog,
     backup_key: String,
     /// Indexes of the embedded backends' files to write once a request
-    /// that may write arrives (a status request writes nothing).
-    pending_indexes: Vec<PendingIndex>,
+    /// that may write arrives (a status request writes nothing); written
+    /// once, however many requests a server that lives on answers.
+    pending_indexes: std::cell::RefCell<Vec<PendingIndex>>,
 }
 
 /// Why a server could not be built from its configuration.
@@ -132,6 +133,7 @@ impl Server {
         let registry = Box::new(registry);
         let log = EventLog::from_config(&config.log);
         let backup_key = read_public_key(&config.backuppc.key)?;
+        let pending_indexes = std::cell::RefCell::new(pending_indexes);
         Ok(Server { config, directory, resolver, registry, log, backup_key, pending_indexes })
     }
 
@@ -144,7 +146,7 @@ impl Server {
         log: EventLog,
         backup_key: String,
     ) -> Server {
-        Server { config, directory, resolver, registry, log, backup_key, pending_indexes: Vec::new() }
+        Server { config, directory, resolver, registry, log, backup_key, pending_indexes: Default::default() }
     }
 
     /// Answers one request that cannot be challenged (see [`Server::handle_with`]).
@@ -458,7 +460,8 @@ impl Server {
     /// folder unless configured elsewhere: they are written under
     /// BackupPC's `LOCK`, as everything written there is.
     fn write_indexes(&self, connection: &SshConnection) {
-        if self.pending_indexes.is_empty() {
+        let pending_indexes = self.pending_indexes.take();
+        if pending_indexes.is_empty() {
             return;
         }
         let _lock = match crate::registry::take_lock(&self.config.backuppc.conf_dir) {
@@ -468,7 +471,7 @@ impl Server {
                 return;
             }
         };
-        for pending in &self.pending_indexes {
+        for pending in &pending_indexes {
             if let Err(error) = pending.write() {
                 self.log.log(
                     Level::Warning,
@@ -992,12 +995,15 @@ mod tests {
         let (mut server, registry, dir) = server(Some(&["alice"]));
         registry.0.borrow_mut().push(("pc-alice.example.org".into(), "alice".into()));
         let index = dir.path().join(crate::resolver::INDEX_NAME);
-        server.pending_indexes = vec![PendingIndex::new(index.clone(), || b"an index".to_vec())];
+        server.pending_indexes = vec![PendingIndex::new(index.clone(), || b"an index".to_vec())].into();
         assert_eq!(ask(&server, "info: proto=2", "127.0.0.2").status, Status::Success);
         assert!(!index.exists(), "a status request wrote an index");
-        // Refused or not, a registration writes it.
+        // Refused or not, a registration writes it, once.
         assert_eq!(ask(&server, "linux:carol", "127.0.0.2").status, Status::Refused);
         assert_eq!(std::fs::read(&index).unwrap(), b"an index");
+        std::fs::remove_file(&index).unwrap();
+        assert_eq!(ask(&server, "linux:carol", "127.0.0.2").status, Status::Refused);
+        assert!(!index.exists(), "the index was written again");
     }
 
     #[test]
