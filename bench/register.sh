@@ -314,6 +314,11 @@ read -r _ rate floor < <(printf '%s\n' "${pairs[@]}" | sort -n | sed -n 2p)
 printf '%-52s %9s %-3s | %-30s %9s | ratio %5s   (ratios of the 3 pairs: %s)\n' \
     "$clients concurrent clients, registrations" "$rate" "/s" "sync floor (7 flushes, locked)" "$floor" \
     "$(ratio "$floor" "$rate")" "$(printf '%s\n' "${pairs[@]}" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
+# What starting a process costs here, which the floor (forked, not
+# executed) does not pay and a forced command always does: the same
+# clients running /bin/true.
+started=$(measure clients "$clients" "$per_client" X=1 -- /bin/true)
+printf '%-52s %9s %-3s | %-30s %9s |\n' "  the same clients running /bin/true" "$started" "/s" "" ""
 
 # 3. A users file of 5,000 users and a static resolver of 65,000 lines.
 big="$work/big"
