@@ -18,6 +18,7 @@ pub mod dns;
 pub mod hostconfig;
 pub mod hosts_mtime;
 pub mod hosts_scan;
+pub mod https;
 pub mod install;
 pub mod journal;
 pub mod ldap;

@@ -6,6 +6,7 @@
 
 pub mod backuppc;
 pub mod daemons;
+pub mod https;
 pub mod manpage;
 pub mod restore;
 pub mod server_toml;
