@@ -498,3 +498,22 @@ fn help_of_serve_says_how_it_runs_and_what_configures_it() {
     assert!(output.status.success());
     insta::assert_snapshot!("serve_help", String::from_utf8(output.stdout).unwrap());
 }
+
+#[test]
+fn sigterm_stops_it_cleanly() {
+    testkit::require!(requirements());
+    let site = Site::new("never", true, &[]);
+    let mut command = as_service(Path::new(PROGRAM));
+    command.arg("serve").arg("--config").arg(site.path("server.toml"));
+    let mut child = command.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert_eq!(line, format!("bpc-register: listening on https://127.0.0.1:{}\n", site.port));
+    assert_eq!(post(&site, "127.0.0.3", "os=info&proto=2", &[]).status, 200);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = site.log();
+    assert!(log.lines().last().unwrap().ends_with("https service stopped"), "{log}");
+}
