@@ -1000,6 +1000,59 @@ mod tests {
     }
 
     #[test]
+    fn over_http_a_request_without_credentials_is_asked_and_a_wrong_one_fails_once() {
+        use crate::challenge::HttpChallenger;
+        let registry = std::rc::Rc::new(FakeRegistry::default());
+        let (server, dir) = server_of(Some(&["bob"]), SAFE_CONFIG_PL, "password", Box::new(registry.clone()));
+        let connection = SshConnection::parse("127.0.0.2 5000 127.0.0.1 443").unwrap();
+        let body = b"os=linux&logon=bob&proto=2";
+        let request = || protocol::form::parse_form(body).map(|form| form.request);
+
+        let mut asked = HttpChallenger::new(None, Vec::new());
+        let response = server.handle_request_with(request(), body, &connection, "https://b:443", &mut asked);
+        assert_eq!(
+            (response.status, response.text.as_str()),
+            (Status::Challenged, "127.0.0.2 5000 127.0.0.1 443 authentication failed\n")
+        );
+        assert!(!asked.rejected());
+        let log = log_of(&dir);
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(
+            log.starts_with("info ")
+                && log.trim_end().ends_with(
+                    ": 127.0.0.2 5000 127.0.0.1 443 password asked for <https://b:443> BackupPC enrollment, for bob"
+                ),
+            "{log}"
+        );
+
+        let wrong = AuthResponse::Plain { username: "bob".into(), password: protocol::Secret::new("wrong".to_owned()) };
+        let mut rejected = HttpChallenger::new(Some(Ok(wrong)), Vec::new());
+        let response = server.handle_request_with(request(), body, &connection, "https://b:443", &mut rejected);
+        assert_eq!(response.status, Status::Challenged);
+        assert!(rejected.rejected());
+        let log = log_of(&dir);
+        let failed: Vec<&str> = log.lines().filter(|line| line.contains(" authentication failed")).collect();
+        assert_eq!(failed.len(), 1, "{log}");
+        assert!(
+            failed[0].starts_with("notice ")
+                && failed[0].ends_with("authentication failed (attempt 1): wrong password or unknown user \"bob\""),
+            "{log}"
+        );
+        assert!(registry.0.borrow().is_empty());
+
+        // A malformed form gets the SSH refusal, quoting what was sent.
+        let mut challenger = HttpChallenger::new(None, Vec::new());
+        let malformed = protocol::form::parse_form(b"os=Linux&logon=bob").map(|form| form.request);
+        let response =
+            server.handle_request_with(malformed, b"os=Linux&logon=bob", &connection, "https://b:443", &mut challenger);
+        assert_eq!(
+            (response.status, response.text.as_str()),
+            (Status::Refused, "127.0.0.2 5000 127.0.0.1 443 ostype is unknown\n")
+        );
+        assert!(log_of(&dir).contains("in \"os=Linux&logon=bob\""), "{}", log_of(&dir));
+    }
+
+    #[test]
     fn hosts_that_cannot_be_read_is_the_servers_fault() {
         let (server, dir) = server_of(Some(&["alice"]), SAFE_CONFIG_PL, "never", Box::new(UnreadableRegistry));
         let response = ask(&server, "info: proto=2", "127.0.0.2");
