@@ -39,7 +39,8 @@ chmod 0755 "$work"
 service=
 cleanup() {
     [ -n "$service" ] && kill "$service" 2>/dev/null && wait "$service" 2>/dev/null || true
-    rm -rf "$work"
+    # The forced command's detached settlers may still write (a second at most).
+    rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; }
 }
 trap cleanup EXIT
 
