@@ -517,3 +517,53 @@ fn sigterm_stops_it_cleanly() {
     let log = site.log();
     assert!(log.lines().last().unwrap().ends_with("https service stopped"), "{log}");
 }
+
+#[test]
+fn without_listen_and_without_a_socket_it_says_what_to_set() {
+    testkit::require!(requirements());
+    let site = Site::new("never", true, &[("listen", toml::Value::Array(Vec::new()))]);
+    let (code, stderr) = serve_fails(&site, &[], false);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            Some(2),
+            "bpc-register: no address to listen on: set [https] listen, or start it from bpc-register-https.socket\n"
+        )
+    );
+}
+
+const UNITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/systemd");
+
+#[test]
+fn the_packaged_units_pass_systemd_analyze_and_run_serve_as_backuppc() {
+    testkit::require!(testkit::require_programs(&["/usr/bin/systemd-analyze"]));
+    let dir = tempfile::tempdir().unwrap();
+    let service = fs::read_to_string(Path::new(UNITS).join("bpc-register-https.service")).unwrap();
+    let socket = fs::read_to_string(Path::new(UNITS).join("bpc-register-https.socket")).unwrap();
+    for line in
+        ["ExecStart=/usr/bin/bpc-register serve", "User=backuppc", "NoNewPrivileges=yes", "ProtectSystem=strict"]
+    {
+        assert!(service.lines().any(|l| l == line), "no {line} in the service");
+    }
+    assert!(socket.lines().any(|l| l == "ListenStream=443"), "{socket}");
+    // As installed, but with this build's program, which must exist for the check.
+    fs::write(dir.path().join("bpc-register-https.service"), service.replace("/usr/bin/bpc-register", PROGRAM))
+        .unwrap();
+    fs::write(dir.path().join("bpc-register-https.socket"), &socket).unwrap();
+    let output = Command::new("/usr/bin/systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("bpc-register-https.service"))
+        .arg(dir.path().join("bpc-register-https.socket"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "systemd-analyze verify: {stderr}");
+    // The pages their Documentation= names are the ones the package ships.
+    let docs = dir.path().join("docs");
+    testkit::run(Command::new(PROGRAM).arg("generate-docs").arg(&docs));
+    assert!(docs.join("man/bpc-register-serve.8").exists());
+    assert!(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/man/server.toml.5")).exists());
+    for unit in [&service, &socket] {
+        assert!(unit.contains("Documentation=man:bpc-register-serve(8) man:server.toml(5)\n"), "{unit}");
+    }
+}
