@@ -567,3 +567,29 @@ fn the_packaged_units_pass_systemd_analyze_and_run_serve_as_backuppc() {
         assert!(unit.contains("Documentation=man:bpc-register-serve(8) man:server.toml(5)\n"), "{unit}");
     }
 }
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    testkit::require!(requirements());
+    let site = Site::new("never", true, &[("max-connections-per-address", 2.into())]);
+    let _service = site.serve();
+    // From 127.0.0.1, the source address a plain connect takes.
+    let connect = || {
+        let stream = TcpStream::connect(format!("127.0.0.1:{}", site.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        stream
+    };
+    // Two idle connections (no TLS handshake yet): a third is closed.
+    let _idle = [connect(), connect()];
+    let mut third = connect();
+    assert_eq!(third.read(&mut [0; 16]).unwrap_or(0), 0, "the third connection was not closed");
+    let log = site.log();
+    assert!(
+        log.lines().any(|line| line.starts_with("notice ")
+            && line.contains(": 127.0.0.1 ")
+            && line.ends_with("connection closed: 2 connections from this address are open already")),
+        "{log}"
+    );
+    // Another address is served meanwhile.
+    assert_eq!(post(&site, "127.0.0.2", "os=info&proto=2", &[]).status, 200);
+}

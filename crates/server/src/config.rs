@@ -69,6 +69,10 @@ pub struct HttpsConfig {
     /// Connections served at once; more wait in the kernel's queue.
     #[serde(default = "default_max_connections", deserialize_with = "positive")]
     pub max_connections: u64,
+    /// Connections served at once from one client address (a trusted proxy
+    /// aside); more are closed at once.
+    #[serde(default = "default_max_connections_per_address", deserialize_with = "positive")]
+    pub max_connections_per_address: u64,
     /// Seconds allowed for the TLS handshake, for the request's headers and
     /// for its body, each.
     #[serde(default = "default_https_timeout", deserialize_with = "positive")]
@@ -397,6 +401,10 @@ fn default_max_connections() -> u64 {
     256
 }
 
+fn default_max_connections_per_address() -> u64 {
+    16
+}
+
 fn default_https_timeout() -> u64 {
     10
 }
@@ -644,7 +652,7 @@ path = "hosts.static"
         assert_eq!(https.cert.as_deref(), Some(Path::new("/srv/https.crt")));
         assert_eq!(https.key.as_deref(), Some(Path::new("/etc/k")));
         assert_eq!(https.trusted_proxies.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["127.0.0.1", "10.0.0.1"]);
-        assert_eq!((https.max_connections, https.timeout), (256, 10));
+        assert_eq!((https.max_connections, https.max_connections_per_address, https.timeout), (256, 16, 10));
         assert_eq!((https.max_failed_auth, https.failed_auth_window), (10, 600));
         assert!(parse(GOOD).unwrap().https.is_none());
         for (bad, key) in [

@@ -63,9 +63,66 @@ impl FailedAuth {
     }
 }
 
+/// Connections open per client address, each counted while its
+/// [`ConnectionSlot`] lives.
+#[derive(Debug)]
+pub(crate) struct PerAddress {
+    limit: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection counted for its address; dropping it ends the count.
+#[derive(Debug)]
+pub(crate) struct ConnectionSlot<'a> {
+    counts: &'a PerAddress,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    /// At most `limit` connections per address.
+    pub(crate) fn new(limit: u64) -> PerAddress {
+        PerAddress { limit: usize::try_from(limit).unwrap_or(usize::MAX), open: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a connection from `ip`, unless `ip` has `limit` open already.
+    pub(crate) fn open(&self, ip: IpAddr) -> Option<ConnectionSlot<'_>> {
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(ip).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot { counts: self, ip })
+    }
+}
+
+impl Drop for ConnectionSlot<'_> {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_gets_at_most_its_connections_and_each_closed_one_frees_a_place() {
+        let counts = PerAddress::new(2);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let first = counts.open(ip).unwrap();
+        let _second = counts.open(ip).unwrap();
+        assert!(counts.open(ip).is_none());
+        assert!(counts.open("192.0.2.8".parse().unwrap()).is_some());
+        drop(first);
+        assert!(counts.open(ip).is_some());
+    }
 
     #[test]
     fn an_address_is_blocked_at_the_limit_until_its_oldest_failure_expires() {

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use limits::FailedAuth;
+use limits::{FailedAuth, PerAddress};
 use protocol::form::{ANSWER_CONTENT_TYPE, MAX_FORM_LEN, REGISTER_PATH, parse_form};
 use protocol::{ClientRequest, RequestError, SshConnection};
 use std::net::SocketAddr;
@@ -146,6 +146,7 @@ pub fn serve(config: ServerConfig, config_path: &Path, listeners: Listeners) -> 
         realm: config.realm.clone(),
         timeout: Duration::from_secs(https.timeout),
         failed: FailedAuth::new(https.max_failed_auth, Duration::from_secs(https.failed_auth_window)),
+        per_address: PerAddress::new(https.max_connections_per_address),
         tls,
         jobs,
         log,
@@ -160,6 +161,7 @@ struct Shared {
     realm: String,
     timeout: Duration,
     failed: FailedAuth,
+    per_address: PerAddress,
     tls: Option<tokio_rustls::TlsAcceptor>,
     jobs: mpsc::Sender<Job>,
     log: EventLog,
@@ -334,6 +336,27 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, slots: A
             let _slot = slot;
             let _ = stream.set_nodelay(true);
             let Ok(local) = stream.local_addr() else { return };
+            let ip = peer.ip().to_canonical();
+            // Its own handle: the count borrows it while `shared` moves on.
+            let counts = Arc::clone(&shared);
+            let _counted = if shared.https.trusted_proxies.contains(&ip) {
+                None
+            } else {
+                match counts.per_address.open(ip) {
+                    Some(counted) => Some(counted),
+                    None => {
+                        shared.log.log(
+                            Level::Notice,
+                            &format!(
+                                "{} connection closed: {} connections from this address are open already",
+                                connection_text(peer, local),
+                                shared.https.max_connections_per_address
+                            ),
+                        );
+                        return;
+                    }
+                }
+            };
             match &shared.tls {
                 // Pinned here so that the connection stays open until its
                 // end is logged.
