@@ -282,6 +282,8 @@ async fn run(
 ) -> Result<(), HttpsError> {
     let capacity = usize::try_from(shared.https.max_connections).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(capacity));
+    // Before the first `listening on`: a stop asked for after it is heard.
+    let stop = stop_signal();
     let mut accepting = tokio::task::JoinSet::new();
     for (listener, address) in listeners.into_iter().zip(&addresses) {
         let what = format!("cannot listen on {address}");
@@ -295,7 +297,7 @@ async fn run(
             eprintln!("bpc-register: listening on {url}");
         }
     }
-    stop_signal().await;
+    stop.await;
     accepting.abort_all();
     let grace = shared.timeout.saturating_mul(3);
     let drained = tokio::time::timeout(grace, slots.acquire_many(u32::try_from(capacity).unwrap_or(u32::MAX))).await;
@@ -304,16 +306,20 @@ async fn run(
     Ok(())
 }
 
-async fn stop_signal() {
+/// Listens for SIGTERM and SIGINT from now on; the future ends at the first.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let signals = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+    async move {
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
+            _ => std::future::pending().await,
         }
-        _ => std::future::pending().await,
     }
 }
 
