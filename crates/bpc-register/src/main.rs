@@ -180,6 +180,30 @@ enum Command {
     /// Exit status: 0 when both are written, 1 when a key cannot be used or
     /// a file cannot be written, 2 for a bad option.
     Bundle(bundle::BundleArgs),
+    /// Serve registrations over HTTPS (the https:// transport).
+    ///
+    /// A small HTTPS service configured by the [https] table of server.toml
+    /// (listen, cert, key, trusted-proxies; see server.toml(5)). Clients
+    /// enroll with `bpc-enroll setup --server https://HOST[:PORT]`: `POST
+    /// /register` with the request as a form, answered exactly as over SSH
+    /// (200 success, 403 refused, 503 the server's fault), with the same
+    /// checks, log lines and journal. When the policy needs a password it
+    /// answers 401 with `WWW-Authenticate: Basic realm="REALM"` and the
+    /// client asks again with `Authorization: Basic`; after too many failed
+    /// authentications from one address (max-failed-auth within
+    /// failed-auth-window) it answers 429 without checking the password.
+    ///
+    /// It runs as the backuppc account and refuses to run as root. Without
+    /// cert and key it speaks plain HTTP, and only on loopback addresses
+    /// (for a TLS proxy on the same host). Started by systemd's socket
+    /// activation (bpc-register-https.socket), it serves the sockets handed
+    /// over (LISTEN_PID, LISTEN_FDS) instead of [https] listen. The files
+    /// server.toml names are read at start: restart it after changing them.
+    /// SIGTERM stops it after the requests under way.
+    ///
+    /// Exit status: 0 after SIGTERM or SIGINT, 2 when it cannot start (as
+    /// root, a bad configuration, a certificate or socket it cannot use).
+    Serve,
     /// Write bpc-register's man pages and shell completions into DIR.
     ///
     /// For packaging: DIR/man gets bpc-register(8) and a page for each
@@ -298,6 +322,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::AuthorizedKeys { key, from }) => authorized_keys(&config_path, &key, from.as_deref()),
         Some(Command::Check { fix, yes }) => check(&config_path, fix, yes),
+        Some(Command::Serve) => serve(&config_path),
         Some(Command::Hosts { command }) => hosts(&config_path, command),
         Some(Command::Install(args)) => install::run(&config_path, args, include_str!("../debian/server.toml")),
         Some(Command::Bundle(args)) => bundle::run(&config_path, args),
@@ -307,6 +332,38 @@ fn main() -> ExitCode {
 }
 
 /// Prints the `authorized_keys` line for the register key.
+/// Runs the HTTPS service until it is told to stop.
+fn serve(config_path: &std::path::Path) -> ExitCode {
+    if nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "bpc-register: serve must not run as root: run it as the backuppc account (User=backuppc in \
+             bpc-register-https.service)"
+        );
+        return ExitCode::from(2);
+    }
+    let listeners = match server::https::activated_listeners() {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match ServerConfig::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match server::https::serve(config, config_path, listeners) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bpc-register: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn authorized_keys(config_path: &std::path::Path, key: &std::path::Path, from: Option<&str>) -> ExitCode {
     let line = (|| -> Result<String, String> {
         let key = server::register::read_public_key(key).map_err(|e| e.to_string())?;
@@ -599,7 +656,7 @@ fn forced_command(config_path: &std::path::Path) -> ExitCode {
     }
     match response.status {
         Status::Success => ExitCode::SUCCESS,
-        Status::Refused | Status::ServerFault => ExitCode::FAILURE,
+        Status::Refused | Status::ServerFault | Status::Challenged => ExitCode::FAILURE,
     }
 }
 

@@ -298,3 +298,57 @@ fn without_a_reachable_syslog_the_registration_still_lands() {
     );
     assert!(setup.hosts().ends_with("pc-alice.example.org\t0\talice\n"));
 }
+
+/// `bpc-register serve` with LDAP (StartTLS) and the DNS: their blocking
+/// clients (ldap3's sync API and hickory's own runtime would fail inside
+/// another tokio runtime) run on its worker threads; behind a trusted
+/// proxy, the client is the address the proxy names.
+#[test]
+fn serve_checks_passwords_in_ldap_and_names_hosts_in_the_dns() {
+    testkit::require!(testkit::backend_requirements());
+    testkit::require!(testkit::require_programs(&["/usr/bin/curl", "/usr/bin/setpriv"]));
+    let base = testkit::base_dir("backends-https-");
+    let slapd = Slapd::start(&base.path().join("slapd"));
+    let dns = Dnsmasq::start(&base.path().join("dnsmasq"));
+    let log = table([("kind", "file".into()), ("path", "register.log".into())]);
+    let setup = Setup::new(ldap_table(&slapd, &slapd.url, true), dns_table(&dns.address, 2), Some(log));
+    // The service's account reads its own copies of the bind secret and the CA.
+    let dir = setup.dir.path();
+    fs::copy(&slapd.reader_secret, dir.join("reader.secret")).unwrap();
+    fs::copy(&slapd.ca, dir.join("ldap-ca.crt")).unwrap();
+    let ca = testkit::https::TestCa::new(&dir.join("tls"));
+    let port = testkit::free_port();
+    let mut config: toml::Table = fs::read_to_string(&setup.config).unwrap().parse().unwrap();
+    config.insert("auth".into(), "password".into());
+    let directory = config.get_mut("directory").and_then(toml::Value::as_table_mut).unwrap();
+    directory.insert("bind-password-file".into(), path(&dir.join("reader.secret")));
+    directory.insert("ca-file".into(), path(&dir.join("ldap-ca.crt")));
+    let https = table([
+        ("listen", strings([format!("127.0.0.1:{port}")])),
+        ("cert", path(&ca.cert)),
+        ("key", path(&ca.key)),
+        ("trusted-proxies", strings(["127.0.0.1"])),
+    ]);
+    config.insert("https".into(), toml::Value::Table(https));
+    fs::write(&setup.config, toml::to_string(&config).unwrap()).unwrap();
+    testkit::https::give_to_service(dir);
+    let _service =
+        testkit::https::serve(Path::new(env!("CARGO_BIN_EXE_bpc-register")), &setup.config, dir.join("serve.stderr"));
+
+    let url = format!("https://127.0.0.1:{port}/register");
+    let post = |extra: &[&str]| {
+        let mut args = testkit::https::form("os=linux&logon=alice&proto=2");
+        args.extend(["--header".to_owned(), "X-Forwarded-For: 192.0.2.2".to_owned()]);
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args.push(url.clone());
+        testkit::https::curl(&ca.ca, "127.0.0.1", &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let asked = post(&[]);
+    assert_eq!(asked.status, 401, "{asked:?}");
+    assert!(asked.body.starts_with("192.0.2.2 "), "{asked:?}");
+    assert_eq!(post(&["--user", "alice:wrong"]).status, 401);
+    let done = post(&["--user", "alice:alice-demo"]);
+    assert_eq!(done.status, 200, "{done:?}");
+    assert!(done.body.ends_with("\nhost: pc-alice.example.org\naccount: bckpciuem\nuser: alice\nauthor: alice\n"));
+    assert!(setup.hosts().ends_with("pc-alice.example.org\t0\talice\n"), "{}", setup.hosts());
+}

@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use testkit::daemons::Rsyslogd;
+use testkit::https::TestCa;
 
 const FILTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/fail2ban/filter.d/bpc-register.conf");
 const JAIL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/fail2ban/jail.d/bpc-register.conf");
@@ -17,6 +18,8 @@ const JAIL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/fail2ban/jail.d/
 fn requirements() -> Result<(), String> {
     testkit::backend_requirements()?;
     testkit::require_programs(&[
+        "/usr/bin/curl",
+        "/usr/bin/setpriv",
         "/usr/bin/fail2ban-regex",
         "/usr/bin/fail2ban-client",
         "/etc/fail2ban/filter.d/common.conf",
@@ -192,6 +195,73 @@ fn fail2ban_counts_every_failed_password_and_probe_and_no_registration() {
         addresses.sort();
         addresses.dedup();
         assert_eq!(addresses, ["127.0.0.2", "127.0.0.3", "127.0.0.9"], "the addresses fail2ban would ban");
+    }
+}
+
+/// What a request over HTTPS is, sends (credentials) and from where, its
+/// status, the lines it logs and how many of them fail2ban counts.
+type HttpsCase = (&'static str, Option<&'static str>, &'static str, u16, usize, usize);
+
+#[test]
+fn fail2ban_counts_each_failed_password_over_https_once_and_not_the_first_challenge() {
+    testkit::require!(requirements());
+    let base = testkit::base_dir("fail2ban-https-");
+    let syslog = Rsyslogd::start(&base.path().join("rsyslog"));
+    let config = server(base.path(), "password", &syslog);
+    let dir = config.parent().unwrap();
+    let ca = TestCa::new(&dir.join("tls"));
+    let port = testkit::free_port();
+    let mut table: toml::Table = fs::read_to_string(&config).unwrap().parse().unwrap();
+    let https = [
+        ("listen", toml::Value::from(vec![format!("127.0.0.1:{port}")])),
+        ("cert", ca.cert.to_str().unwrap().into()),
+        ("key", ca.key.to_str().unwrap().into()),
+        ("max-failed-auth", 3.into()),
+    ];
+    table.insert("https".into(), toml::Value::Table(https.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+    fs::write(&config, toml::to_string(&table).unwrap()).unwrap();
+    testkit::https::give_to_service(dir);
+    let _service = testkit::https::serve(Path::new(env!("CARGO_BIN_EXE_bpc-register")), &config, dir.join("serve.log"));
+
+    // Each request from its own client port: (credentials, status, lines, caught).
+    let url = format!("https://127.0.0.1:{port}/register");
+    let cases: [HttpsCase; 7] = [
+        ("asked for a password", None, "127.0.0.3", 401, 1, 0),
+        ("a wrong password", Some("bob:wrong"), "127.0.0.3", 401, 2, 1),
+        ("an unknown user", Some("nobody:x"), "127.0.0.3", 401, 2, 1),
+        ("a user registering for another", Some("alice:alice-demo"), "127.0.0.3", 403, 1, 1),
+        ("a third wrong password", Some("bob:again"), "127.0.0.3", 401, 2, 1),
+        ("the right password, past the limit", Some("bob:bob-demo"), "127.0.0.3", 429, 1, 1),
+        ("a registration confirmed from elsewhere", Some("alice:alice-demo"), "127.0.0.2", 200, 2, 0),
+    ];
+    let first_port = 52000 + u16::try_from(std::process::id() % 1000).unwrap() * 8;
+    for (index, (what, credentials, from, status, _, _)) in cases.iter().enumerate() {
+        let logon = if *from == "127.0.0.2" { "alice" } else { "bob" };
+        let mut args = testkit::https::form(&format!("os=linux&logon={logon}&proto=2"));
+        args.extend(["--local-port".to_owned(), (first_port + u16::try_from(index).unwrap()).to_string()]);
+        if let Some(credentials) = credentials {
+            args.extend(["--user".to_owned(), (*credentials).to_owned()]);
+        }
+        args.push(url.clone());
+        let reply = testkit::https::curl(&ca.ca, from, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(reply.status, *status, "{what}: {reply:?}");
+    }
+    let last = format!("127.0.0.2 {} 127.0.0.1 {port} ", first_port + 6);
+    for log in [&syslog.traditional, &syslog.precise] {
+        syslog.wait_for_line_in(log, |line| line.contains(&last) && line.contains("confirmed host"));
+        let text = fs::read_to_string(log).unwrap();
+        let logged: Vec<&str> = text.lines().filter(|line| client_port(line).is_some()).collect();
+        let caught = fail2ban_regex(base.path(), log, "msg");
+        for (index, (what, _, _, _, lines, count)) in cases.iter().enumerate() {
+            let client = Some(first_port + u16::try_from(index).unwrap());
+            let logged = logged.iter().filter(|line| client_port(line) == client).count();
+            let counted = caught.iter().filter(|line| client_port(line) == client).count();
+            assert_eq!((logged, counted), (*lines, *count), "{what}, in {}:\n{text}", log.display());
+        }
+        let mut addresses = fail2ban_regex(base.path(), log, "ip");
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses, ["127.0.0.3"], "the addresses fail2ban would ban");
     }
 }
 

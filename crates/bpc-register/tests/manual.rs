@@ -31,7 +31,8 @@ fn with(table: &str, kind: &str, entries: &[(&str, &str)]) -> ServerToml {
 #[test]
 fn server_toml_5_documents_every_key_the_server_accepts_and_no_other() {
     let ldap = with("directory", "ldap", &[("url", "ldap://ldap.example.org"), ("base", "dc=example,dc=org")]);
-    let cases: [(&str, Vec<BTreeSet<String>>); 5] = [
+    let https = ServerToml::new().table("https", Vec::<(&str, toml::Value)>::new());
+    let cases: [(&str, Vec<BTreeSet<String>>); 6] = [
         ("TOP-LEVEL KEYS", vec![accepted(ServerToml::new(), "")]),
         ("[backuppc]", vec![accepted(ServerToml::new(), "backuppc")]),
         ("[directory]", vec![accepted(ServerToml::new(), "directory"), accepted(ldap, "directory")]),
@@ -40,16 +41,17 @@ fn server_toml_5_documents_every_key_the_server_accepts_and_no_other() {
             vec![accepted(ServerToml::new(), "resolver"), accepted(with("resolver", "dns", &[]), "resolver")],
         ),
         ("[log]", vec![accepted(ServerToml::new(), "log"), accepted(with("log", "syslog", &[]), "log")]),
+        ("[https]", vec![accepted(https, "https")]),
     ];
     for (section, kinds) in cases {
         let mut keys: BTreeSet<String> = kinds.into_iter().flatten().collect();
         let mut documented = documented_keys(PAGE, section);
-        if section.starts_with('[') && section != "[backuppc]" {
+        if section.starts_with('[') && !["[backuppc]", "[https]"].contains(&section) {
             keys.insert("kind".into());
         }
         if section == "TOP-LEVEL KEYS" {
             // The tables, each documented in a section of its own.
-            documented.extend(["backuppc", "directory", "resolver", "log"].map(String::from));
+            documented.extend(["backuppc", "directory", "resolver", "log", "https"].map(String::from));
         }
         assert_eq!(documented, keys, "section {section} of server.toml(5)");
     }

@@ -13,10 +13,14 @@ pub enum Challenge {
     Answer(Result<AuthResponse, AuthError>),
     /// The client is gone, or cannot be asked at all.
     Gone,
+    /// The challenge is the answer: the client asks again, with its
+    /// credentials, in a request of its own (HTTP's `401`). Nothing failed yet.
+    Deferred,
 }
 
 /// The channel a challenge goes through: sshd's stdin and stdout for the
-/// forced command, a direct call for the in-process `file://` transport.
+/// forced command, a direct call for the in-process `file://` transport,
+/// the request's own headers and form for `https://` ([`HttpChallenger`]).
 pub trait Challenger {
     /// Sends `auth-required PLAIN <realmstring>` and waits for the answer.
     fn ask(&mut self, realmstring: &str) -> Challenge;
@@ -41,6 +45,48 @@ impl Challenger for NoChallenger {
 
     fn host_keys(&mut self, _count: u32) -> Vec<Vec<u8>> {
         Vec::new()
+    }
+}
+
+/// The challenge over HTTP, where a request cannot be asked anything: the
+/// credentials are the request's `Authorization` header, answered once; any
+/// further question defers to a new request (`401`). The host keys are the
+/// form's `host-key` fields.
+#[derive(Debug, Default)]
+pub struct HttpChallenger {
+    credentials: Option<Result<AuthResponse, AuthError>>,
+    host_keys: Vec<Vec<u8>>,
+    rejected: bool,
+}
+
+impl HttpChallenger {
+    /// A challenger answering with `credentials` (the `Authorization` header
+    /// read, if one came) and the form's `host_keys`.
+    pub fn new(credentials: Option<Result<AuthResponse, AuthError>>, host_keys: Vec<Vec<u8>>) -> HttpChallenger {
+        HttpChallenger { credentials, host_keys, rejected: false }
+    }
+
+    /// Whether the credentials sent were refused (a failed authentication).
+    pub fn rejected(&self) -> bool {
+        self.rejected
+    }
+}
+
+impl Challenger for HttpChallenger {
+    fn ask(&mut self, _realmstring: &str) -> Challenge {
+        match self.credentials.take() {
+            Some(answer) => Challenge::Answer(answer),
+            None => Challenge::Deferred,
+        }
+    }
+
+    fn failed(&mut self, _reason: &str) {
+        self.rejected = true;
+    }
+
+    fn host_keys(&mut self, count: u32) -> Vec<Vec<u8>> {
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        std::mem::take(&mut self.host_keys).into_iter().take(count).collect()
     }
 }
 

@@ -45,6 +45,45 @@ pub struct ServerConfig {
     /// Where events are logged.
     #[serde(default)]
     pub log: LogConfig,
+    /// The `https://` service (`bpc-register serve`); absent when unused.
+    #[serde(default)]
+    pub https: Option<HttpsConfig>,
+}
+
+/// The `[https]` table: `bpc-register serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpsConfig {
+    /// The addresses to listen on (`IP:port`); unused under socket activation.
+    #[serde(default, deserialize_with = "socket_addresses")]
+    pub listen: Vec<std::net::SocketAddr>,
+    /// The certificate chain, PEM; without it (and `key`), plain HTTP on loopback only.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, PEM.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Addresses whose `X-Forwarded-For` is believed.
+    #[serde(default, deserialize_with = "ip_addresses")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connections served at once; more wait in the kernel's queue.
+    #[serde(default = "default_max_connections", deserialize_with = "positive")]
+    pub max_connections: u64,
+    /// Connections served at once from one client address (a trusted proxy
+    /// aside); more are closed at once.
+    #[serde(default = "default_max_connections_per_address", deserialize_with = "positive")]
+    pub max_connections_per_address: u64,
+    /// Seconds allowed for the TLS handshake, for the request's headers and
+    /// for its body, each.
+    #[serde(default = "default_https_timeout", deserialize_with = "positive")]
+    pub timeout: u64,
+    /// Failed authentications from one address within
+    /// `failed-auth-window` after which it is answered `429`.
+    #[serde(default = "default_max_failed_auth", deserialize_with = "positive")]
+    pub max_failed_auth: u64,
+    /// Seconds over which failed authentications are counted.
+    #[serde(default = "default_failed_auth_window", deserialize_with = "positive")]
+    pub failed_auth_window: u64,
 }
 
 /// When the server challenges the client for a password.
@@ -255,6 +294,11 @@ impl ServerConfig {
             ResolverConfig::Static { path } => anchor(path),
             ResolverConfig::Dns { .. } => {}
         }
+        if let Some(https) = &mut self.https {
+            for path in [&mut https.cert, &mut https.key].into_iter().flatten() {
+                anchor(path);
+            }
+        }
         match &mut self.log {
             LogConfig::Stderr => {}
             LogConfig::File { path } => anchor(path),
@@ -351,6 +395,55 @@ fn facility<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Err
     text.parse::<syslog::Facility>()
         .map(|_| text.clone())
         .map_err(|_| serde::de::Error::custom("must be a syslog facility such as local3, daemon or auth"))
+}
+
+fn default_max_connections() -> u64 {
+    256
+}
+
+fn default_max_connections_per_address() -> u64 {
+    16
+}
+
+fn default_https_timeout() -> u64 {
+    10
+}
+
+fn default_max_failed_auth() -> u64 {
+    10
+}
+
+fn default_failed_auth_window() -> u64 {
+    600
+}
+
+fn positive<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    if value == 0 { Err(serde::de::Error::custom("must be at least 1")) } else { Ok(value) }
+}
+
+fn socket_addresses<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<std::net::SocketAddr>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<std::net::SocketAddr>().map_err(|_| {
+                serde::de::Error::custom(format!("`{text}` is not IP:port (an IPv6 address in brackets: [::1]:8443)"))
+            })
+        })
+        .collect()
+}
+
+fn ip_addresses<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<std::net::IpAddr>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            text.parse::<std::net::IpAddr>()
+                .map(|ip| ip.to_canonical())
+                .map_err(|_| serde::de::Error::custom(format!("`{text}` is not an IP address")))
+        })
+        .collect()
 }
 
 fn default_client_port() -> u16 {
@@ -546,6 +639,30 @@ path = "hosts.static"
         let mac = OsName::parse("mac").unwrap();
         assert_eq!(canonical_os(&mac).as_str(), "macos");
         assert_eq!(canonical_os(&OsName::parse("beos").unwrap()).as_str(), "beos");
+    }
+
+    #[test]
+    fn reads_the_https_table_with_its_defaults() {
+        let text = format!(
+            "{GOOD}[https]\nlisten = [\"127.0.0.1:8443\", \"[::1]:8443\"]\ncert = \"https.crt\"\nkey = \"/etc/k\"\n\
+             trusted-proxies = [\"127.0.0.1\", \"::ffff:10.0.0.1\"]\n"
+        );
+        let https = parse(&text).unwrap().https.unwrap();
+        assert_eq!(https.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["127.0.0.1:8443", "[::1]:8443"]);
+        assert_eq!(https.cert.as_deref(), Some(Path::new("/srv/https.crt")));
+        assert_eq!(https.key.as_deref(), Some(Path::new("/etc/k")));
+        assert_eq!(https.trusted_proxies.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["127.0.0.1", "10.0.0.1"]);
+        assert_eq!((https.max_connections, https.max_connections_per_address, https.timeout), (256, 16, 10));
+        assert_eq!((https.max_failed_auth, https.failed_auth_window), (10, 600));
+        assert!(parse(GOOD).unwrap().https.is_none());
+        for (bad, key) in [
+            ("listen = [\"localhost:8443\"]", "https.listen"),
+            ("trusted-proxies = [\"10.0.0.0/8\"]", "https.trusted-proxies"),
+            ("timeout = 0", "https.timeout"),
+        ] {
+            let message = parse(&format!("{GOOD}[https]\n{bad}\n")).unwrap_err();
+            assert!(message.contains(&format!("key `{key}`")), "{bad}: {message}");
+        }
     }
 
     #[test]

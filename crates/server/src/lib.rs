@@ -19,6 +19,7 @@ pub mod file_index;
 pub mod hostconfig;
 pub mod hosts_mtime;
 pub mod hosts_scan;
+pub mod https;
 pub mod install;
 pub mod journal;
 pub mod ldap;

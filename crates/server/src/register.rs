@@ -76,6 +76,9 @@ pub enum Status {
     Refused,
     /// The server could not do its part.
     ServerFault,
+    /// The policy asks for a password the request did not carry (or
+    /// carried wrong): the client asks again with credentials (HTTP's `401`).
+    Challenged,
 }
 
 /// The answer to send and how the request ended.
@@ -166,8 +169,34 @@ impl Server {
         origin: &str,
         challenger: &mut dyn Challenger,
     ) -> Response {
+        self.answer(parse(command), connection, origin, challenger)
+    }
+
+    /// Answers one request read already (the `https://` transport reads it
+    /// from a form, [`protocol::form::parse_form`]); `sent` is what the
+    /// client sent, quoted in the log when it is malformed. Otherwise as
+    /// [`Server::handle_with`]: the same checks, answers and log lines.
+    pub fn handle_request_with(
+        &self,
+        request: Result<ClientRequest, protocol::RequestError>,
+        sent: &[u8],
+        connection: &SshConnection,
+        origin: &str,
+        challenger: &mut dyn Challenger,
+    ) -> Response {
+        let request = request.map_err(|error| malformed(&error, sent));
+        self.answer(request, connection, origin, challenger)
+    }
+
+    fn answer(
+        &self,
+        request: Result<ClientRequest, Failure>,
+        connection: &SshConnection,
+        origin: &str,
+        challenger: &mut dyn Challenger,
+    ) -> Response {
         let mut exchange = Exchange { connection, origin, challenger };
-        let answered = parse(command).and_then(|request| match request {
+        let answered = request.and_then(|request| match request {
             ClientRequest::Register(request) => {
                 let answered = self.check_and_register(&request, &mut exchange);
                 self.write_indexes(connection);
@@ -177,6 +206,12 @@ impl Server {
         });
         match answered {
             Ok(text) => Response { text, status: Status::Success },
+            Err(failure) if failure.challenged => {
+                // Not a failure: the first request of a challenged exchange
+                // carries no credentials (the line is not fail2ban's).
+                self.log.log(Level::Info, &format!("{connection} {}", failure.detail));
+                Response { text: render_error(connection, &failure.answer), status: Status::Challenged }
+            }
             Err(failure) => {
                 self.log.log(failure.level, &format!("{connection} {}: {}", failure.answer, failure.detail));
                 let status = if failure.level == Level::Err { Status::ServerFault } else { Status::Refused };
@@ -335,6 +370,14 @@ impl Server {
                         "the client left during the challenge",
                     ));
                 }
+                Challenge::Deferred => {
+                    let mut failure = Failure::refusal(
+                        Refusal::AuthenticationFailed,
+                        format!("password asked for {realmstring}, for {}", request.logon),
+                    );
+                    failure.challenged = true;
+                    return Err(failure);
+                }
             };
             self.log.log(Level::Notice, &format!("{connection} authentication failed (attempt {attempt}): {reason}"));
             // Said after the last attempt too, so that the client knows its
@@ -356,6 +399,7 @@ impl Server {
                 answer: format!("{author} may not register a host for {logon}"),
                 detail: "not an administrator".into(),
                 level: Level::Notice,
+                challenged: false,
             }),
             Err(error) => Err(Failure::fault(DIRECTORY_DOWN, error.to_string())),
         }
@@ -540,8 +584,12 @@ fn journal_path(config: &ServerConfig) -> PathBuf {
 /// The request in `command`, or the refusal a malformed one gets.
 fn parse(command: Option<&[u8]>) -> Result<ClientRequest, Failure> {
     let command = command.ok_or_else(|| Failure::refusal(Refusal::OstypeUnknown, "no command was sent"))?;
-    parse_client_request(command)
-        .map_err(|error| Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(command))))
+    parse_client_request(command).map_err(|error| malformed(&error, command))
+}
+
+/// The refusal a malformed request gets, quoting what was sent.
+fn malformed(error: &protocol::RequestError, sent: &[u8]) -> Failure {
+    Failure::refusal(error.refusal(), format!("{error} in {:?}", escape(sent)))
 }
 
 /// Runs `reload-command` (without a shell), which tells the BackupPC daemon
@@ -599,6 +647,7 @@ fn receive_host_keys(request: &Request, exchange: &mut Exchange<'_>) -> Result<V
         answer: format!("host keys refused: {error}"),
         detail: error.to_string(),
         level: Level::Notice,
+        challenged: false,
     };
     hostkeys::check_count(request.host_keys).map_err(refused)?;
     let lines = exchange.challenger.host_keys(request.host_keys);
@@ -614,25 +663,27 @@ struct Exchange<'a> {
 
 fn registry_failure(error: &crate::registry::RegistryError) -> Failure {
     let level = if error.refusal().is_server_fault() { Level::Err } else { Level::Notice };
-    Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level }
+    Failure { answer: error.refusal().text().to_owned(), detail: error.to_string(), level, challenged: false }
 }
 
-/// A failed check: what the client is told, what the log says and how bad it is.
+/// A failed check: what the client is told, what the log says and how bad
+/// it is; `challenged` when the request only awaits credentials.
 #[derive(Debug)]
 struct Failure {
     answer: String,
     detail: String,
     level: Level,
+    challenged: bool,
 }
 
 impl Failure {
     fn refusal(refusal: Refusal, detail: impl Into<String>) -> Failure {
         let level = if refusal.is_server_fault() { Level::Err } else { Level::Notice };
-        Failure { answer: refusal.text().to_owned(), detail: detail.into(), level }
+        Failure { answer: refusal.text().to_owned(), detail: detail.into(), level, challenged: false }
     }
 
     fn fault(answer: &str, detail: String) -> Failure {
-        Failure { answer: answer.to_owned(), detail, level: Level::Err }
+        Failure { answer: answer.to_owned(), detail, level: Level::Err, challenged: false }
     }
 }
 
@@ -1026,6 +1077,59 @@ mod tests {
             server.handle_with(Some(b"linux:bob proto=2"), &connection, "ssh://b:22", &mut challenger);
             assert_eq!(challenger.0, 1, "{policy}");
         }
+    }
+
+    #[test]
+    fn over_http_a_request_without_credentials_is_asked_and_a_wrong_one_fails_once() {
+        use crate::challenge::HttpChallenger;
+        let registry = std::rc::Rc::new(FakeRegistry::default());
+        let (server, dir) = server_of(Some(&["bob"]), SAFE_CONFIG_PL, "password", Box::new(registry.clone()));
+        let connection = SshConnection::parse("127.0.0.2 5000 127.0.0.1 443").unwrap();
+        let body = b"os=linux&logon=bob&proto=2";
+        let request = || protocol::form::parse_form(body).map(|form| form.request);
+
+        let mut asked = HttpChallenger::new(None, Vec::new());
+        let response = server.handle_request_with(request(), body, &connection, "https://b:443", &mut asked);
+        assert_eq!(
+            (response.status, response.text.as_str()),
+            (Status::Challenged, "127.0.0.2 5000 127.0.0.1 443 authentication failed\n")
+        );
+        assert!(!asked.rejected());
+        let log = log_of(&dir);
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(
+            log.starts_with("info ")
+                && log.trim_end().ends_with(
+                    ": 127.0.0.2 5000 127.0.0.1 443 password asked for <https://b:443> BackupPC enrollment, for bob"
+                ),
+            "{log}"
+        );
+
+        let wrong = AuthResponse::Plain { username: "bob".into(), password: protocol::Secret::new("wrong".to_owned()) };
+        let mut rejected = HttpChallenger::new(Some(Ok(wrong)), Vec::new());
+        let response = server.handle_request_with(request(), body, &connection, "https://b:443", &mut rejected);
+        assert_eq!(response.status, Status::Challenged);
+        assert!(rejected.rejected());
+        let log = log_of(&dir);
+        let failed: Vec<&str> = log.lines().filter(|line| line.contains(" authentication failed")).collect();
+        assert_eq!(failed.len(), 1, "{log}");
+        assert!(
+            failed[0].starts_with("notice ")
+                && failed[0].ends_with("authentication failed (attempt 1): wrong password or unknown user \"bob\""),
+            "{log}"
+        );
+        assert!(registry.0.borrow().is_empty());
+
+        // A malformed form gets the SSH refusal, quoting what was sent.
+        let mut challenger = HttpChallenger::new(None, Vec::new());
+        let malformed = protocol::form::parse_form(b"os=Linux&logon=bob").map(|form| form.request);
+        let response =
+            server.handle_request_with(malformed, b"os=Linux&logon=bob", &connection, "https://b:443", &mut challenger);
+        assert_eq!(
+            (response.status, response.text.as_str()),
+            (Status::Refused, "127.0.0.2 5000 127.0.0.1 443 ostype is unknown\n")
+        );
+        assert!(log_of(&dir).contains("in \"os=Linux&logon=bob\""), "{}", log_of(&dir));
     }
 
     #[test]

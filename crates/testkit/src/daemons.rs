@@ -34,65 +34,8 @@ impl Slapd {
     /// administrator). Anonymous users cannot search people.
     pub fn start(dir: &Path) -> Slapd {
         fs::create_dir_all(dir.join("db")).unwrap();
-        let openssl = |args: &[&str]| run(Command::new("/usr/bin/openssl").args(args).current_dir(dir));
-        fs::write(dir.join("ca.cnf"), "[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n").unwrap();
-        fs::write(dir.join("server.ext"), "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
-        openssl(&[
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=bpc-enroll test CA",
-            "-extensions",
-            "ca",
-            "-config",
-            "ca.cnf",
-        ]);
-        openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-            "-config",
-            "ca.cnf",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ]);
+        // ca.crt, server.crt and server.key in `dir`.
+        crate::tls::TestCa::new(dir);
         let hash = |password: &str| {
             run(Command::new("/usr/sbin/slappasswd").args(["-h", "{SSHA}", "-s", password])).trim().to_owned()
         };

@@ -6,10 +6,12 @@
 
 pub mod backuppc;
 pub mod daemons;
+pub mod https;
 pub mod manpage;
 pub mod restore;
 pub mod server_toml;
 pub mod sshd;
+pub mod tls;
 
 pub use server_toml::ServerToml;
 
