@@ -98,8 +98,8 @@ impl HttpsTransport {
 
     /// The CA certificates to trust, and how to name them in a message.
     fn trust(&self) -> Result<(Vec<ureq::tls::Certificate<'static>>, String), TransportError> {
-        use rustls_pki_types::CertificateDer;
-        use rustls_pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
         let (certs, what): (Vec<CertificateDer<'static>>, String) = match &self.settings.ca_file {
             Some(path) => {
                 let shown = path.display();
