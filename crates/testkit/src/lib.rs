@@ -10,6 +10,7 @@ pub mod manpage;
 pub mod restore;
 pub mod server_toml;
 pub mod sshd;
+pub mod terminal;
 pub mod test_ca;
 
 pub use server_toml::ServerToml;
