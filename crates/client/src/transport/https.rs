@@ -201,7 +201,7 @@ impl HttpsTransport {
                 server: self.origin(),
                 host: self.host.clone(),
                 trusted: trusted.to_owned(),
-                reason: printable(&format!("{reason:?}")),
+                reason: printable(&certificate_problem(reason)),
             };
         }
         if let Some(refused) = not_loopback(&error) {
@@ -321,6 +321,23 @@ impl Transport for HttpsTransport {
             .into_iter()
             .collect()
     }
+}
+
+/// What is wrong with a certificate, in words, with rustls's name for it.
+fn certificate_problem(error: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    let words = match error {
+        E::UnknownIssuer => "it is signed by none of them",
+        E::BadSignature => "its signature does not verify",
+        E::NotValidForName | E::NotValidForNameContext { .. } => "it is not valid for that host",
+        E::Expired | E::ExpiredContext { .. } => "it has expired",
+        E::NotValidYet | E::NotValidYetContext { .. } => "it is not valid yet",
+        E::Revoked => "it is revoked",
+        _ => "it cannot be used",
+    };
+    let name = format!("{error:?}");
+    let name = name.split([' ', '{', '(']).next().unwrap_or_default();
+    format!("{words} ({name})")
 }
 
 /// The rustls error inside a failed request, if it is one.
