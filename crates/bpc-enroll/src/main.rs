@@ -8,7 +8,7 @@ use client::credentials::{ChainOptions, CredentialCache, CredentialChain, matche
 #[cfg(feature = "file")]
 use client::demo;
 use client::system::Account;
-use client::{ClientConfig, SetupError, SetupOptions, SshSettings, Target, transport_with};
+use client::{ClientConfig, HttpsSettings, SetupError, SetupOptions, SshSettings, Target, transport_with};
 use protocol::text::printable;
 use protocol::{Logon, OsName};
 use std::io::{BufRead, IsTerminal, Write};
@@ -35,7 +35,9 @@ struct Cli {
 enum Command {
     /// Register this machine with the backup server and install its key.
     ///
-    /// Sends `OS:logon` to the server; on success installs the server's
+    /// Sends `OS:logon` to the server (over ssh, or as a form over https,
+    /// the server's certificate checked against the system's CAs or
+    /// `ca-file` in client.toml); on success installs the server's
     /// public key in the backup account's authorized_keys, bound to
     /// `bpc-enroll rsyncsend`, writes the client configuration if there is
     /// none, and prints the URL of the host's BackupPC page.
@@ -141,7 +143,7 @@ struct StatusArgs {
 
 #[derive(Debug, clap::Args)]
 struct SetupArgs {
-    /// The server: ssh://[user@]host[:port], or file:///path/to/server.toml (in process) [default: `server` in client.toml]
+    /// The server: ssh://[user@]host[:port], https://host[:port] (http:// on loopback only), or file:///path/to/server.toml (in process) [default: `server` in client.toml]
     #[arg(long, value_name = "URL")]
     server: Option<String>,
     /// The directory login this machine is registered to (asked on a terminal when absent)
@@ -293,7 +295,9 @@ fn setup(args: SetupArgs) -> Result<(), Failure> {
         program: program(),
         take_over_account: args.take_over_account,
     };
-    let connect = |account: Option<&Account>| transport_with(&server, args.client_ip, ssh_settings(&config, account));
+    let connect = |account: Option<&Account>| {
+        transport_with(&server, args.client_ip, ssh_settings(&config, account), https_settings(&config))
+    };
     let user_config = client::config::UserConfig::load()?;
     let mut credentials = CredentialChain::new(ChainOptions {
         username: args.username,
@@ -340,11 +344,16 @@ fn ssh_settings(config: &ClientConfig, account: Option<&Account>) -> Option<SshS
     })
 }
 
+/// What the `https://` transport needs from client.toml.
+fn https_settings(config: &ClientConfig) -> HttpsSettings {
+    HttpsSettings { ca_file: config.ca_file.clone(), timeout: config.timeout }
+}
+
 fn status(args: StatusArgs) -> Result<(), Failure> {
     let config = args.config.load()?;
     let target = Target::from_root(args.root.root);
     let connect = |server: &str, account: Option<&Account>| {
-        transport_with(server, args.client_ip, ssh_settings(&config, account))
+        transport_with(server, args.client_ip, ssh_settings(&config, account), https_settings(&config))
     };
     let report = client::manage::status(&target, &config, connect);
     let mut out = std::io::stdout().lock();

@@ -4,17 +4,17 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::sync::Arc;
 use testkit::ServerToml;
 use testkit::backuppc::give_to_backuppc;
 use testkit::run;
 use testkit::sshd::{Sshd, keygen};
+use testkit::terminal::on_terminal;
 
 const REALM: &str = "Example backups";
 
@@ -87,61 +87,6 @@ fn setup_command(config: &Path, root: &Path, xdg: &Path, extra: &[&str]) -> Comm
         .arg(config)
         .args(extra);
     command
-}
-
-/// The prompts the client writes on the terminal: the password, and
-/// Subversion's question about storing it unencrypted (and its repeat).
-const PROMPTS: [&str; 3] = ["Password for", "Store password unencrypted (yes/no)? ", "Please type 'yes' or 'no': "];
-
-/// Runs `command` on a new terminal of its own and answers each prompt
-/// (see [`PROMPTS`]) with the next of `answers`; returns the exit code and
-/// the screen.
-fn on_terminal(command: Command, answers: &[&str]) -> (Option<i32>, String) {
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = |fd: &std::os::fd::OwnedFd| Stdio::from(fd.try_clone().unwrap());
-    // setsid -c makes the terminal the command's controlling terminal (/dev/tty).
-    let mut wrapped = Command::new("/usr/bin/setsid");
-    wrapped.arg("-c").arg(command.get_program()).args(command.get_args());
-    wrapped.env_clear();
-    for (key, value) in command.get_envs() {
-        if let Some(value) = value {
-            wrapped.env(key, value);
-        }
-    }
-    let mut child =
-        wrapped.stdin(slave(&pty.slave)).stdout(slave(&pty.slave)).stderr(slave(&pty.slave)).spawn().unwrap();
-    // The terminal reports its end only once no one else holds its slave side.
-    drop(wrapped);
-    drop(pty.slave);
-    let mut master = fs::File::from(pty.master);
-    let mut writer = master.try_clone().unwrap();
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buffer) {
-            if n == 0 || sender.send(buffer.get(..n).unwrap_or_default().to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut screen = String::new();
-    let mut answered = 0;
-    loop {
-        match receiver.recv_timeout(Duration::from_secs(30)) {
-            Ok(bytes) => screen.push_str(&String::from_utf8_lossy(&bytes)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                let _ = child.kill();
-                panic!("no progress on the terminal:\n{screen}");
-            }
-        }
-        if PROMPTS.iter().map(|prompt| screen.matches(prompt).count()).sum::<usize>() > answered {
-            let answer = answers.get(answered).unwrap_or_else(|| panic!("one prompt too many:\n{screen}"));
-            writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
-            answered += 1;
-        }
-    }
-    (child.wait().unwrap().code(), screen)
 }
 
 /// Every command line seen in /proc while `running` is set.

@@ -309,6 +309,10 @@ fn version_lists_the_transports_and_credential_stores_of_this_build() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.starts_with(&format!("bpc-enroll, version {}\n", env!("CARGO_PKG_VERSION"))), "{text}");
     assert!(text.contains("* ssh : ") && text.contains("  - handles 'ssh' scheme\n"), "{text}");
+    assert!(
+        text.contains("* https : ") && text.contains("  - handles 'https' scheme\n  - handles 'http' scheme\n"),
+        "{text}"
+    );
     // The tests are built with the in-process server.
     assert!(text.contains("* file : ") && text.contains("  - handles 'file' scheme\n"), "{text}");
     assert!(text.contains("The following credential stores are available:\n* the Subversion-format file cache"));

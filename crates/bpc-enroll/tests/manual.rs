@@ -45,6 +45,12 @@ fn client_toml_5_example_is_a_configuration_the_client_loads() {
     let config = ClientConfig::load(&path).unwrap();
     assert_eq!(config.register_key, Some(dir.path().join("register_ed25519")));
     assert_eq!(config.allowed_paths, ["/home", "/etc"]);
+    // The second example, over HTTPS.
+    let rest = PAGE.split_once(".SH EXAMPLE\n").unwrap().1.split_once(".fi\n").unwrap().1;
+    fs::write(&path, example(&format!(".SH EXAMPLE\n{rest}"))).unwrap();
+    let config = ClientConfig::load(&path).unwrap();
+    assert_eq!(config.server.as_deref(), Some("https://backup.example.org"));
+    assert_eq!(config.ca_file, Some(dir.path().join("site/ca.pem")));
 }
 
 #[test]

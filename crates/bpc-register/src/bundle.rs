@@ -7,9 +7,14 @@ use std::process::ExitCode;
 /// The options of `bpc-register bundle`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BundleArgs {
-    /// The server as the machines reach it: ssh://HOST or ssh://HOST:PORT
+    /// The server as the machines reach it: ssh://HOST[:PORT] (bpc-register as sshd's forced command) or
+    /// https://HOST[:PORT] (bpc-register serve)
     #[arg(long, value_name = "URL")]
     server: String,
+    /// With an https:// server: a PEM file of the CA that signs its certificate, installed as
+    /// /etc/bpc-enroll/site/ca.pem and trusted alone [default: the machines' system CAs]
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Where to write the package; the .tar.gz goes beside it [default: NAME_VERSION_all.deb here]
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -19,11 +24,12 @@ pub(crate) struct BundleArgs {
     /// The package's version [default: the time, YYYY.MM.DD.HHMM, so that a newer bundle upgrades an older one]
     #[arg(long, value_name = "VERSION")]
     package_version: Option<String>,
-    /// A public host key of the server's sshd, for an sshd that does not use
-    /// /etc/ssh's keys (once per key) [default: /etc/ssh/ssh_host_*_key.pub]
+    /// With an ssh:// server: a public host key of the server's sshd, for an
+    /// sshd that does not use /etc/ssh's keys (once per key) [default:
+    /// /etc/ssh/ssh_host_*_key.pub]
     #[arg(long = "host-key", value_name = "FILE")]
     host_keys: Vec<PathBuf>,
-    /// The register key (private) [default: register_ed25519 beside server.toml]
+    /// With an ssh:// server: the register key (private) [default: register_ed25519 beside server.toml]
     #[arg(long, value_name = "FILE")]
     register_key: Option<PathBuf>,
     /// The package's maintainer, `Name <address>` [default: Backup administrators
@@ -49,6 +55,7 @@ pub(crate) fn run(config_path: &Path, args: BundleArgs) -> ExitCode {
         .unwrap_or_else(|| PathBuf::from("/etc/bpc-enroll"));
     let options = BundleOptions {
         server: args.server,
+        ca_file: args.ca_file,
         register_key: args.register_key.unwrap_or_else(|| config_dir.join(server::install::REGISTER_KEY_NAME)),
         host_keys: args.host_keys,
         name: args.name,
@@ -56,7 +63,11 @@ pub(crate) fn run(config_path: &Path, args: BundleArgs) -> ExitCode {
         maintainer: args.maintainer.unwrap_or_else(|| default_maintainer(config_path)),
     };
     let deb = args.out.unwrap_or_else(|| PathBuf::from(server::bundle::default_file_name(&options)));
-    let written = SiteFiles::new(&options).and_then(|files| server::bundle::write_bundle(&options, &files, &deb));
+    let mut files_hold_key = false;
+    let written = SiteFiles::new(&options).and_then(|files| {
+        files_hold_key = files.register_key.is_some();
+        server::bundle::write_bundle(&options, &files, &deb)
+    });
     match written {
         Ok(written) => {
             println!(
@@ -70,7 +81,12 @@ pub(crate) fn run(config_path: &Path, args: BundleArgs) -> ExitCode {
                 "wrote {} (the same files and an INSTALL note, for machines without dpkg)",
                 written.tarball.display()
             );
-            println!("Both hold the register key: hand them to the machines' administrators only. On each machine:");
+            match files_hold_key {
+                true => println!(
+                    "Both hold the register key: hand them to the machines' administrators only. On each machine:"
+                ),
+                false => println!("Neither holds a secret. On each machine:"),
+            }
             let file = written
                 .deb
                 .file_name()

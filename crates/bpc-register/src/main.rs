@@ -166,19 +166,23 @@ enum Command {
     /// Build the site bundle to hand out: a Debian package and a .tar.gz.
     ///
     /// The package (NAME, default bpc-enroll-site) depends on bpc-enroll and
-    /// installs /etc/bpc-enroll/client.toml, which names the server, with
-    /// the register key (/etc/bpc-enroll/site/register_ed25519, root's,
-    /// 0600) and a known_hosts pinning the server's SSH host keys
+    /// installs /etc/bpc-enroll/client.toml, which names the server. For an
+    /// ssh:// server it adds the register key
+    /// (/etc/bpc-enroll/site/register_ed25519, root's, 0600) and a
+    /// known_hosts pinning the server's SSH host keys
     /// (/etc/bpc-enroll/site/known_hosts, from /etc/ssh/ssh_host_*_key.pub
-    /// or --host-key), all as conffiles. After `apt-get install
+    /// or --host-key); for an https:// server, the CA given with --ca-file
+    /// (/etc/bpc-enroll/site/ca.pem, named by ca-file in client.toml), or
+    /// nothing when the machines' system CAs vouch for the server's
+    /// certificate. All are conffiles. After `apt-get install
     /// ./bpc-enroll-site_VERSION_all.deb`, `bpc-enroll setup --user LOGON`
     /// is the whole enrollment. The .tar.gz beside it holds the same files
-    /// and an INSTALL note, for machines without dpkg. Both hold the
-    /// register key and are written 0600. The package is built with
+    /// and an INSTALL note, for machines without dpkg. Both are written 0600
+    /// (an ssh:// bundle holds the register key). The package is built with
     /// dpkg-deb.
     ///
-    /// Exit status: 0 when both are written, 1 when a key cannot be used or
-    /// a file cannot be written, 2 for a bad option.
+    /// Exit status: 0 when both are written, 1 when a key or the CA file
+    /// cannot be used or a file cannot be written, 2 for a bad option.
     Bundle(bundle::BundleArgs),
     /// Serve registrations over HTTPS (the https:// transport).
     ///

@@ -89,17 +89,8 @@ fn the_bundle_is_a_package_and_a_tarball_of_the_site_files_owned_by_root() {
     assert_eq!(fields("Version"), "1.2\n");
     assert_eq!(fields("Depends"), "bpc-enroll\n");
     assert_eq!(fields("Architecture"), "all\n");
-    let listing = run(Command::new("/usr/bin/dpkg-deb").arg("-c").arg(&deb));
-    let etc: Vec<String> = listing
-        .lines()
-        .filter(|line| line.contains("./etc/"))
-        .map(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            format!("{} {} {}", words[0], words[1], words[5])
-        })
-        .collect();
     assert_eq!(
-        etc,
+        etc_listing(&deb),
         [
             "drwxr-xr-x root/root ./etc/",
             "drwxr-xr-x root/root ./etc/bpc-enroll/",
@@ -109,17 +100,14 @@ fn the_bundle_is_a_package_and_a_tarball_of_the_site_files_owned_by_root() {
             "-rw------- root/root ./etc/bpc-enroll/site/register_ed25519",
         ]
     );
-    let control = keys.path("control");
-    run(Command::new("/usr/bin/dpkg-deb").arg("-e").arg(&deb).arg(&control));
     assert_eq!(
-        fs::read_to_string(control.join("conffiles")).unwrap(),
+        conffiles(&deb),
         "/etc/bpc-enroll/client.toml\n/etc/bpc-enroll/site/register_ed25519\n/etc/bpc-enroll/site/known_hosts\n"
     );
 
     // What a machine gets, read as bpc-enroll and ssh read it.
     let root = keys.path("root");
-    run(Command::new("/usr/bin/dpkg-deb").arg("-x").arg(&deb).arg(&root));
-    let config = client::ClientConfig::load(&root.join("etc/bpc-enroll/client.toml")).unwrap();
+    let config = unpack(&deb, &root);
     assert_eq!(config.server.as_deref(), Some("ssh://127.0.0.1:2222"));
     let site = root.join("etc/bpc-enroll/site");
     assert_eq!(config.register_key.as_deref(), Some(site.join("register_ed25519").as_path()));
@@ -169,12 +157,7 @@ fn the_bundle_is_a_package_and_a_tarball_of_the_site_files_owned_by_root() {
     assert!(note.contains("    apt-get install ./site.deb && bpc-enroll setup --user LOGON\n"), "{note}");
     assert!(note.contains("    tar -xzf site.tar.gz -C / --strip-components=1 bpc-enroll-site/etc\n"), "{note}");
 
-    if !testkit::skip(module_path!(), testkit::require_programs(&["/usr/bin/lintian"])) {
-        let lintian = Command::new("/usr/bin/lintian").arg(&deb).output().unwrap();
-        let report = String::from_utf8_lossy(&lintian.stdout);
-        assert!(lintian.status.success(), "{report}");
-        assert!(!report.lines().any(|line| line.starts_with("E: ") || line.starts_with("W: ")), "{report}");
-    }
+    lintian_finds_no_error_or_warning(&deb);
 }
 
 #[test]
@@ -209,12 +192,32 @@ fn by_default_the_package_is_named_and_versioned_here_and_pins_etc_ssh() {
 fn refused_options_and_unusable_keys_write_nothing() {
     let keys = Keys::new();
     let private_host_key = keys.path("host_ed25519").display().to_string();
-    let cases: [(&[&str], i32, String); 5] = [
+    fs::write(keys.path("not-a-ca.pem"), "not a certificate\n").unwrap();
+    let cases: [(&[&str], i32, String); 8] = [
         (
-            &["--server", "https://backup.example.org"],
+            &["--server", "http://backup.example.org"],
             2,
-            "--server `https://backup.example.org` is not ssh://HOST or ssh://HOST:PORT (a DNS name or an address, \
-             a port from 1 to 65535)"
+            "--server `http://backup.example.org` is not ssh://HOST[:PORT] or https://HOST[:PORT] (a DNS name or an \
+             address, a port from 1 to 65535)"
+                .into(),
+        ),
+        (
+            &["--server", "ssh://backup", "--host-key", "host_ed25519.pub", "--ca-file", "not-a-ca.pem"],
+            2,
+            "--ca-file is for an https:// server; an ssh:// server is pinned by its host keys (--host-key)".into(),
+        ),
+        (
+            &["--server", "https://backup", "--ca-file", "not-a-ca.pem"],
+            1,
+            "not-a-ca.pem: holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the PEM file of the CA that \
+             signs the certificate of `bpc-register serve` with --ca-file"
+                .into(),
+        ),
+        (
+            &["--server", "https://backup", "--ca-file", "missing.pem"],
+            1,
+            "missing.pem: cannot read the CA certificates: No such file or directory (os error 2); give the PEM file \
+             of the CA that signs the certificate of `bpc-register serve` with --ca-file"
                 .into(),
         ),
         (
@@ -253,6 +256,129 @@ fn refused_options_and_unusable_keys_write_nothing() {
     }
     let after: Vec<_> = fs::read_dir(keys.dir.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert_eq!(after, before);
+}
+
+/// The `./etc/` entries of a package, as `MODE OWNER PATH`.
+fn etc_listing(deb: &std::path::Path) -> Vec<String> {
+    let listing = run(Command::new("/usr/bin/dpkg-deb").arg("-c").arg(deb));
+    listing
+        .lines()
+        .filter(|line| line.contains("./etc/"))
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let word = |n: usize| words.get(n).copied().unwrap_or_default();
+            format!("{} {} {}", word(0), word(1), word(5))
+        })
+        .collect()
+}
+
+/// The package's `DEBIAN/conffiles`.
+fn conffiles(deb: &std::path::Path) -> String {
+    let control = tempfile::tempdir().unwrap();
+    run(Command::new("/usr/bin/dpkg-deb").arg("-e").arg(deb).arg(control.path().join("DEBIAN")));
+    fs::read_to_string(control.path().join("DEBIAN/conffiles")).unwrap()
+}
+
+/// Unpacks the package under `root` and reads its `client.toml` as
+/// bpc-enroll does.
+fn unpack(deb: &std::path::Path, root: &std::path::Path) -> client::ClientConfig {
+    run(Command::new("/usr/bin/dpkg-deb").arg("-x").arg(deb).arg(root));
+    client::ClientConfig::load(&root.join("etc/bpc-enroll/client.toml")).unwrap()
+}
+
+/// lintian, as Debian runs it, has no error or warning about the package.
+fn lintian_finds_no_error_or_warning(deb: &std::path::Path) {
+    if !testkit::skip(module_path!(), testkit::require_programs(&["/usr/bin/lintian"])) {
+        let lintian = Command::new("/usr/bin/lintian").arg(deb).output().unwrap();
+        let report = String::from_utf8_lossy(&lintian.stdout);
+        assert!(lintian.status.success(), "{report}");
+        assert!(!report.lines().any(|line| line.starts_with("E: ") || line.starts_with("W: ")), "{report}");
+    }
+}
+
+#[test]
+fn an_https_bundle_carries_the_servers_url_and_its_ca_and_no_key() {
+    let keys = Keys::new();
+    let ca = testkit::test_ca::TestCa::new(&keys.path("pki"), "site");
+    fs::create_dir(keys.path("out")).unwrap();
+    let ca_file = ca.cert.display().to_string();
+    let args = [
+        "--server",
+        "https://127.0.0.1:8443",
+        "--ca-file",
+        &ca_file,
+        "--out",
+        "out/site.deb",
+        "--package-version",
+        "1.2",
+        "--maintainer",
+        "Backup administrators <backup@example.org>",
+    ];
+    let output = keys.bundle(&args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        stdout,
+        "wrote out/site.deb (package bpc-enroll-site 1.2, for https://127.0.0.1:8443)\n\
+         wrote out/site.tar.gz (the same files and an INSTALL note, for machines without dpkg)\n\
+         Neither holds a secret. On each machine:\n  \
+         apt-get install ./site.deb && bpc-enroll setup --user LOGON\n"
+    );
+    let deb = keys.path("out/site.deb");
+    assert_eq!(
+        etc_listing(&deb),
+        [
+            "drwxr-xr-x root/root ./etc/",
+            "drwxr-xr-x root/root ./etc/bpc-enroll/",
+            "-rw-r--r-- root/root ./etc/bpc-enroll/client.toml",
+            "drwxr-xr-x root/root ./etc/bpc-enroll/site/",
+            "-rw-r--r-- root/root ./etc/bpc-enroll/site/ca.pem",
+        ]
+    );
+    assert_eq!(conffiles(&deb), "/etc/bpc-enroll/client.toml\n/etc/bpc-enroll/site/ca.pem\n");
+    let root = keys.path("root");
+    let config = unpack(&deb, &root);
+    assert_eq!(config.server.as_deref(), Some("https://127.0.0.1:8443"));
+    assert_eq!(config.ca_file.as_deref(), Some(root.join("etc/bpc-enroll/site/ca.pem").as_path()));
+    assert_eq!((config.register_key, config.known_hosts), (None, None));
+    assert_eq!(fs::read(root.join("etc/bpc-enroll/site/ca.pem")).unwrap(), fs::read(&ca.cert).unwrap());
+
+    let tarball = run(Command::new("/bin/tar").arg("-tzf").arg(keys.path("out/site.tar.gz")));
+    assert_eq!(
+        tarball.lines().collect::<Vec<_>>(),
+        [
+            "bpc-enroll-site/INSTALL",
+            "bpc-enroll-site/etc/bpc-enroll/client.toml",
+            "bpc-enroll-site/etc/bpc-enroll/site/",
+            "bpc-enroll-site/etc/bpc-enroll/site/ca.pem",
+        ]
+    );
+    let note =
+        run(Command::new("/bin/tar").arg("-xzOf").arg(keys.path("out/site.tar.gz")).arg("bpc-enroll-site/INSTALL"));
+    assert!(note.contains("site/ca.pem is the CA its HTTPS certificate must be signed by"), "{note}");
+
+    lintian_finds_no_error_or_warning(&deb);
+
+    // Without --ca-file the machines trust their system's CAs: client.toml alone.
+    let output = keys.bundle(&["--server", "https://backup.example.org", "--out", "plain.deb"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        etc_listing(&keys.path("plain.deb")),
+        [
+            "drwxr-xr-x root/root ./etc/",
+            "drwxr-xr-x root/root ./etc/bpc-enroll/",
+            "-rw-r--r-- root/root ./etc/bpc-enroll/client.toml",
+        ]
+    );
+    let plain = keys.path("plain");
+    run(Command::new("/usr/bin/dpkg-deb").arg("-x").arg(keys.path("plain.deb")).arg(&plain));
+    assert_eq!(
+        fs::read_to_string(plain.join("etc/bpc-enroll/client.toml")).unwrap(),
+        "# bpc-enroll's settings for this site, installed by the bpc-enroll-site package: see client.toml(5).\n\
+         server = \"https://backup.example.org\"\n"
+    );
+    let tarball = run(Command::new("/bin/tar").arg("-tzf").arg(keys.path("plain.tar.gz")));
+    assert_eq!(tarball, "bpc-enroll-site/INSTALL\nbpc-enroll-site/etc/bpc-enroll/client.toml\n");
 }
 
 #[test]

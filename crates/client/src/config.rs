@@ -45,6 +45,10 @@ pub struct ClientConfig {
     /// that `sshd -T` names (`hostkey`, with `.pub`).
     #[serde(default)]
     pub host_keys: Option<Vec<PathBuf>>,
+    /// For `https://`: a PEM file of the CA certificates that alone are
+    /// trusted to sign the server's certificate; `None`: the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -60,6 +64,7 @@ impl Default for ClientConfig {
             store_plaintext_passwords: PlaintextPolicy::Ask,
             timeout: default_timeout(),
             host_keys: None,
+            ca_file: None,
         }
     }
 }
@@ -70,7 +75,8 @@ impl ClientConfig {
         let mut config: ClientConfig = files::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let host_keys = config.host_keys.iter_mut().flatten();
-        for key in [&mut config.register_key, &mut config.known_hosts].into_iter().flatten().chain(host_keys) {
+        let files = [&mut config.register_key, &mut config.known_hosts, &mut config.ca_file];
+        for key in files.into_iter().flatten().chain(host_keys) {
             if key.is_relative() {
                 *key = base.join(&*key);
             }
@@ -161,6 +167,9 @@ fn toml_text(config: &ClientConfig) -> String {
     if let Some(path) = &config.known_hosts {
         out.push_str(&format!("known-hosts = {}\n", quote(&path.to_string_lossy())));
     }
+    if let Some(path) = &config.ca_file {
+        out.push_str(&format!("ca-file = {}\n", quote(&path.to_string_lossy())));
+    }
     out.push_str(&format!("account = {}\n", quote(&config.account)));
     out.push_str(&format!("allow-restore = {}\n", config.allow_restore));
     let paths: Vec<String> = config.allowed_paths.iter().map(|p| quote(p)).collect();
@@ -230,6 +239,16 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_ca_file_is_relative_to_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.toml");
+        std::fs::write(&path, "server = \"https://backup.example.org\"\nca-file = \"site/ca.pem\"\n").unwrap();
+        let config = ClientConfig::load(&path).unwrap();
+        assert_eq!(config.ca_file, Some(dir.path().join("site/ca.pem")));
+        assert!(config.to_toml().contains(&format!("ca-file = \"{}\"\n", dir.path().join("site/ca.pem").display())));
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let error = files::parse_toml::<ClientConfig>("acount = \"x\"\n", Path::new("c.toml")).unwrap_err();
         assert!(error.to_string().contains("acount"), "{error}");
@@ -267,8 +286,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn written_configuration_reads_back(server in any::<String>(), account in "[a-z_][a-z0-9_-]{0,31}", restore in any::<bool>(), plaintext in prop::sample::select(vec![PlaintextPolicy::Ask, PlaintextPolicy::Yes, PlaintextPolicy::No])) {
-            let config = ClientConfig { server: Some(server), account, allow_restore: restore, store_plaintext_passwords: plaintext, ..ClientConfig::default() };
+        fn written_configuration_reads_back(server in any::<String>(), account in "[a-z_][a-z0-9_-]{0,31}", restore in any::<bool>(), plaintext in prop::sample::select(vec![PlaintextPolicy::Ask, PlaintextPolicy::Yes, PlaintextPolicy::No]), ca_file in proptest::option::of("/[a-z0-9/._-]{1,30}")) {
+            let config = ClientConfig { server: Some(server), account, allow_restore: restore, store_plaintext_passwords: plaintext, ca_file: ca_file.map(PathBuf::from), ..ClientConfig::default() };
             let back: ClientConfig = files::parse_toml(&config.to_toml(), Path::new("c.toml")).unwrap();
             prop_assert_eq!(back, config);
         }

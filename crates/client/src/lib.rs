@@ -28,7 +28,7 @@ pub use install::Target;
 pub use setup::{Enrollment, SetupError, SetupOptions, enroll, setup};
 #[cfg(feature = "file")]
 pub use transport::FileTransport;
-pub use transport::{SshSettings, Transport, TransportError, transport_for, transport_with};
+pub use transport::{HttpsSettings, SshSettings, Transport, TransportError, transport_for, transport_with};
 
 /// The OS part of `OS:logon` for the machine this runs on.
 pub fn detected_os() -> &'static str {

@@ -166,7 +166,12 @@ impl StatusError {
     pub fn exit_code(&self) -> u8 {
         match self {
             StatusError::Transport(TransportError::Unreachable { .. }) => 3,
-            StatusError::Transport(TransportError::HostKeyMismatch { .. }) | StatusError::BadAnswer(_) => 1,
+            StatusError::Transport(
+                TransportError::HostKeyMismatch { .. }
+                | TransportError::Certificate { .. }
+                | TransportError::Http { .. },
+            )
+            | StatusError::BadAnswer(_) => 1,
             StatusError::Transport(_) => 2,
         }
     }

@@ -95,7 +95,11 @@ impl SetupError {
     pub fn exit_code(&self) -> u8 {
         match self {
             SetupError::Transport(TransportError::Unreachable { .. }) => 3,
-            SetupError::Transport(TransportError::HostKeyMismatch { .. }) => 1,
+            SetupError::Transport(
+                TransportError::HostKeyMismatch { .. }
+                | TransportError::Certificate { .. }
+                | TransportError::Http { .. },
+            ) => 1,
             SetupError::Transport(TransportError::Credentials(_)) => 2,
             SetupError::Transport(_) => 2,
             SetupError::System(SystemError::BadAccountName(_)) | SetupError::NotReady(_) => 2,
@@ -118,7 +122,7 @@ pub fn setup(
 ) -> Result<Enrollment, SetupError> {
     let layout = Layout::new(options.target.root(), &options.config.account);
     if options.target.changes_system() {
-        preflight(&options.program, &layout.client_config())?;
+        preflight(&options.program, &layout.client_config(), &options.server)?;
     }
     let account = match options.target.changes_system() {
         true => {
@@ -149,15 +153,11 @@ pub fn setup(
 /// configuration (kept when it exists) that only root can change, since
 /// the sudo rule lets rsyncsend as root trust its `allowed-paths` and
 /// `allow-restore`.
-fn preflight(program: &str, config: &std::path::Path) -> Result<(), SetupError> {
-    for tool in [
-        "/usr/sbin/useradd",
-        "/usr/sbin/usermod",
-        "/usr/sbin/visudo",
-        "/usr/bin/sudo",
-        "/usr/bin/setpriv",
-        crate::transport::SSH,
-    ] {
+fn preflight(program: &str, config: &std::path::Path, server: &str) -> Result<(), SetupError> {
+    // ssh:// runs the system's ssh; https:// speaks for itself.
+    let over_ssh = matches!(crate::transport::ServerUrl::parse(server), Ok(crate::transport::ServerUrl::Ssh { .. }));
+    let tools = ["/usr/sbin/useradd", "/usr/sbin/usermod", "/usr/sbin/visudo", "/usr/bin/sudo", "/usr/bin/setpriv"];
+    for tool in tools.into_iter().chain(over_ssh.then_some(crate::transport::SSH)) {
         if !std::path::Path::new(tool).is_file() {
             return Err(SetupError::NotReady(format!("{tool} is missing: install it first (nothing was changed)")));
         }

@@ -2,12 +2,14 @@
 //! that `bpc-enroll setup --user LOGON` is the whole enrollment.
 //!
 //! [`SiteFiles::new`] gathers what a machine needs: `client.toml` naming the
-//! server, the register key, and a `known_hosts` pinning the server's SSH
-//! host keys. [`write_bundle`] puts them into a Debian package (built by
-//! `dpkg-deb`, every file `root:root`, the key `0600`, all conffiles) that
-//! depends on `bpc-enroll`, and into a `.tar.gz` of the same files with a
-//! short install note, for machines without dpkg. Both carry the private
-//! register key, so both are written `0600`.
+//! server and, for `ssh://`, the register key and a `known_hosts` pinning
+//! the server's SSH host keys, or, for `https://`, the CA that signs the
+//! server's certificate when the administrator gives one. [`write_bundle`]
+//! puts them into a Debian package (built by `dpkg-deb`, every file
+//! `root:root`, the key `0600`, all conffiles) that depends on
+//! `bpc-enroll`, and into a `.tar.gz` of the same files with a short install
+//! note, for machines without dpkg. An `ssh://` bundle carries the private
+//! register key, so both are written `0600` (an `https://` one too, alike).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -25,12 +27,18 @@ pub const CLIENT_TOML: &str = "etc/bpc-enroll/client.toml";
 pub const SITE_KEY: &str = "etc/bpc-enroll/site/register_ed25519";
 /// The server's pinned host keys.
 pub const SITE_KNOWN_HOSTS: &str = "etc/bpc-enroll/site/known_hosts";
+/// The CA that signs an `https://` server's certificate.
+pub const SITE_CA: &str = "etc/bpc-enroll/site/ca.pem";
 
 /// What `bundle` was asked for.
 #[derive(Debug, Clone)]
 pub struct BundleOptions {
-    /// `ssh://HOST[:PORT]`, the server the machines enroll with.
+    /// `ssh://HOST[:PORT]` or `https://HOST[:PORT]`, the server the
+    /// machines enroll with.
     pub server: String,
+    /// For `https://`: a PEM file of the CA certificates that sign the
+    /// server's certificate; without it, machines trust their system's CAs.
+    pub ca_file: Option<PathBuf>,
     /// The register key (private).
     pub register_key: PathBuf,
     /// Public host key files; by default `/etc/ssh/ssh_host_*_key.pub`.
@@ -46,9 +54,26 @@ pub struct BundleOptions {
 /// Why no bundle was written.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
-    /// The server is not `ssh://HOST[:PORT]`.
-    #[error("--server `{0}` is not ssh://HOST or ssh://HOST:PORT (a DNS name or an address, a port from 1 to 65535)")]
+    /// The server is not `ssh://HOST[:PORT]` or `https://HOST[:PORT]`.
+    #[error(
+        "--server `{0}` is not ssh://HOST[:PORT] or https://HOST[:PORT] (a DNS name or an address, a port from 1 \
+         to 65535)"
+    )]
     BadServer(String),
+    /// A CA file for a server that is not `https://`.
+    #[error("--ca-file is for an https:// server; an ssh:// server is pinned by its host keys (--host-key)")]
+    CaFileWithoutHttps,
+    /// The CA file cannot be used.
+    #[error(
+        "{path}: {reason}; give the PEM file of the CA that signs the certificate of `bpc-register serve` with \
+         --ca-file"
+    )]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A package name, version or maintainer Debian would refuse.
     #[error("{what} `{text}` is not {rule}")]
     BadField {
@@ -94,7 +119,7 @@ impl BundleError {
     /// The exit code: 2 for bad options, 1 for the rest.
     pub fn exit_code(&self) -> u8 {
         match self {
-            BundleError::BadServer(_) | BundleError::BadField { .. } => 2,
+            BundleError::BadServer(_) | BundleError::BadField { .. } | BundleError::CaFileWithoutHttps => 2,
             _ => 1,
         }
     }
@@ -112,37 +137,13 @@ pub struct SshServer {
 impl SshServer {
     /// Parses `ssh://HOST[:PORT]`.
     pub fn parse(url: &str) -> Result<SshServer, BundleError> {
-        let bad = || BundleError::BadServer(url.to_owned());
-        let rest = url.strip_prefix("ssh://").ok_or_else(bad)?.trim_end_matches('/');
-        let (host, port) = match rest.strip_prefix('[') {
-            Some(bracketed) => {
-                let (host, after) = bracketed.split_once(']').ok_or_else(bad)?;
-                host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
-                (host, after.strip_prefix(':'))
-            }
-            None => match rest.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (rest, None),
-            },
-        };
-        let port = match port {
-            Some(port) => port.parse::<u16>().ok().filter(|port| *port > 0).ok_or_else(bad)?,
-            None => 22,
-        };
-        if host.parse::<std::net::IpAddr>().is_err() {
-            protocol::HostName::parse(host).map_err(|_| bad())?;
-        }
-        Ok(SshServer { host: host.to_owned(), port })
+        let (host, port) = host_and_port(url, "ssh", 22)?;
+        Ok(SshServer { host, port })
     }
 
     /// The URL, as `client.toml` writes it.
     pub fn url(&self) -> String {
-        match (self.port, self.host.contains(':')) {
-            (22, false) => format!("ssh://{}", self.host),
-            (22, true) => format!("ssh://[{}]", self.host),
-            (port, false) => format!("ssh://{}:{port}", self.host),
-            (port, true) => format!("ssh://[{}]:{port}", self.host),
-        }
+        url_of("ssh", &self.host, self.port, 22)
     }
 
     /// How ssh names this server in `known_hosts`.
@@ -151,39 +152,170 @@ impl SshServer {
     }
 }
 
+/// The server the machines reach, by its transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteServer {
+    /// `ssh://HOST[:PORT]`: the register key and the pinned host keys.
+    Ssh(SshServer),
+    /// `https://HOST[:PORT]` (`bpc-register serve`): its certificate checked
+    /// against the system's CAs or the bundle's CA.
+    Https {
+        /// A DNS name or an address (IPv6 without brackets).
+        host: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+impl SiteServer {
+    /// Parses `ssh://HOST[:PORT]` or `https://HOST[:PORT]`.
+    pub fn parse(url: &str) -> Result<SiteServer, BundleError> {
+        if url.starts_with("https://") {
+            let (host, port) = host_and_port(url, "https", 443)?;
+            return Ok(SiteServer::Https { host, port });
+        }
+        SshServer::parse(url).map(SiteServer::Ssh)
+    }
+
+    /// The URL, as `client.toml` writes it.
+    pub fn url(&self) -> String {
+        match self {
+            SiteServer::Ssh(server) => server.url(),
+            SiteServer::Https { host, port } => url_of("https", host, *port, 443),
+        }
+    }
+
+    /// The server's host.
+    pub fn host(&self) -> &str {
+        match self {
+            SiteServer::Ssh(server) => &server.host,
+            SiteServer::Https { host, .. } => host,
+        }
+    }
+}
+
+/// `SCHEME://HOST[:PORT]` read as a DNS name or an address and a port
+/// (`default` when absent), nothing more.
+fn host_and_port(url: &str, scheme: &str, default: u16) -> Result<(String, u16), BundleError> {
+    let bad = || BundleError::BadServer(url.to_owned());
+    let rest = url.strip_prefix(scheme).and_then(|rest| rest.strip_prefix("://")).ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').ok_or_else(bad)?;
+            host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse::<u16>().ok().filter(|port| *port > 0).ok_or_else(bad)?,
+        None => default,
+    };
+    if host.parse::<std::net::IpAddr>().is_err() {
+        protocol::HostName::parse(host).map_err(|_| bad())?;
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// `SCHEME://HOST[:PORT]`, the port left out when it is the scheme's own.
+fn url_of(scheme: &str, host: &str, port: u16, default: u16) -> String {
+    match (port == default, host.contains(':')) {
+        (true, false) => format!("{scheme}://{host}"),
+        (true, true) => format!("{scheme}://[{host}]"),
+        (false, false) => format!("{scheme}://{host}:{port}"),
+        (false, true) => format!("{scheme}://[{host}]:{port}"),
+    }
+}
+
 /// The files a machine needs, as text (paths relative to `/`).
 #[derive(Debug, Clone)]
 pub struct SiteFiles {
     /// The server.
-    pub server: SshServer,
+    pub server: SiteServer,
     /// `client.toml`.
     pub client_toml: String,
-    /// The private register key.
-    pub register_key: Vec<u8>,
-    /// The `known_hosts` lines.
-    pub known_hosts: String,
+    /// The private register key (`ssh://`).
+    pub register_key: Option<Vec<u8>>,
+    /// The `known_hosts` lines (`ssh://`).
+    pub known_hosts: Option<String>,
+    /// The CA certificates, PEM (`https://`, when given).
+    pub ca: Option<Vec<u8>>,
 }
 
 impl SiteFiles {
-    /// Reads and checks the register key and the host keys.
+    /// Reads and checks what the server's transport needs: for `ssh://`
+    /// the register key and the host keys, for `https://` the CA file if
+    /// one is given.
     pub fn new(options: &BundleOptions) -> Result<SiteFiles, BundleError> {
-        let server = SshServer::parse(&options.server)?;
-        let register_key = read_register_key(&options.register_key)?;
-        let host_keys = if options.host_keys.is_empty() { default_host_keys()? } else { options.host_keys.clone() };
-        let mut known_hosts = String::new();
-        for path in &host_keys {
-            let key = host_key(path)?;
-            known_hosts.push_str(&format!("{} {key}\n", server.known_hosts_name()));
-        }
-        let client_toml = format!(
+        let server = SiteServer::parse(&options.server)?;
+        let mut client_toml = format!(
             "# bpc-enroll's settings for this site, installed by the {} package: see client.toml(5).\n\
-             server = \"{}\"\n\
-             register-key = \"site/register_ed25519\"\n\
-             known-hosts = \"site/known_hosts\"\n",
+             server = \"{}\"\n",
             options.name,
             server.url()
         );
-        Ok(SiteFiles { server, client_toml, register_key, known_hosts })
+        let files = match &server {
+            SiteServer::Ssh(ssh) => {
+                if options.ca_file.is_some() {
+                    return Err(BundleError::CaFileWithoutHttps);
+                }
+                let register_key = read_register_key(&options.register_key)?;
+                let host_keys =
+                    if options.host_keys.is_empty() { default_host_keys()? } else { options.host_keys.clone() };
+                let mut known_hosts = String::new();
+                for path in &host_keys {
+                    let key = host_key(path)?;
+                    known_hosts.push_str(&format!("{} {key}\n", ssh.known_hosts_name()));
+                }
+                client_toml.push_str("register-key = \"site/register_ed25519\"\nknown-hosts = \"site/known_hosts\"\n");
+                SiteFiles {
+                    server,
+                    client_toml,
+                    register_key: Some(register_key),
+                    known_hosts: Some(known_hosts),
+                    ca: None,
+                }
+            }
+            SiteServer::Https { .. } => {
+                let ca = options.ca_file.as_deref().map(read_ca_file).transpose()?;
+                if ca.is_some() {
+                    client_toml.push_str("ca-file = \"site/ca.pem\"\n");
+                }
+                SiteFiles { server, client_toml, register_key: None, known_hosts: None, ca }
+            }
+        };
+        Ok(files)
+    }
+
+    /// The files below `/`, in the order they are packed, with their modes.
+    fn laid_out(&self) -> Vec<(&'static str, &[u8], u32)> {
+        let mut files = vec![(CLIENT_TOML, self.client_toml.as_bytes(), 0o644)];
+        if let Some(key) = &self.register_key {
+            files.push((SITE_KEY, key.as_slice(), 0o600));
+        }
+        if let Some(known_hosts) = &self.known_hosts {
+            files.push((SITE_KNOWN_HOSTS, known_hosts.as_bytes(), 0o644));
+        }
+        if let Some(ca) = &self.ca {
+            files.push((SITE_CA, ca.as_slice(), 0o644));
+        }
+        files
+    }
+
+    /// What the files let a machine do, for the package's description.
+    fn what(&self) -> &'static str {
+        match (&self.server, &self.ca) {
+            (SiteServer::Ssh(_), _) => {
+                "with the key that lets a machine register there and the server's SSH\n \
+                 host keys"
+            }
+            (SiteServer::Https { .. }, Some(_)) => "with the CA that signs the server's HTTPS certificate",
+            (SiteServer::Https { .. }, None) => "whose HTTPS certificate the system's CAs vouch for",
+        }
     }
 }
 
@@ -207,18 +339,20 @@ pub fn write_bundle(options: &BundleOptions, files: &SiteFiles, deb: &Path) -> R
     let root = work.path().join("package");
     lay_out(&root, files)?;
     write(&root.join("DEBIAN/control"), control(options, files).as_bytes(), 0o644)?;
-    let conffiles: String = [CLIENT_TOML, SITE_KEY, SITE_KNOWN_HOSTS].iter().map(|path| format!("/{path}\n")).collect();
+    let conffiles: String = files.laid_out().iter().map(|(path, _, _)| format!("/{path}\n")).collect();
     write(&root.join("DEBIAN/conffiles"), conffiles.as_bytes(), 0o644)?;
     let doc = root.join(format!("usr/share/doc/{}", options.name));
     write(&doc.join("copyright"), copyright(options, files).as_bytes(), 0o644)?;
     // A native package (its version has no Debian revision): changelog.gz.
     write(&doc.join("changelog.gz"), &gzip(changelog(options, files).as_bytes())?, 0o644)?;
-    let overrides = format!(
-        "# The register key is a private key: root's alone.\n\
-         {name}: non-standard-file-perm 0600 != 0644 [{SITE_KEY}]\n",
-        name = options.name
-    );
-    write(&root.join(format!("usr/share/lintian/overrides/{}", options.name)), overrides.as_bytes(), 0o644)?;
+    if files.register_key.is_some() {
+        let overrides = format!(
+            "# The register key is a private key: root's alone.\n\
+             {name}: non-standard-file-perm 0600 != 0644 [{SITE_KEY}]\n",
+            name = options.name
+        );
+        write(&root.join(format!("usr/share/lintian/overrides/{}", options.name)), overrides.as_bytes(), 0o644)?;
+    }
     open_folders(&root)?;
     let built = work.path().join("built.deb");
     run(
@@ -232,7 +366,12 @@ pub fn write_bundle(options: &BundleOptions, files: &SiteFiles, deb: &Path) -> R
     write(&top.join("INSTALL"), install_note(options, files, deb, &tarball).as_bytes(), 0o644)?;
     open_folders(&top)?;
     let built_tarball = work.path().join("built.tar.gz");
-    let members = ["INSTALL", CLIENT_TOML, "etc/bpc-enroll/site", SITE_KEY, SITE_KNOWN_HOSTS]
+    let laid_out = files.laid_out();
+    let site_folder = (laid_out.len() > 1).then_some("etc/bpc-enroll/site");
+    let members = ["INSTALL", CLIENT_TOML]
+        .into_iter()
+        .chain(site_folder)
+        .chain(laid_out.iter().skip(1).map(|(path, _, _)| *path))
         .map(|member| format!("{}/{member}", options.name));
     run(
         Command::new(TAR)
@@ -340,9 +479,30 @@ fn host_key(path: &Path) -> Result<String, BundleError> {
 
 /// The files under `root`, with their modes (all root's once packed).
 fn lay_out(root: &Path, files: &SiteFiles) -> Result<(), BundleError> {
-    write(&root.join(CLIENT_TOML), files.client_toml.as_bytes(), 0o644)?;
-    write(&root.join(SITE_KEY), &files.register_key, 0o600)?;
-    write(&root.join(SITE_KNOWN_HOSTS), files.known_hosts.as_bytes(), 0o644)
+    for (path, body, mode) in files.laid_out() {
+        write(&root.join(path), body, mode)?;
+    }
+    Ok(())
+}
+
+/// The CA file, checked to hold PEM certificates that can be CAs, as the
+/// client reads it.
+fn read_ca_file(path: &Path) -> Result<Vec<u8>, BundleError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let fail = |reason: String| BundleError::CaFile { path: path.to_owned(), reason };
+    let bytes = fs::read(path).map_err(|error| fail(format!("cannot read the CA certificates: {error}")))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| fail(format!("not a PEM file of CA certificates: {error}")))?;
+    if certs.is_empty() {
+        return Err(fail("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
+    }
+    let (_, unusable) = rustls::RootCertStore::empty().add_parsable_certificates(certs);
+    if unusable > 0 {
+        return Err(fail(format!("{unusable} of its certificates cannot be used as a CA")));
+    }
+    Ok(bytes)
 }
 
 fn control(options: &BundleOptions, files: &SiteFiles) -> String {
@@ -357,13 +517,14 @@ fn control(options: &BundleOptions, files: &SiteFiles) -> String {
          Description: bpc-enroll settings for the BackupPC server {}\n \
          Installs /etc/bpc-enroll/client.toml, which names the server\n \
          {},\n \
-         with the key that lets a machine register there and the server's SSH\n \
-         host keys, so that `bpc-enroll setup --user LOGON` enrolls the machine.\n",
+         {},\n \
+         so that `bpc-enroll setup --user LOGON` enrolls the machine.\n",
         options.name,
         options.version,
         options.maintainer,
-        files.server.host,
-        files.server.url()
+        files.server.host(),
+        files.server.url(),
+        files.what()
     )
 }
 
@@ -372,8 +533,7 @@ fn copyright(options: &BundleOptions, files: &SiteFiles) -> String {
         "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
          Upstream-Name: {name}\n\
          Comment: The settings of one site, made by `bpc-register bundle` for\n \
-         {url}: a configuration file, an SSH key and the server's public\n \
-         host keys, for bpc-enroll.\n\n\
+         {url}: {what}, for bpc-enroll.\n\n\
          Files: *\n\
          Copyright: {year} {maintainer}\n\
          License: GPL-3+\n \
@@ -381,6 +541,11 @@ fn copyright(options: &BundleOptions, files: &SiteFiles) -> String {
          version 3 can be found in /usr/share/common-licenses/GPL-3.\n",
         name = options.name,
         url = files.server.url(),
+        what = match (&files.server, &files.ca) {
+            (SiteServer::Ssh(_), _) => "a configuration file, an SSH key and the server's public\n host keys",
+            (SiteServer::Https { .. }, Some(_)) => "a configuration file and the server's CA certificate",
+            (SiteServer::Https { .. }, None) => "a configuration file",
+        },
         maintainer = options.maintainer,
         year = civil_date(
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) / 86_400
@@ -405,11 +570,24 @@ fn install_note(options: &BundleOptions, files: &SiteFiles, deb: &Path, tarball:
     let deb = deb.file_name().map_or_else(|| deb.display().to_string(), |name| name.to_string_lossy().into_owned());
     let tarball =
         tarball.file_name().map_or_else(|| tarball.display().to_string(), |name| name.to_string_lossy().into_owned());
+    let files_say = match (&files.server, &files.ca) {
+        (SiteServer::Ssh(_), _) => {
+            "client.toml names\n\
+             the server, site/register_ed25519 is the key that may register (keep it root's,\n\
+             mode 0600) and site/known_hosts pins the server's SSH host keys."
+        }
+        (SiteServer::Https { .. }, Some(_)) => {
+            "client.toml names\n\
+             the server and site/ca.pem is the CA its HTTPS certificate must be signed by."
+        }
+        (SiteServer::Https { .. }, None) => {
+            "client.toml names\n\
+             the server, whose HTTPS certificate the system's CAs must vouch for."
+        }
+    };
     format!(
         "Enrolling a machine with the BackupPC server {url}\n\n\
-         These files let `bpc-enroll setup` register a machine there: client.toml names\n\
-         the server, site/register_ed25519 is the key that may register (keep it root's,\n\
-         mode 0600) and site/known_hosts pins the server's SSH host keys.\n\n\
+         These files let `bpc-enroll setup` register a machine there: {files_say}\n\n\
          With dpkg (Debian, Ubuntu), as root:\n\n    \
          apt-get install ./{deb} && bpc-enroll setup --user LOGON\n\n\
          Elsewhere, as root, once bpc-enroll is installed:\n\n    \
@@ -537,8 +715,20 @@ mod tests {
         assert_eq!(parse("ssh://127.0.0.1:2222").unwrap(), ("ssh://127.0.0.1:2222".into(), "[127.0.0.1]:2222".into()));
         assert_eq!(parse("ssh://[::1]:2222/").unwrap(), ("ssh://[::1]:2222".into(), "[::1]:2222".into()));
         assert_eq!(parse("ssh://Backup.Example.org:22").unwrap().0, "ssh://Backup.Example.org");
+        let site = |url: &str| SiteServer::parse(url).map(|server| (server.url(), server.host().to_owned()));
+        assert_eq!(
+            site("https://backup.example.org").unwrap(),
+            ("https://backup.example.org".into(), "backup.example.org".into())
+        );
+        assert_eq!(site("https://127.0.0.1:8443/").unwrap(), ("https://127.0.0.1:8443".into(), "127.0.0.1".into()));
+        assert_eq!(site("https://[::1]:443").unwrap(), ("https://[::1]".into(), "::1".into()));
+        assert_eq!(site("ssh://backup:2222").unwrap(), ("ssh://backup:2222".into(), "backup".into()));
         for bad in [
-            "https://backup",
+            "http://backup",
+            "https://",
+            "https://user@backup",
+            "https://backup/register",
+            "httpsx://backup",
             "ssh://",
             "ssh://a b",
             "ssh://host:0",
@@ -547,11 +737,12 @@ mod tests {
             "ssh://user@host",
             "ssh://host\";x",
         ] {
-            let error = SshServer::parse(bad).unwrap_err();
+            let error = SiteServer::parse(bad).unwrap_err();
             assert_eq!(
                 error.to_string(),
                 format!(
-                    "--server `{bad}` is not ssh://HOST or ssh://HOST:PORT (a DNS name or an address, a port from 1 to 65535)"
+                    "--server `{bad}` is not ssh://HOST[:PORT] or https://HOST[:PORT] (a DNS name or an address, a \
+                     port from 1 to 65535)"
                 )
             );
             assert_eq!(error.exit_code(), 2);
@@ -580,6 +771,7 @@ mod tests {
     fn names_versions_and_maintainers_debian_refuses_are_refused() {
         let options = BundleOptions {
             server: "ssh://backup.example.org".into(),
+            ca_file: None,
             register_key: PathBuf::new(),
             host_keys: Vec::new(),
             name: "bpc-enroll-site".into(),

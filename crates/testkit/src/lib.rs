@@ -12,6 +12,8 @@ pub mod restore;
 pub mod server_toml;
 pub mod sshd;
 pub mod tls;
+pub mod terminal;
+pub mod test_ca;
 
 pub use server_toml::ServerToml;
 

@@ -1,16 +1,20 @@
 //! How the request reaches the server, chosen by the server URL's scheme:
-//! `ssh://` runs the system OpenSSH client ([`ssh`]); `file://` runs the
-//! register logic in this process ([`file`], built in only with the `file`
-//! feature, as Subversion links `ra_local` only when built in). Both answer
-//! the server's challenges through one [`session::ChallengeSession`].
+//! `ssh://` runs the system OpenSSH client ([`ssh`]); `https://` posts the
+//! request as a form ([`https`], and `http://` to a loopback address, for a
+//! TLS proxy on the same machine); `file://` runs the register logic in this
+//! process ([`file`], built in only with the `file` feature, as Subversion
+//! links `ra_local` only when built in). All answer the server's challenges
+//! through one [`session::ChallengeSession`].
 
 #[cfg(feature = "file")]
 mod file;
+mod https;
 pub mod session;
 mod ssh;
 
 #[cfg(feature = "file")]
 pub use file::FileTransport;
+pub use https::{HttpsSettings, HttpsTransport};
 pub use session::{ChallengeSession, converse};
 pub use ssh::{SETPRIV, SSH, SshSettings, SshTransport};
 
@@ -70,6 +74,30 @@ pub enum TransportError {
         /// The pinned known_hosts file.
         known_hosts: PathBuf,
     },
+    /// The server's TLS certificate does not verify against the CAs trusted.
+    #[error(
+        "the TLS certificate of {host} ({server}) does not verify against {trusted}: {reason}; refusing to \
+         register (a forged server could read this whole machine); nothing was changed. If the server's \
+         certificate really changed, get its CA from the backup administrator (ca-file in client.toml)"
+    )]
+    Certificate {
+        /// The server URL.
+        server: String,
+        /// The host name or address the certificate must name.
+        host: String,
+        /// Which CAs were trusted.
+        trusted: String,
+        /// What is wrong with the certificate.
+        reason: String,
+    },
+    /// An HTTP server answered, but not as bpc-register's does.
+    #[error("the server {server} answered {reason}; nothing was changed")]
+    Http {
+        /// The server URL.
+        server: String,
+        /// The status and the server's reason, or what was wrong.
+        reason: String,
+    },
     /// The server could not be reached (or, for `file://`, started).
     #[error("cannot reach the server {server}: {reason}")]
     Unreachable {
@@ -94,11 +122,19 @@ pub struct BuiltIn {
 /// The transports this build has, in the spirit of `svn --version`'s list of
 /// repository access modules.
 pub fn built_in() -> Vec<BuiltIn> {
-    let mut transports = vec![BuiltIn {
-        name: "ssh",
-        schemes: &["ssh"],
-        description: "the system OpenSSH client, the server's host key pinned",
-    }];
+    let mut transports = vec![
+        BuiltIn {
+            name: "ssh",
+            schemes: &["ssh"],
+            description: "the system OpenSSH client, the server's host key pinned",
+        },
+        BuiltIn {
+            name: "https",
+            schemes: &["https", "http"],
+            description: "HTTPS (rustls), the server's certificate checked against the system's CAs or ca-file; \
+                          plain http:// to loopback only",
+        },
+    ];
     if cfg!(feature = "file") {
         transports.push(BuiltIn {
             name: "file",
@@ -113,7 +149,7 @@ pub fn built_in() -> Vec<BuiltIn> {
 /// logic in this process (like Subversion's `file://`, and only when built
 /// in), seeing the request as coming from `client_ip`.
 pub fn transport_for(url: &str, client_ip: Option<IpAddr>) -> Result<Box<dyn Transport>, TransportError> {
-    transport_with(url, client_ip, None)
+    transport_with(url, client_ip, None, HttpsSettings::default())
 }
 
 /// A server URL, parsed and checked once: what every part of the client
@@ -128,6 +164,16 @@ pub enum ServerUrl {
         port: u16,
         /// The server account bound to bpc-register (`backuppc` by default).
         login: String,
+    },
+    /// `https://host[:port]`, or `http://host[:port]` when the host is a
+    /// loopback address or `localhost`.
+    Https {
+        /// The host name or address, without brackets.
+        host: String,
+        /// The port (443 for https, 80 for http, by default).
+        port: u16,
+        /// Whether TLS is spoken (`https`).
+        tls: bool,
     },
     /// `file:///path/to/server.toml` (accepted only when built in).
     File {
@@ -164,6 +210,25 @@ impl ServerUrl {
                 };
                 Ok(ServerUrl::Ssh { host, port: parsed.port().unwrap_or(22), login })
             }
+            scheme @ ("https" | "http") => {
+                let host =
+                    parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("an https:// URL needs a host"))?;
+                let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+                let nothing_more = parsed.username().is_empty()
+                    && parsed.password().is_none()
+                    && parsed.path().trim_matches('/').is_empty()
+                    && parsed.query().is_none()
+                    && parsed.fragment().is_none();
+                if !nothing_more {
+                    return Err(bad(&format!("an {scheme}:// URL is {scheme}://host[:port], nothing more")));
+                }
+                let tls = scheme == "https";
+                if !tls && !is_loopback_host(&host) {
+                    return Err(bad("plain http:// is refused except on loopback; use https://"));
+                }
+                let port = parsed.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+                Ok(ServerUrl::Https { host, port, tls })
+            }
             other => {
                 let schemes: Vec<String> =
                     built_in().iter().flat_map(|t| t.schemes).map(|scheme| format!("{scheme}://")).collect();
@@ -173,11 +238,19 @@ impl ServerUrl {
     }
 }
 
-/// Like [`transport_for`], with what the `ssh://` transport needs.
+/// Whether `host` (without brackets) is `localhost` or a loopback address
+/// (127.0.0.0/8, ::1), the only hosts plain `http://` may name.
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+/// Like [`transport_for`], with what the `ssh://` and `https://`
+/// transports need.
 pub fn transport_with(
     url: &str,
     client_ip: Option<IpAddr>,
     ssh: Option<SshSettings>,
+    https: HttpsSettings,
 ) -> Result<Box<dyn Transport>, TransportError> {
     match ServerUrl::parse(url)? {
         #[cfg(feature = "file")]
@@ -198,6 +271,7 @@ pub fn transport_with(
             })?;
             Ok(Box::new(SshTransport { host, port, login, settings, reached: Default::default() }))
         }
+        ServerUrl::Https { host, port, tls } => Ok(Box::new(HttpsTransport::new(host, port, tls, https))),
     }
 }
 
@@ -226,22 +300,71 @@ mod tests {
     #[test]
     fn ssh_urls_are_checked() {
         let ssh = || Some(SshSettings { register_key: "k".into(), known_hosts: "h".into(), run_as: None, timeout: 5 });
-        assert!(transport_with("ssh://backup.example.org:2222", None, ssh()).is_ok());
-        let reason = |url: &str| match transport_with(url, None, ssh()) {
+        assert!(transport_with("ssh://backup.example.org:2222", None, ssh(), HttpsSettings::default()).is_ok());
+        let reason = |url: &str| match transport_with(url, None, ssh(), HttpsSettings::default()) {
             Err(TransportError::BadUrl { reason, .. }) => reason,
             other => panic!("{url}: {:?}", other.err()),
         };
         assert!(reason("ssh://-oProxyCommand=x").contains("nothing more"));
         assert!(reason("ssh://backup.example.org/path").contains("nothing more"));
         assert!(reason("ssh://a;b@backup.example.org").contains("not a plain account name"));
-        let error = transport_with("gopher://x", None, ssh()).err().unwrap().to_string();
-        assert!(error.contains("this build handles ssh://"), "{error}");
+        let error = transport_with("gopher://x", None, ssh(), HttpsSettings::default()).err().unwrap().to_string();
+        assert!(error.contains("this build handles ssh://, https://, http://"), "{error}");
+    }
+
+    #[test]
+    fn https_urls_name_a_host_and_a_port_and_nothing_more() {
+        let https = |host: &str, port: u16| ServerUrl::Https { host: host.into(), port, tls: true };
+        let http = |host: &str, port: u16| ServerUrl::Https { host: host.into(), port, tls: false };
+        for (url, parsed) in [
+            ("https://backup.example.org", https("backup.example.org", 443)),
+            ("https://backup.example.org/", https("backup.example.org", 443)),
+            ("https://backup.example.org:8443", https("backup.example.org", 8443)),
+            ("https://192.0.2.10:443", https("192.0.2.10", 443)),
+            ("https://[2001:db8::1]:8443", https("2001:db8::1", 8443)),
+            ("http://127.0.0.1:8080", http("127.0.0.1", 8080)),
+            ("http://127.1.2.3", http("127.1.2.3", 80)),
+            ("http://[::1]:8080", http("::1", 8080)),
+            ("http://localhost:8080", http("localhost", 8080)),
+            ("http://LOCALHOST", http("localhost", 80)),
+        ] {
+            assert_eq!(ServerUrl::parse(url).unwrap(), parsed, "{url}");
+        }
+        let refusal = |url: &str| ServerUrl::parse(url).unwrap_err().to_string();
+        for url in [
+            "http://backup.example.org",
+            "http://192.0.2.10:8080",
+            "http://[2001:db8::1]",
+            "http://localhost.example.org",
+            "http://10.0.0.1",
+        ] {
+            assert_eq!(
+                refusal(url),
+                format!("bad server URL `{url}`: plain http:// is refused except on loopback; use https://")
+            );
+        }
+        for url in [
+            "https://alice@backup.example.org",
+            "https://alice:pw@backup.example.org",
+            "https://backup.example.org/register",
+            "https://backup.example.org/?x=1",
+            "https://backup.example.org/#x",
+        ] {
+            assert_eq!(
+                refusal(url),
+                format!("bad server URL `{url}`: an https:// URL is https://host[:port], nothing more")
+            );
+        }
+        assert_eq!(refusal("https://"), "bad server URL `https://`: empty host");
+        let transport = transport_with("https://backup.example.org", None, None, HttpsSettings::default());
+        assert!(transport.is_ok(), "https needs neither the register key nor known_hosts");
     }
 
     #[test]
     fn the_build_lists_its_transports() {
         let names: Vec<&str> = built_in().iter().map(|t| t.name).collect();
         assert_eq!(names.first(), Some(&"ssh"));
+        assert!(names.contains(&"https"));
         assert_eq!(names.contains(&"file"), cfg!(feature = "file"));
     }
 }

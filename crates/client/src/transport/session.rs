@@ -82,6 +82,12 @@ impl<'a> ChallengeSession<'a> {
         }
     }
 
+    /// Whether the server has asked as often as it may: a transport that
+    /// hears another request for credentials ends the exchange instead.
+    pub fn exhausted(&self) -> bool {
+        self.challenges >= MAX_CHALLENGES
+    }
+
     /// The server rejected the last credentials; an error when it says so
     /// more often than it asked (a server streaming `auth-failed` lines
     /// would otherwise keep the client looping).
