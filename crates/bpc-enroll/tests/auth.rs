@@ -8,8 +8,8 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use testkit::ServerToml;
 use testkit::backuppc::give_to_backuppc;
 use testkit::run;
@@ -18,10 +18,9 @@ use testkit::terminal::on_terminal;
 
 const REALM: &str = "Example backups";
 
+/// The `bpc-register` built beside `bpc-enroll`.
 fn bpc_register() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_bpc-enroll")).with_file_name("bpc-register");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
-    path
+    testkit::bpc_register_beside(env!("CARGO_BIN_EXE_bpc-enroll"))
 }
 
 /// A server folder readable by backuppc, with bpc-register's configuration

@@ -546,9 +546,7 @@ fn as_root_the_cache_is_not_kept_in_a_folder_another_user_owns() {
 
 /// The `bpc-register` built beside `bpc-enroll`.
 fn bpc_register() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_bpc-enroll")).with_file_name("bpc-register");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
-    path
+    testkit::bpc_register_beside(env!("CARGO_BIN_EXE_bpc-enroll"))
 }
 
 #[test]

@@ -42,12 +42,9 @@ fn bpc_enroll() -> TestCommand {
     command
 }
 
-/// The `bpc-register` built beside `bpc-enroll` (`cargo test --workspace`
-/// builds both before running any test).
+/// The `bpc-register` built beside `bpc-enroll`.
 fn bpc_register() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_bpc-enroll")).with_file_name("bpc-register");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
-    path
+    testkit::bpc_register_beside(env!("CARGO_BIN_EXE_bpc-enroll"))
 }
 
 /// One test that changes the system, at a time: refuses to run on a machine

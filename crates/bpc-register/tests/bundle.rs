@@ -299,9 +299,9 @@ fn lintian_finds_no_error_or_warning(deb: &std::path::Path) {
 #[test]
 fn an_https_bundle_carries_the_servers_url_and_its_ca_and_no_key() {
     let keys = Keys::new();
-    let ca = testkit::test_ca::TestCa::new(&keys.path("pki"), "site");
+    let ca = testkit::tls::TestCa::new(&keys.path("pki"));
     fs::create_dir(keys.path("out")).unwrap();
-    let ca_file = ca.cert.display().to_string();
+    let ca_file = ca.ca.display().to_string();
     let args = [
         "--server",
         "https://127.0.0.1:8443",
@@ -341,7 +341,7 @@ fn an_https_bundle_carries_the_servers_url_and_its_ca_and_no_key() {
     assert_eq!(config.server.as_deref(), Some("https://127.0.0.1:8443"));
     assert_eq!(config.ca_file.as_deref(), Some(root.join("etc/bpc-enroll/site/ca.pem").as_path()));
     assert_eq!((config.register_key, config.known_hosts), (None, None));
-    assert_eq!(fs::read(root.join("etc/bpc-enroll/site/ca.pem")).unwrap(), fs::read(&ca.cert).unwrap());
+    assert_eq!(fs::read(root.join("etc/bpc-enroll/site/ca.pem")).unwrap(), fs::read(&ca.ca).unwrap());
 
     let tarball = run(Command::new("/bin/tar").arg("-tzf").arg(keys.path("out/site.tar.gz")));
     assert_eq!(

@@ -11,9 +11,8 @@ pub mod manpage;
 pub mod restore;
 pub mod server_toml;
 pub mod sshd;
-pub mod tls;
 pub mod terminal;
-pub mod test_ca;
+pub mod tls;
 
 pub use server_toml::ServerToml;
 
@@ -176,4 +175,13 @@ impl Drop for Daemon {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.child.wait();
     }
+}
+
+/// The `bpc-register` built beside `bpc_enroll` (the test's
+/// `env!("CARGO_BIN_EXE_bpc-enroll")`): `cargo test --workspace` builds both
+/// before running any test.
+pub fn bpc_register_beside(bpc_enroll: &str) -> PathBuf {
+    let path = Path::new(bpc_enroll).with_file_name("bpc-register");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
 }

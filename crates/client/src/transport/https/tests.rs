@@ -9,7 +9,7 @@ use protocol::InfoRequest;
 use protocol::{Logon, OsName, Request, Secret};
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use testkit::test_ca::{Issued, TestCa};
+use testkit::tls::TestCa;
 
 /// One scripted answer.
 struct Scripted {
@@ -152,7 +152,14 @@ fn serve_one(
     true
 }
 
-/// A test CA and a server certificate for 127.0.0.1 and localhost.
+/// A server certificate and its key.
+struct Issued {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// A test CA and a server certificate for 127.0.0.1 and localhost, and
+/// another CA (of another name).
 struct Pki {
     _dir: tempfile::TempDir,
     ca: TestCa,
@@ -162,9 +169,9 @@ struct Pki {
 
 fn pki() -> Pki {
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(&dir.path().join("ca"), "site");
-    let server = ca.issue("server", &["DNS:localhost", "IP:127.0.0.1"]);
-    let other_ca = TestCa::new(&dir.path().join("other"), "other");
+    let ca = TestCa::new(&dir.path().join("ca"));
+    let server = Issued { cert: ca.cert.clone(), key: ca.key.clone() };
+    let other_ca = TestCa::named(&dir.path().join("other"), "another test CA");
     Pki { _dir: dir, ca, server, other_ca }
 }
 
@@ -219,7 +226,7 @@ fn basic(name: &str, password: &str) -> String {
 fn a_registration_is_posted_as_a_form_and_the_answer_comes_back_as_sent() {
     let pki = pki();
     let server = FakeServer::start(Some(&pki.server), vec![answer(200, SUCCESS)]);
-    let transport = https(server.port, Some(&pki.ca.cert));
+    let transport = https(server.port, Some(&pki.ca.ca));
     let keys = ["ssh-ed25519 AAAAC3Nza".to_owned()];
     let mut auth = Listed::default();
     let body = transport.exchange(&registration(), &keys, &mut auth).unwrap();
@@ -240,7 +247,7 @@ fn a_challenge_is_answered_with_basic_credentials_for_the_clients_own_realmstrin
     let script = vec![challenge(REALM), answer(200, SUCCESS)];
     let server = FakeServer::start(Some(&pki.server), script);
     let mut auth = Listed { answers: vec![("alice", "alice-demo")], ..Listed::default() };
-    let body = https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut auth).unwrap();
+    let body = https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut auth).unwrap();
     assert_eq!(String::from_utf8(body).unwrap(), SUCCESS);
     assert_eq!(auth.realms, vec![format!("<https://127.0.0.1:{}> {REALM}", server.port)]);
     assert_eq!((auth.rejected, auth.accepted), (0, 1));
@@ -257,7 +264,7 @@ fn a_server_naming_another_origin_in_its_realm_still_gets_the_clients_own_key() 
     let script = vec![challenge("<https://elsewhere.example.org:443> Other"), answer(200, SUCCESS)];
     let server = FakeServer::start(Some(&pki.server), script);
     let mut auth = Listed { answers: vec![("alice", "alice-demo")], ..Listed::default() };
-    https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut auth).unwrap();
+    https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut auth).unwrap();
     assert_eq!(auth.realms, vec![format!("<https://127.0.0.1:{}> Other", server.port)]);
 }
 
@@ -267,7 +274,7 @@ fn a_rejected_credential_is_dropped_and_the_next_one_tried() {
     let script = vec![challenge(REALM), challenge(REALM), answer(200, SUCCESS)];
     let server = FakeServer::start(Some(&pki.server), script);
     let mut auth = Listed { answers: vec![("alice", "wrong"), ("alice", "alice-demo")], ..Listed::default() };
-    https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut auth).unwrap();
+    https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut auth).unwrap();
     assert_eq!((auth.realms.len(), auth.rejected, auth.accepted), (2, 1, 1));
     let sent: Vec<Option<String>> =
         server.seen().iter().map(|seen| seen.header("Authorization").map(str::to_owned)).collect();
@@ -298,7 +305,7 @@ fn a_cached_credential_is_used_for_its_realm_and_kept_when_accepted() {
     let (mut chain, cache) = chain_with_cache(home.path());
     let realm = format!("<https://127.0.0.1:{}> {REALM}", server.port);
     cache.store(&realm, "alice", &Secret::new("alice-demo"), || true).unwrap();
-    https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut chain).unwrap();
+    https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut chain).unwrap();
     assert_eq!(server.seen()[1].header("Authorization"), Some(basic("alice", "alice-demo").as_str()));
     let entry = cache.load(&realm).unwrap().unwrap();
     assert_eq!(entry.get("password").map(String::as_str), Some("alice-demo"));
@@ -316,7 +323,7 @@ fn a_rejected_cached_credential_is_removed_from_the_cache() {
     // Cached for the same server under another name: not this realm's.
     let other = format!("<https://localhost:{}> {REALM}", server.port);
     cache.store(&other, "alice", &Secret::new("other"), || true).unwrap();
-    let error = https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut chain).unwrap_err();
+    let error = https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut chain).unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -336,7 +343,7 @@ fn three_rejected_credentials_end_the_exchange_with_the_servers_answer() {
     let server = FakeServer::start(Some(&pki.server), script);
     let mut auth =
         Listed { answers: vec![("alice", "a"), ("alice", "b"), ("alice", "c"), ("alice", "d")], ..Listed::default() };
-    let body = https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut auth).unwrap();
+    let body = https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut auth).unwrap();
     assert_eq!(String::from_utf8(body).unwrap(), "127.0.0.1 50000 127.0.0.1 8443 authentication failed\n");
     assert_eq!((auth.realms.len(), auth.rejected, auth.accepted), (3, 3, 0));
     let sent: Vec<Option<String>> =
@@ -350,7 +357,7 @@ fn with_nothing_to_answer_the_challenges_body_is_the_answer() {
     let server = FakeServer::start(Some(&pki.server), vec![challenge(REALM)]);
     let mut auth = Listed::default();
     let status = ClientRequest::Info(InfoRequest { protocol: 2 });
-    let body = https(server.port, Some(&pki.ca.cert)).exchange(&status, &[], &mut auth).unwrap();
+    let body = https(server.port, Some(&pki.ca.ca)).exchange(&status, &[], &mut auth).unwrap();
     assert_eq!(String::from_utf8(body).unwrap(), "127.0.0.1 50000 127.0.0.1 8443 authentication failed\n");
     assert_eq!(auth.realms.len(), 1);
     let seen = server.seen();
@@ -364,7 +371,7 @@ fn refusals_and_server_faults_are_answers_other_statuses_are_errors() {
     let refusal = "127.0.0.1 50000 127.0.0.1 8443 invalid DNS name\n";
     for status in [403, 503] {
         let server = FakeServer::start(Some(&pki.server), vec![answer(status, refusal)]);
-        let body = https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut Listed::default());
+        let body = https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut Listed::default());
         assert_eq!(String::from_utf8(body.unwrap()).unwrap(), refusal, "{status}");
     }
     let mut too_many = answer(429, "too many failed authentications from 127.0.0.1\n");
@@ -382,7 +389,7 @@ fn refusals_and_server_faults_are_answers_other_statuses_are_errors() {
         (missing_challenge, "it answered 401 without a `WWW-Authenticate: Basic realm=...` challenge"),
     ] {
         let server = FakeServer::start(Some(&pki.server), vec![scripted]);
-        let transport = https(server.port, Some(&pki.ca.cert));
+        let transport = https(server.port, Some(&pki.ca.ca));
         let error = transport.exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
         assert!(matches!(error, TransportError::Http { .. }), "{error:?}");
         assert_eq!(
@@ -397,7 +404,7 @@ fn a_certificate_signed_by_another_ca_is_refused_before_anything_is_sent() {
     let pki = pki();
     let server = FakeServer::start(Some(&pki.server), vec![answer(200, SUCCESS)]);
     let mut auth = Listed::default();
-    let error = https(server.port, Some(&pki.other_ca.cert)).exchange(&registration(), &[], &mut auth).unwrap_err();
+    let error = https(server.port, Some(&pki.other_ca.ca)).exchange(&registration(), &[], &mut auth).unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -406,7 +413,7 @@ fn a_certificate_signed_by_another_ca_is_refused_before_anything_is_sent() {
              whole machine); nothing was changed. If the server's certificate really changed, get its CA from the \
              backup administrator (ca-file in client.toml)",
             server.port,
-            pki.other_ca.cert.display()
+            pki.other_ca.ca.display()
         )
     );
     assert!(server.seen().is_empty());
@@ -429,10 +436,11 @@ fn without_a_ca_file_the_systems_cas_are_the_judges() {
 #[test]
 fn a_certificate_for_another_name_is_refused() {
     let pki = pki();
-    let elsewhere = pki.ca.issue("elsewhere", &["DNS:elsewhere.example.org"]);
+    let (cert, key) = pki.ca.issue("elsewhere", &["DNS:elsewhere.example.org"]);
+    let elsewhere = Issued { cert, key };
     let server = FakeServer::start(Some(&elsewhere), vec![answer(200, SUCCESS)]);
     let error =
-        https(server.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
+        https(server.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
     let TransportError::Certificate { reason, .. } = &error else { panic!("{error:?}") };
     assert_eq!(reason, "it is not valid for that host (NotValidForNameContext)");
     assert!(server.seen().is_empty());
@@ -464,21 +472,20 @@ fn a_server_that_cannot_be_reached_is_unreachable() {
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let pki = pki();
-    let error = https(port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
+    let error = https(port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
     let TransportError::Unreachable { server, reason } = &error else { panic!("{error:?}") };
     assert_eq!(server, &format!("https://127.0.0.1:{port}"));
     assert!(reason.contains("Connection refused"), "{reason}");
 
     // A server that speaks plain HTTP where TLS is expected: the handshake fails.
     let plain = FakeServer::start(None, vec![answer(200, SUCCESS)]);
-    let error =
-        https(plain.port, Some(&pki.ca.cert)).exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
+    let error = https(plain.port, Some(&pki.ca.ca)).exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
     assert!(matches!(error, TransportError::Unreachable { .. }), "{error:?}");
 
     // One that accepts and never answers: the timeout.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
-    let mut transport = https(port, Some(&pki.ca.cert));
+    let mut transport = https(port, Some(&pki.ca.ca));
     transport.settings.timeout = 1;
     let error = transport.exchange(&registration(), &[], &mut Listed::default()).unwrap_err();
     assert_eq!(
