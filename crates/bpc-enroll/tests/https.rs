@@ -3,7 +3,12 @@
 //! cache reused and a rejected entry dropped, a server whose certificate
 //! another CA signed refused with nothing changed, an unreachable server,
 //! and a status request.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, reason = "a panic in a test is its failure")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a panic in a test is its failure"
+)]
 
 use std::fs;
 use std::io::Write;
