@@ -239,12 +239,11 @@ impl Transport for HttpsTransport {
         host_keys: &[String],
         auth: &mut dyn Authenticator,
     ) -> Result<Vec<u8>, TransportError> {
-        let (trust, trusted) = match self.tls {
-            true => {
-                let (certs, what) = self.trust()?;
-                (Some(certs), what)
-            }
-            false => (None, String::new()),
+        let (trust, trusted) = if self.tls {
+            let (certs, what) = self.trust()?;
+            (Some(certs), what)
+        } else {
+            (None, String::new())
         };
         let agent = self.agent(trust);
         let form = render_form(request, host_keys);
