@@ -345,7 +345,11 @@ impl BackupPcRegistry {
             }
             Err(source) => return Err(fail(source)),
         };
-        let reader = io::BufReader::with_capacity(64 * 1024, &mut file);
+        // A buffer no larger than the file: a small `hosts` costs no heap
+        // growth and shrinking at every registration.
+        let len = file.metadata().map_or(0, |meta| meta.len());
+        let capacity = usize::try_from(len).unwrap_or(usize::MAX).clamp(4096, 64 * 1024);
+        let reader = io::BufReader::with_capacity(capacity, &mut file);
         let lookup = hosts_scan::find_host(reader, host.as_str()).map_err(fail)?;
         Ok((Some(file), lookup))
     }
