@@ -77,9 +77,10 @@ enum Command {
     ///   confirmed, transferred or restored) whose line is gone from hosts:
     ///   BackupPC's web host editor writes back the list it showed, dropping
     ///   a host registered while its page was open;
-    /// - a per-host config bpc-register wrote (its first line says so) for a
-    ///   host with no line in hosts and no registration (config.pl and other
-    ///   files are never touched);
+    /// - a per-host config or a file of pinned host keys (HOST.known_hosts)
+    ///   bpc-register wrote (its first line says so) for a host with no line
+    ///   in hosts and no registration (config.pl and other files are never
+    ///   touched);
     /// - a host with more than one line, which BackupPC reads two ways (its
     ///   daemon and web page take the last, BackupPC_dump the first);
     /// - lines BackupPC skips, host names it mishandles (white space, a
@@ -102,9 +103,10 @@ enum Command {
     /// BackupPC's LOCK, each repair whole or not at all: a lost line comes
     /// back with the owner the journal names (journaled as `restored`, its
     /// config written again if it is gone too); duplicate lines collapse to
-    /// the last one, whose owner BackupPC's daemon sees; an orphan config is
-    /// moved aside to HOST.pl.orphaned-TIME (never deleted; BackupPC reads
-    /// only HOST.pl); a missing header line is put on top; the lines for
+    /// the last one, whose owner BackupPC's daemon sees; an orphan config or
+    /// file of pinned keys is moved aside to FILE.orphaned-TIME (never
+    /// deleted; BackupPC reads only HOST.pl, which alone points ssh at
+    /// HOST.known_hosts); a missing header line is put on top; the lines for
     /// config.pl are added at its end when it is a regular file whose owner,
     /// group and mode the new version keeps and which Perl then reads as
     /// safe (otherwise they are printed for you to add). Lines BackupPC

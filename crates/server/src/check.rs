@@ -12,6 +12,7 @@ use crate::hostconfig;
 use crate::hosts_mtime;
 use crate::journal::{self, Journal, JournalRecord};
 use crate::owner_edits::{self, OwnerEdits};
+use crate::pins;
 use crate::registry::{HostLine, parse_hosts};
 use crate::transaction;
 use protocol::text::escape;
@@ -81,6 +82,15 @@ pub enum Finding {
     /// `hosts` and no registration in the journal.
     OrphanConfig {
         /// The host it was written for.
+        host: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A file of pinned host keys that bpc-register wrote
+    /// (`HOST.known_hosts`), for a host with no line in `hosts` and no
+    /// registration in the journal.
+    OrphanPins {
+        /// The host whose keys it holds.
         host: String,
         /// The file.
         path: PathBuf,
@@ -161,6 +171,14 @@ impl Finding {
                     path.display()
                 )
             }
+            Finding::OrphanPins { host, path } => {
+                let host = escape(host.as_bytes());
+                format!(
+                    "{}: host keys pinned by bpc-register for {host}, which has no line in hosts and no registration \
+                     in the journal; only {host}'s config points ssh at them, so they are left over",
+                    path.display()
+                )
+            }
             Finding::PendingUndo { path } => format!(
                 "{}: a change to hosts was cut short (a crash or a full disk); until it is undone, hosts, the \
                  per-host config and the journal may disagree",
@@ -197,6 +215,16 @@ pub struct Inspection {
     pub journaled: usize,
     /// The number of per-host configs that bpc-register wrote.
     pub own_configs: usize,
+}
+
+/// The files in the configuration folder that bpc-register wrote, each by
+/// the host it was written for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnFiles {
+    /// The per-host configs, `HOST.pl`.
+    pub configs: BTreeMap<String, PathBuf>,
+    /// The files of pinned host keys, `HOST.known_hosts`.
+    pub pins: BTreeMap<String, PathBuf>,
 }
 
 /// Why `check` could not read what it compares.
@@ -283,8 +311,8 @@ impl Sources {
             action: "read the journal",
             source,
         })?;
-        let own_configs = self.own_configs()?;
-        let mut inspection = compare(&self.conf_dir, &self.journal, hosts, &journal, &own_configs);
+        let own_files = self.own_files()?;
+        let mut inspection = compare(&self.conf_dir, &self.journal, hosts, &journal, &own_files);
         let undo = self.conf_dir.join(transaction::UNDO_NAME);
         if fs::symlink_metadata(&undo).is_ok() {
             inspection.findings.insert(0, Finding::PendingUndo { path: undo });
@@ -345,23 +373,36 @@ impl Sources {
         }
     }
 
-    /// The per-host configs in the configuration folder that bpc-register
-    /// wrote, by host: regular files named `HOST.pl` (never `config.pl`)
-    /// whose first line is [`hostconfig::HEADER_PREFIX`] and the same host.
-    /// Links are not followed and nothing else is opened for writing.
-    pub fn own_configs(&self) -> Result<BTreeMap<String, PathBuf>, CheckError> {
+    /// The files in the configuration folder that bpc-register wrote, by
+    /// host, in one listing of the folder: regular files named `HOST.pl`
+    /// (never `config.pl`) whose first line is [`hostconfig::HEADER_PREFIX`]
+    /// and the same host, and `HOST.known_hosts` whose first line is
+    /// [`pins::PINS_HEADER_PREFIX`] and the same host. Links are not
+    /// followed and nothing is opened for writing.
+    pub fn own_files(&self) -> Result<OwnFiles, CheckError> {
         let fail = |source| CheckError::Read { path: self.conf_dir.clone(), action: "list the folder", source };
-        let mut found = BTreeMap::new();
+        let mut found = OwnFiles::default();
         for entry in fs::read_dir(&self.conf_dir).map_err(fail)? {
             let entry = entry.map_err(fail)?;
             let name = entry.file_name();
-            let Some(host) = name.to_str().and_then(|name| name.strip_suffix(".pl")) else { continue };
-            if host.is_empty() || host == "config" || !entry.file_type().map_err(fail)?.is_file() {
+            let Some(name) = name.to_str() else { continue };
+            let (host, pins) = match (name.strip_suffix(".pl"), name.strip_suffix(transaction::PINS_SUFFIX)) {
+                (Some(host), _) if host != "config" => (host, false),
+                (_, Some(host)) => (host, true),
+                _ => continue,
+            };
+            if host.is_empty() || !entry.file_type().map_err(fail)?.is_file() {
                 continue;
             }
             let path = entry.path();
-            if first_line(&path).as_deref().and_then(hostconfig::written_for) == Some(host) {
-                found.insert(host.to_owned(), path);
+            let Some(line) = first_line(&path) else { continue };
+            let written_for = match pins {
+                false => hostconfig::written_for(&line),
+                true => pins::written_for(&line),
+            };
+            if written_for == Some(host) {
+                let files = if pins { &mut found.pins } else { &mut found.configs };
+                files.insert(host.to_owned(), path);
             }
         }
         Ok(found)
@@ -500,13 +541,7 @@ fn name_problem(host: &str) -> Option<&'static str> {
 
 /// The findings about `hosts` (given), the journal (read) and the configs
 /// that bpc-register wrote.
-fn compare(
-    conf_dir: &Path,
-    journal_path: &Path,
-    hosts: &[u8],
-    journal: &Journal,
-    own_configs: &BTreeMap<String, PathBuf>,
-) -> Inspection {
+fn compare(conf_dir: &Path, journal_path: &Path, hosts: &[u8], journal: &Journal, own_files: &OwnFiles) -> Inspection {
     let numbered = number_lines(hosts);
     let mut findings = Vec::new();
     // The hosts BackupPC sees, plus one that a header put in front makes a
@@ -570,10 +605,18 @@ fn compare(
             findings.push(Finding::LostLine { host: host.clone(), record: (*record).clone(), config_present });
         }
     }
-    for (host, path) in own_configs {
-        let host_lower = host.to_ascii_lowercase();
-        if !present.contains(&host_lower) && !registered.contains_key(&host_lower) {
+    let orphan = |host: &str| {
+        let host = host.to_ascii_lowercase();
+        !present.contains(&host) && !registered.contains_key(&host)
+    };
+    for (host, path) in &own_files.configs {
+        if orphan(host) {
             findings.push(Finding::OrphanConfig { host: host.clone(), path: path.clone() });
+        }
+    }
+    for (host, path) in &own_files.pins {
+        if orphan(host) {
+            findings.push(Finding::OrphanPins { host: host.clone(), path: path.clone() });
         }
     }
     if !journal.unreadable_lines.is_empty() {
@@ -586,7 +629,7 @@ fn compare(
         findings,
         host_lines: numbered.hosts.len(),
         journaled: registered.len(),
-        own_configs: own_configs.len(),
+        own_configs: own_files.configs.len(),
     }
 }
 
@@ -662,10 +705,14 @@ impl Repair {
                 if *write_config { ", with its per-host config written again" } else { "" }
             ),
             Repair::MoveAside { from, to } => format!(
-                "{} {} aside to {} (BackupPC reads only HOST.pl)",
+                "{} {} aside to {} ({})",
                 verb("move", "moved"),
                 from.display(),
-                to.display()
+                to.display(),
+                match from.to_str().is_some_and(|from| from.ends_with(transaction::PINS_SUFFIX)) {
+                    true => "only its host's config points ssh at it",
+                    false => "BackupPC reads only HOST.pl",
+                }
             ),
             Repair::AppendToConfigPl { path, lines } => format!(
                 "{} {} at the end of {}, so that host owners can change only harmless settings",
@@ -742,7 +789,7 @@ pub fn plan(config: &crate::ServerConfig, findings: &[Finding], now: &str) -> Ve
                 };
                 (4, step)
             }
-            Finding::OrphanConfig { path, .. } => {
+            Finding::OrphanConfig { path, .. } | Finding::OrphanPins { path, .. } => {
                 let mut to = path.clone().into_os_string();
                 to.push(format!(".orphaned-{stamp}"));
                 (5, Step::Repair(Repair::MoveAside { from: path.clone(), to: PathBuf::from(to) }))
@@ -1226,10 +1273,39 @@ mod tests {
         );
     }
 
+    fn own_pins(dir: &Path, host: &str) -> PathBuf {
+        let path = dir.join(format!("{host}{}", transaction::PINS_SUFFIX));
+        fs::write(&path, format!("{}{host} when it registered.\n{host} ssh-ed25519 AAAA\n", pins::PINS_HEADER_PREFIX))
+            .unwrap();
+        path
+    }
+
     #[test]
-    fn the_config_of_a_lost_host_is_not_an_orphan() {
+    fn pinned_keys_of_ours_without_a_line_are_an_orphan_and_other_files_are_not() {
+        let (dir, sources) = folder(&format!("{HEADER}kept.example.org 0 alice\n"), &[]);
+        let orphan = own_pins(dir.path(), "old.example.org");
+        own_pins(dir.path(), "kept.example.org");
+        fs::write(dir.path().join("seed.example.org.known_hosts"), "seed.example.org ssh-ed25519 AAAA\n").unwrap();
+        let copied = dir.path().join("copied.example.org.known_hosts");
+        fs::write(&copied, format!("{}old.example.org when it registered.\n", pins::PINS_HEADER_PREFIX)).unwrap();
+        std::os::unix::fs::symlink(&orphan, dir.path().join("link.example.org.known_hosts")).unwrap();
+        let found = findings(&sources);
+        assert_eq!(found, [Finding::OrphanPins { host: "old.example.org".into(), path: orphan.clone() }]);
+        assert_eq!(
+            found[0].describe(),
+            format!(
+                "{}: host keys pinned by bpc-register for old.example.org, which has no line in hosts and no \
+                 registration in the journal; only old.example.org's config points ssh at them, so they are left over",
+                orphan.display()
+            )
+        );
+    }
+
+    #[test]
+    fn the_config_and_pinned_keys_of_a_lost_host_are_not_orphans() {
         let (dir, sources) = folder(HEADER, &[record("pc.example.org", "alice", "added")]);
         own_config(dir.path(), "pc.example.org");
+        own_pins(dir.path(), "pc.example.org");
         let found = findings(&sources);
         assert!(matches!(found.as_slice(), [Finding::LostLine { config_present: true, .. }]), "{found:?}");
     }
@@ -1472,6 +1548,28 @@ mod tests {
             "keep only the last line of pc.example.org in hosts, owned by mallory: the owner BackupPC's daemon and \
              web page see"
         );
+    }
+
+    #[test]
+    fn orphan_pinned_keys_are_moved_aside_with_their_orphan_config() {
+        let (dir, sources) = folder(HEADER, &[]);
+        let config = own_config(dir.path(), "old.example.org");
+        let pins = own_pins(dir.path(), "old.example.org");
+        let body = fs::read(&pins).unwrap();
+        let report = fix(&sources);
+        let [Repair::MoveAside { from: first, .. }, Repair::MoveAside { from, to }] = report.made.as_slice() else {
+            panic!("{report:?}")
+        };
+        assert_eq!((first, from), (&config, &pins));
+        assert!(to.display().to_string().starts_with(&format!("{}.orphaned-20", pins.display())), "{to:?}");
+        assert!(
+            report.made[1].describe(true).ends_with("(only its host's config points ssh at it)"),
+            "{}",
+            report.made[1].describe(true)
+        );
+        assert!(!pins.exists() && !config.exists());
+        assert_eq!(fs::read(to).unwrap(), body);
+        assert_eq!(sources.inspect().unwrap().findings, []);
     }
 
     #[test]

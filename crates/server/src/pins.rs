@@ -13,6 +13,12 @@ use std::path::{Path, PathBuf};
 /// How every pinned-keys file begins, the host's name after it.
 pub const PINS_HEADER_PREFIX: &str = "# Written by bpc-register: the SSH host keys sent by ";
 
+/// The host a pinned-keys file was written for, from its first line;
+/// `None` when bpc-register did not write it.
+pub fn written_for(first_line: &str) -> Option<&str> {
+    first_line.strip_prefix(PINS_HEADER_PREFIX)?.strip_suffix(" when it registered.")
+}
+
 /// The file of `host`'s pinned keys in `conf_dir`.
 pub fn pins_path(conf_dir: &Path, host: &HostName) -> PathBuf {
     conf_dir.join(format!("{host}{PINS_SUFFIX}"))
