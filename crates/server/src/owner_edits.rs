@@ -30,6 +30,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The Perl interpreter BackupPC runs with.
 pub const PERL: &str = "/usr/bin/perl";
@@ -243,6 +244,15 @@ fn read_through_cache(conf_dir: &Path, cache: &Path, write: bool) -> Result<Owne
     if let Some(output) = cached_output(cache, &key) {
         return parse_output(&files.config, &output);
     }
+    // One process runs Perl for the others: after config.pl changed, a
+    // burst of registrations waits for its answer in the cache rather than
+    // each starting Perl. A lock that cannot be had only costs time.
+    let _computing = if write { computing_lock(cache) } else { None };
+    if _computing.is_some()
+        && let Some(output) = cached_output(cache, &key)
+    {
+        return parse_output(&files.config, &output);
+    }
     let output = run_perl(&files)?;
     let edits = parse_output(&files.config, &output)?;
     // Written only after the output parsed, and never trusted unless its
@@ -252,6 +262,45 @@ fn read_through_cache(conf_dir: &Path, cache: &Path, write: bool) -> Result<Owne
         let _ = files::write_atomic(cache, body.as_bytes(), 0o640);
     }
     Ok(edits)
+}
+
+/// The longest a process waits for another one to write the cache.
+const COMPUTING_WAIT: Duration = Duration::from_secs(10);
+
+/// The lock held while Perl runs to fill `cache`: `*.lock` beside it.
+pub fn computing_lock_path(cache: &Path) -> PathBuf {
+    cache.with_extension("lock")
+}
+
+/// Takes the lock on [`computing_lock_path`], waiting at most
+/// [`COMPUTING_WAIT`] (a Perl that hangs must not hold up every
+/// registration); `None` when it cannot be opened as a regular file or
+/// stays taken.
+fn computing_lock(cache: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = computing_lock_path(cache);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+        .open(&path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    crate::registry::give_to_folder_owner(&path);
+    let deadline = Instant::now() + COMPUTING_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Some(file),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return None,
+        }
+    }
 }
 
 /// The first line of a cache file; a new format gets a new header.
@@ -794,6 +843,33 @@ mod tests {
         fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 0;\n# edited\n").unwrap();
         assert!(read_cached(dir.path(), &cache).unwrap().is_safe());
         assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn a_process_finding_perl_already_running_waits_for_its_answer() {
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        let cache = dir.path().join(CACHE_NAME);
+        read_cached(dir.path(), &cache).unwrap();
+        let forged = fs::read_to_string(&cache).unwrap().replace("enable 0", "enable 1\nedit RsyncSshArgs 1");
+        fs::remove_file(&cache).unwrap();
+        // Another process is running Perl: it holds the lock until it has
+        // written the cache.
+        let other = File::create(computing_lock_path(&cache)).unwrap();
+        other.lock().unwrap();
+        let waiting = std::thread::spawn({
+            let (conf_dir, cache) = (dir.path().to_owned(), cache.clone());
+            move || read_cached(&conf_dir, &cache).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        fs::write(&cache, &forged).unwrap();
+        other.unlock().unwrap();
+        // The forged answer, not Perl's: the waiter read what the other wrote.
+        assert!(!waiting.join().unwrap().is_safe());
+        // A reader that must change nothing takes no lock and creates none.
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        let cache = dir.path().join(CACHE_NAME);
+        read_cached_without_writing(dir.path(), &cache).unwrap();
+        assert!(!computing_lock_path(&cache).exists());
     }
 
     #[test]

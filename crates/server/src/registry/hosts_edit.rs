@@ -313,7 +313,7 @@ impl HostsEditor<'_> {
 /// owns, gives it to the folder's owner and group: bpc-register's forced
 /// command and BackupPC itself run as that owner and must be able to open
 /// it for writing. The file is opened without following a link.
-pub(super) fn give_to_folder_owner(path: &std::path::Path) {
+pub(crate) fn give_to_folder_owner(path: &std::path::Path) {
     use std::os::unix::fs::MetadataExt;
     if !nix::unistd::geteuid().is_root() {
         return;
