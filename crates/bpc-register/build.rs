@@ -15,20 +15,36 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=CC");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
+    let target = var("TARGET");
+    let target_cc = [format!("CC_{target}"), format!("CC_{}", target.replace('-', "_")), "TARGET_CC".into()];
+    for name in ["RUSTC_LINKER", "CC"].iter().map(|name| name.to_string()).chain(target_cc.iter().cloned()) {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
     let static_crt = var("CARGO_CFG_TARGET_FEATURE").split(',').any(|feature| feature == "crt-static");
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" || static_crt {
         return;
     }
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    // GCC prints the bare name back when it has no such file.
-    let archive = Command::new(&compiler)
-        .arg("-print-file-name=libgcc_eh.a")
-        .output()
-        .ok()
+    // The compiler that links for the target: the linker rustc was given,
+    // else the target's C compiler, else (building for this machine only)
+    // `CC` or `cc`. A command line such as `ccache gcc` is split on spaces.
+    let for_target =
+        std::iter::once("RUSTC_LINKER".to_owned()).chain(target_cc).map(|name| var(&name)).find(|v| !v.is_empty());
+    let compiler = match for_target {
+        Some(compiler) => compiler,
+        None if target == var("HOST") => Some(var("CC")).filter(|cc| !cc.is_empty()).unwrap_or_else(|| "cc".to_owned()),
+        None => {
+            println!("cargo:warning=no C compiler named for {target}: the program loads libgcc_s.so.1");
+            return;
+        }
+    };
+    let mut words = compiler.split_whitespace();
+    let archive = words
+        .next()
+        .and_then(|program| Command::new(program).args(words).arg("-print-file-name=libgcc_eh.a").output().ok())
         .filter(|output| output.status.success())
         .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        // GCC prints the bare name back when it has no such file.
         .filter(|path| path.is_absolute() && path.is_file());
     match archive.as_deref().and_then(|path| path.parent()) {
         Some(folder) => {

@@ -889,7 +889,7 @@ pub enum FixError {
         /// Why.
         reason: String,
     },
-    /// A config could not be moved aside.
+    /// An orphan config or file of pinned keys could not be moved aside.
     #[error("cannot move {from} to {to}: {source}")]
     Move {
         /// The config.

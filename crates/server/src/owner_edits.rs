@@ -246,11 +246,10 @@ fn read_through_cache(conf_dir: &Path, cache: &Path, write: bool) -> Result<Owne
     }
     // One process runs Perl for the others: after config.pl changed, a
     // burst of registrations waits for its answer in the cache rather than
-    // each starting Perl. A lock that cannot be had only costs time.
+    // each starting Perl. A lock that cannot be had, or not in time, only
+    // costs time; the cache is looked at again either way.
     let _computing = if write { computing_lock(cache) } else { None };
-    if _computing.is_some()
-        && let Some(output) = cached_output(cache, &key)
-    {
+    if write && let Some(output) = cached_output(cache, &key) {
         return parse_output(&files.config, &output);
     }
     let output = run_perl(&files)?;
@@ -264,18 +263,19 @@ fn read_through_cache(conf_dir: &Path, cache: &Path, write: bool) -> Result<Owne
     Ok(edits)
 }
 
-/// The longest a process waits for another one to write the cache.
-const COMPUTING_WAIT: Duration = Duration::from_secs(10);
+/// The longest a process waits for another one to write the cache: well
+/// within a client's whole exchange (10 s by default), for a Perl that
+/// hangs or a lock held by someone else.
+const COMPUTING_WAIT: Duration = Duration::from_secs(2);
 
 /// The lock held while Perl runs to fill `cache`: `*.lock` beside it.
 pub fn computing_lock_path(cache: &Path) -> PathBuf {
     cache.with_extension("lock")
 }
 
-/// Takes the lock on [`computing_lock_path`], waiting at most
-/// [`COMPUTING_WAIT`] (a Perl that hangs must not hold up every
-/// registration); `None` when it cannot be opened as a regular file or
-/// stays taken.
+/// Takes the lock on [`computing_lock_path`] (`0600`: only its owner, and
+/// root, may hold it), waiting at most [`COMPUTING_WAIT`]; `None` when it
+/// cannot be opened as a regular file or stays taken.
 fn computing_lock(cache: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = computing_lock_path(cache);
@@ -283,14 +283,14 @@ fn computing_lock(cache: &Path) -> Option<File> {
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o640)
+        .mode(0o600)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
         .open(&path)
         .ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    crate::registry::give_to_folder_owner(&path);
+    crate::registry::give_to_folder_owner_opened(&file, &path);
     let deadline = Instant::now() + COMPUTING_WAIT;
     loop {
         match file.try_lock() {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 mod hosts_edit;
-pub(crate) use hosts_edit::give_to_folder_owner;
+pub(crate) use hosts_edit::give_to_folder_owner_opened;
 pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange};
 
 /// What a per-host config that trusts the host key seen at the first
