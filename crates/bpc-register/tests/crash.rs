@@ -101,10 +101,23 @@ impl Pristine {
     fn copy(&self) -> PathBuf {
         let path = self.dir.path().join("work");
         if path.exists() {
+            // A registration that shared its second with the one before
+            // left a detached settler, which waits for the clock and then
+            // takes BackupPC's LOCK in this folder: wait for it under the
+            // settlers' lock, or it would make LOCK in the fresh copy.
+            let settlers = path.join(JOURNAL).with_file_name(server::registry::SETTLE_LOCK_NAME);
+            if let Ok(lock) = fs::File::open(&settlers) {
+                lock.lock().unwrap();
+            }
             fs::remove_dir_all(&path).unwrap();
         }
-        let status = Command::new("/bin/cp").arg("-a").arg(self.dir.path().join("server")).arg(&path).status();
+        // Copied beside, then renamed in whole: a settler that slipped
+        // past the wait finds no folder rather than a half-made copy.
+        let copying = path.with_extension("copying");
+        let _ = fs::remove_dir_all(&copying);
+        let status = Command::new("/bin/cp").arg("-a").arg(self.dir.path().join("server")).arg(&copying).status();
         assert!(status.unwrap().success());
+        fs::rename(&copying, &path).unwrap();
         path
     }
 }
