@@ -171,6 +171,7 @@ def https(port, ca, total, clients, slow):
                     answer += chunk
         return None if answer.startswith(b"HTTP/1.1 200 ") else answer.decode(errors="replace")
     stop, cut_off, lock = threading.Event(), [0], threading.Lock()
+    trickling = threading.Semaphore(0)
     def trickler():
         """Sends a request head a byte every 200 ms until the server cuts it off (408), again and again."""
         head = b"POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Slow: " + b"a" * 4000
@@ -178,6 +179,7 @@ def https(port, ca, total, clients, slow):
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=60) as raw:
                     with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                        trickling.release()
                         for byte in head:
                             if stop.is_set():
                                 return
@@ -188,7 +190,12 @@ def https(port, ca, total, clients, slow):
                     cut_off[0] += 1
     for _ in range(slow):
         threading.Thread(target=trickler, daemon=True).start()
-    time.sleep(0.5)  # the slow clients are connected and trickling before the load starts
+    # The slow clients are connected and trickling before the load starts
+    # (each handshake done; 10 s at most in all).
+    deadline = time.monotonic() + 10
+    for _ in range(slow):
+        if not trickling.acquire(timeout=max(0, deadline - time.monotonic())):
+            sys.exit("the slow clients could not connect")
     latencies, failures, wall = load(total, clients, register)
     stop.set()
     report(f"{clients} concurrent clients ({slow} slow clients trickling)", latencies, failures, wall)

@@ -17,22 +17,28 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
     let target = var("TARGET");
-    let target_cc = [format!("CC_{target}"), format!("CC_{}", target.replace('-', "_")), "TARGET_CC".into()];
-    for name in ["RUSTC_LINKER", "CC"].iter().map(|name| name.to_string()).chain(target_cc.iter().cloned()) {
+    // The compiler that links for the target: the linker rustc was given,
+    // else the target's C compiler, else (building for this machine only)
+    // `CC` or `cc`. A command line such as `ccache gcc` is split on spaces.
+    let for_target = [
+        "RUSTC_LINKER".to_owned(),
+        format!("CC_{target}"),
+        format!("CC_{}", target.replace('-', "_")),
+        "TARGET_CC".into(),
+    ];
+    for name in for_target.iter().map(String::as_str).chain(["CC"]) {
         println!("cargo:rerun-if-env-changed={name}");
     }
     let static_crt = var("CARGO_CFG_TARGET_FEATURE").split(',').any(|feature| feature == "crt-static");
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" || static_crt {
         return;
     }
-    // The compiler that links for the target: the linker rustc was given,
-    // else the target's C compiler, else (building for this machine only)
-    // `CC` or `cc`. A command line such as `ccache gcc` is split on spaces.
-    let for_target =
-        std::iter::once("RUSTC_LINKER".to_owned()).chain(target_cc).map(|name| var(&name)).find(|v| !v.is_empty());
-    let compiler = match for_target {
+    let compiler = match for_target.iter().map(|name| var(name)).find(|value| !value.is_empty()) {
         Some(compiler) => compiler,
-        None if target == var("HOST") => Some(var("CC")).filter(|cc| !cc.is_empty()).unwrap_or_else(|| "cc".to_owned()),
+        None if target == var("HOST") => match var("CC") {
+            cc if cc.is_empty() => "cc".to_owned(),
+            cc => cc,
+        },
         None => {
             println!("cargo:warning=no C compiler named for {target}: the program loads libgcc_s.so.1");
             return;

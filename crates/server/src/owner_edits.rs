@@ -860,7 +860,10 @@ mod tests {
             let (conf_dir, cache) = (dir.path().to_owned(), cache.clone());
             move || read_cached(&conf_dir, &cache).unwrap()
         });
+        // Perl takes tens of milliseconds: a waiter that did not wait would
+        // be done by now.
         std::thread::sleep(Duration::from_millis(200));
+        assert!(!waiting.is_finished(), "it did not wait for the lock");
         fs::write(&cache, &forged).unwrap();
         other.unlock().unwrap();
         // The forged answer, not Perl's: the waiter read what the other wrote.
@@ -870,6 +873,9 @@ mod tests {
         let cache = dir.path().join(CACHE_NAME);
         read_cached_without_writing(dir.path(), &cache).unwrap();
         assert!(!computing_lock_path(&cache).exists());
+        // A writer's lock is its owner's alone: nobody else can hold it.
+        read_cached(dir.path(), &cache).unwrap();
+        assert_eq!(fs::metadata(computing_lock_path(&cache)).unwrap().mode() & 0o777, 0o600);
     }
 
     #[test]
