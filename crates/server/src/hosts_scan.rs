@@ -40,13 +40,45 @@ impl HostLookup {
     }
 }
 
-/// Has `memchr` pick its code for this CPU now rather than at its first
-/// search: picking asks the CPU what it supports (`cpuid`, a trap to the
-/// hypervisor in a virtual machine, tens of microseconds in all), and a
-/// registration calls this before it takes BackupPC's lock, which every
-/// other registration waits for.
-pub fn prepare() {
-    std::hint::black_box(memchr::memchr(b'\n', std::hint::black_box(b"host dhcp user\n")));
+/// The newlines of a chunk of `hosts`, found with SIMD without asking the
+/// CPU what it supports.
+///
+/// `memchr`'s own entry point asks once per process (`cpuid`, a trap to the
+/// hypervisor in a virtual machine: about a tenth of a millisecond of each
+/// registration on a 2-core VM, where sshd starts a process per request).
+/// On x86-64 its SSE2 searcher needs no asking, SSE2 being part of every
+/// x86-64 CPU, and is as fast as the wider one for lines of a few dozen
+/// bytes; elsewhere `memchr` picks without asking.
+enum Newlines<'h> {
+    #[cfg(target_arch = "x86_64")]
+    Sse2(memchr::arch::x86_64::sse2::memchr::OneIter<'static, 'h>),
+    Any(memchr::Memchr<'h>),
+}
+
+#[cfg(target_arch = "x86_64")]
+static SSE2_NEWLINE: std::sync::LazyLock<Option<memchr::arch::x86_64::sse2::memchr::One>> =
+    std::sync::LazyLock::new(|| memchr::arch::x86_64::sse2::memchr::One::new(b'\n'));
+
+impl<'h> Newlines<'h> {
+    fn of(chunk: &'h [u8]) -> Newlines<'h> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(finder) = SSE2_NEWLINE.as_ref() {
+            return Newlines::Sse2(finder.iter(chunk));
+        }
+        Newlines::Any(memchr::memchr_iter(b'\n', chunk))
+    }
+}
+
+impl Iterator for Newlines<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Newlines::Sse2(iter) => iter.next(),
+            Newlines::Any(iter) => iter.next(),
+        }
+    }
 }
 
 /// Reads `hosts` from `reader` and finds the lines of `host` (compared
@@ -54,7 +86,7 @@ pub fn prepare() {
 /// [`crate::registry::parse_hosts`] on the file given the header
 /// [`crate::registry::BackupPcRegistry`] would put in front of it.
 ///
-/// The lines are found in the reader's own buffer (`memchr`), and a line is
+/// The lines are found in the reader's own buffer ([`Newlines`]), and a line is
 /// cleaned only when it could be the header or the host's: once the header
 /// is known, a line that starts neither with the host's name (without case)
 /// nor with a CR within its first name's length cannot name the host, since
@@ -76,7 +108,7 @@ pub fn find_host(mut reader: impl BufRead, host: &str) -> io::Result<HostLookup>
         }
         let chunk_len = chunk.len();
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', chunk) {
+        for end in Newlines::of(chunk) {
             let line = chunk.get(start..end).unwrap_or_default();
             if split_line.is_empty() {
                 scan.line(line, true);
@@ -236,6 +268,20 @@ mod tests {
         assert_eq!(find_host(small, "PC1").unwrap().owner(), Some("alice"));
         let lookup = find_host(&b"host dhcp user\npc1 0 alice"[..], "pc1").unwrap();
         assert!(!lookup.ends_with_newline && !lookup.empty);
+    }
+
+    #[test]
+    fn finds_every_newline_of_a_long_chunk_as_a_byte_by_byte_search_does() {
+        // Lines of 0 to 99 bytes, so that newlines fall at every offset of
+        // the searcher's 16- and 64-byte steps and in its tail.
+        let bytes: Vec<u8> = (0..3000u32)
+            .flat_map(|n| std::iter::repeat_n(b'a' + (n % 26) as u8, (n * 7 % 100) as usize).chain([b'\n']))
+            .collect();
+        for start in 0..64 {
+            let chunk = bytes.get(start..).unwrap();
+            let expected: Vec<usize> = (0..chunk.len()).filter(|&at| chunk.get(at) == Some(&b'\n')).collect();
+            assert_eq!(Newlines::of(chunk).collect::<Vec<_>>(), expected, "from {start}");
+        }
     }
 
     proptest::proptest! {

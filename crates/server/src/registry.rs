@@ -452,7 +452,6 @@ impl BackupPcRegistry {
 
 impl Registry for BackupPcRegistry {
     fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
-        hosts_scan::prepare();
         let _lock = self.lock_and_recover()?;
         let (hosts, found) = self.find_host(&registration.host)?;
         // BackupPC reads duplicate lines both ways: the daemon and the web
@@ -472,7 +471,6 @@ impl Registry for BackupPcRegistry {
     }
 
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
-        hosts_scan::prepare();
         let _shared = self.lock_shared()?;
         let (_, found) = self.find_host(host)?;
         Ok(found.owner().map(str::to_owned))
