@@ -355,3 +355,60 @@ fn help_of_each_hosts_command_is_complete() {
     insta::assert_snapshot!("hosts_transfer_help", help_of(&["hosts", "transfer"]));
     insta::assert_snapshot!("hosts_remove_help", help_of(&["hosts", "remove"]));
 }
+
+/// Has `demo`'s reload-command write the uid it runs as into `ran-as`.
+fn record_reloads_uid(demo: &Demo) -> std::path::PathBuf {
+    let ran_as = demo.path("ran-as");
+    let config = fs::read_to_string(demo.path("server.toml")).unwrap();
+    let reload = format!("reload-command = [\"/bin/sh\", \"-c\", \"id -u >> {}\"]", ran_as.display());
+    assert!(config.contains("reload-command = []"), "{config}");
+    fs::write(demo.path("server.toml"), config.replace("reload-command = []", &reload)).unwrap();
+    ran_as
+}
+
+#[test]
+fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_configurations_owner() {
+    use std::os::unix::fs::chown;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED root_runs_backuppcs_programs_...: needs root to run the commands as an administrator");
+        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+        return;
+    }
+    // Whoever may write config.pl names root as BackupPCUser: BackupPC's
+    // programs, which load config.pl, would run its Perl as root.
+    let demo = Demo::new();
+    let ran_as = record_reloads_uid(&demo);
+    demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'root';\n");
+    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "bob"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("$Conf{BackupPCUser} is root, of root's: /bin/sh is not run as root"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
+
+    // The configuration belongs to nobody, who names another account.
+    let demo = Demo::new();
+    let ran_as = record_reloads_uid(&demo);
+    demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'daemon';\n");
+    for path in [demo.path("backuppc"), demo.path("backuppc/config.pl")] {
+        chown(&path, Some(65534), Some(65534)).unwrap();
+    }
+    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "bob"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is daemon, but BackupPC's configuration belongs to uid 65534"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
+
+    // Naming the configuration's owner, it runs as that owner.
+    demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'nobody';\n");
+    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o777)).unwrap();
+    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "alice"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    assert_eq!(fs::read_to_string(&ran_as).unwrap(), "65534\n");
+}

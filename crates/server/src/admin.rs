@@ -361,7 +361,7 @@ impl Admin {
             let mut argv = self.config.backuppc.delete_command.clone();
             argv.extend(["-h".into(), host.to_string(), "-n".into(), num.to_string(), "-f".into(), "-r".into()]);
             argv.push("-p".into());
-            if let Err(reason) = run_as_backuppc(&argv, backuppc.backuppc_user.as_deref()) {
+            if let Err(reason) = run_as_backuppc(&argv, backuppc.backuppc_user.as_deref(), self.configuration_owner()) {
                 return Err(purge_failed(host, num, reason, &deleted));
             }
             deleted.push(num);
@@ -382,7 +382,7 @@ impl Admin {
             return None;
         }
         let user = self.backuppc_configuration().ok().and_then(|backuppc| backuppc.backuppc_user);
-        let problem = run_as_backuppc(command, user.as_deref()).err()?;
+        let problem = run_as_backuppc(command, user.as_deref(), self.configuration_owner()).err()?;
         self.log_at(Level::Warning, &format!("could not tell BackupPC to reload: {problem}"));
         Some(problem)
     }
@@ -414,6 +414,19 @@ impl Admin {
                 Journal::default()
             }
         }
+    }
+
+    /// The account BackupPC's configuration belongs to: the first of the
+    /// configuration folder's and `config.pl`'s owners that is not root;
+    /// `None` when root owns both (or they cannot be examined).
+    fn configuration_owner(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let conf_dir = &self.config.backuppc.conf_dir;
+        [conf_dir.clone(), conf_dir.join("config.pl")]
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|meta| meta.uid())
+            .find(|uid| *uid != 0)
     }
 
     /// BackupPC's effective configuration, read as registrations read it
@@ -514,14 +527,30 @@ pub fn invoking_admin() -> String {
 /// `BackupPCUser`, which its programs insist on) through util-linux's
 /// `setpriv` when run as root, else as whoever runs this. The problem, on
 /// one line, when it fails.
-fn run_as_backuppc(argv: &[String], user: Option<&str>) -> Result<(), String> {
+///
+/// BackupPC's programs load `config.pl`, Perl that whoever owns BackupPC's
+/// configuration may write, and `BackupPCUser` comes from that file: root
+/// runs them neither as root nor as any account but the configuration's
+/// owner (`owner`, when it is not root), so that the owner of `config.pl`
+/// gains nothing by naming another account there.
+fn run_as_backuppc(argv: &[String], user: Option<&str>, owner: Option<u32>) -> Result<(), String> {
     let Some((program, args)) = argv.split_first() else { return Ok(()) };
     let mut command = if nix::unistd::geteuid().is_root() {
         let user = user.unwrap_or("backuppc");
-        let group = match nix::unistd::User::from_name(user) {
-            Ok(Some(account)) => account.gid.to_string(),
+        let account = match nix::unistd::User::from_name(user) {
+            Ok(Some(account)) => account,
             _ => return Err(format!("no account {user} ($Conf{{BackupPCUser}}) to run {program} as")),
         };
+        if account.uid.is_root() || account.gid.as_raw() == 0 {
+            return Err(format!("$Conf{{BackupPCUser}} is {user}, of root's: {program} is not run as root"));
+        }
+        if let Some(owner) = owner.filter(|owner| *owner != account.uid.as_raw()) {
+            return Err(format!(
+                "$Conf{{BackupPCUser}} is {user}, but BackupPC's configuration belongs to uid {owner}: \
+                 {program} is run only as the configuration's owner"
+            ));
+        }
+        let group = account.gid.to_string();
         let mut command = Command::new("/usr/bin/setpriv");
         command.args([format!("--reuid={user}"), format!("--regid={group}"), "--init-groups".into(), "--".into()]);
         command.arg(program);
