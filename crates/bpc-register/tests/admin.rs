@@ -369,11 +369,7 @@ fn record_reloads_uid(demo: &Demo) -> std::path::PathBuf {
 #[test]
 fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_configurations_owner() {
     use std::os::unix::fs::chown;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED root_runs_backuppcs_programs_...: needs root to run the commands as an administrator");
-        assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
-        return;
-    }
+    testkit::require!(testkit::require_root_and(&["/usr/bin/setpriv"]));
     // Whoever may write config.pl names root as BackupPCUser: BackupPC's
     // programs, which load config.pl, would run its Perl as root.
     let demo = Demo::new();

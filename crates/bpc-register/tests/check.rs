@@ -458,3 +458,33 @@ fn a_seed_era_server_is_taken_over_as_it_is() {
     );
     assert_eq!(fs::read_to_string(&seed_config).unwrap(), seed_body);
 }
+
+#[test]
+fn a_lock_roots_fix_creates_is_the_backuppc_accounts_so_registrations_go_on() {
+    use std::os::unix::fs::MetadataExt;
+    testkit::require!(testkit::require_root_and(&["/usr/bin/setpriv", "/bin/chown"]));
+    // A server whose files are an account's (nobody stands for backuppc),
+    // where no LOCK was ever made; root runs the fix first.
+    let demo = Demo::new();
+    fs::remove_file(demo.path("backuppc/LOCK")).unwrap();
+    let status = std::process::Command::new("/bin/chown").arg("-R").arg("65534:65534").arg(demo.path("")).status();
+    assert!(status.unwrap().success());
+    let fix = check(&demo, &["--fix", "--yes"]);
+    assert_eq!(fix.code, 0, "{fix:?}");
+    let lock = fs::metadata(demo.path("backuppc/LOCK")).unwrap();
+    assert_eq!((lock.uid(), lock.gid(), lock.mode() & 0o7777), (65534, 65534, 0o644));
+    // The forced command, run as that account, can take the lock.
+    let output = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_bpc-register"))
+        .arg("--config")
+        .arg(demo.path("server.toml"))
+        .env_clear()
+        .env("SSH_ORIGINAL_COMMAND", "linux:bob")
+        .env("SSH_CONNECTION", BOB)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.starts_with("success\n"), "{said}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(demo.hosts().contains("pc-bob.example.org\t0\tbob\n"), "{}", demo.hosts());
+}

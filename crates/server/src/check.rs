@@ -333,13 +333,15 @@ impl Sources {
     /// `lock_wait`.
     fn take_lock(&self, exclusive: bool) -> Result<Option<File>, CheckError> {
         let path = self.conf_dir.join("LOCK");
-        let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
-        let mut options = OpenOptions::new();
-        options.read(true).custom_flags(flags);
-        if exclusive {
-            options.write(true).create(true).truncate(false).mode(0o644);
-        }
-        let file = match options.open(&path) {
+        let opened = if exclusive {
+            // Created when missing, and then given to the folder's owner as a
+            // registration does: BackupPC and the forced command open it too.
+            crate::shared_file::open(&path, OpenOptions::new().read(true).write(true), 0o644)
+        } else {
+            let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+            OpenOptions::new().read(true).custom_flags(flags).open(&path)
+        };
+        let file = match opened {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {

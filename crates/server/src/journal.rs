@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -113,13 +112,16 @@ pub fn now() -> String {
 
 /// Appends `record` to the journal at `path` and flushes it to disk; the
 /// returned mark takes it back (while BackupPC's lock is still held). The
-/// journal is created 0640 and never written through a link planted in its
-/// place.
+/// journal is created 0640 (by root: given to the folder's owner), never
+/// written through a link planted in its place, and only when it is a
+/// regular file ([`crate::shared_file`]).
 pub(crate) fn append(path: &Path, record: &JournalRecord) -> io::Result<JournalMark> {
     let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
     line.push('\n');
-    let mut file =
-        OpenOptions::new().append(true).create(true).mode(0o640).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let mut file = crate::shared_file::open(path, OpenOptions::new().append(true), 0o640)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
     let previous_len = file.metadata()?.len();
     let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
     let mark = JournalMark { file, previous_len };

@@ -29,6 +29,7 @@ pub mod pins;
 pub mod register;
 pub mod registry;
 pub mod resolver;
+pub mod shared_file;
 pub mod transaction;
 
 pub use config::{DEFAULT_CONFIG_PATH, ServerConfig};

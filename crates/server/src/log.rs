@@ -4,7 +4,6 @@ use crate::config::LogConfig;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 /// How serious an event is, with syslog's names.
@@ -74,14 +73,10 @@ impl EventLog {
             }
         }
         if let EventLog::File(path) = self {
-            let written = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o640)
-                // A link planted in place of the log must not send the
-                // lines (and the write) to a file of someone else's choosing.
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(path)
+            // A link planted in place of the log must not send the lines
+            // (and the write) to a file of someone else's choosing; a log
+            // root creates goes to the folder's owner, who logs next.
+            let written = crate::shared_file::open(path, OpenOptions::new().append(true), 0o640)
                 .and_then(|mut file| file.write_all(line.as_bytes()));
             match written {
                 Ok(()) => return,

@@ -277,20 +277,11 @@ pub fn computing_lock_path(cache: &Path) -> PathBuf {
 /// root, may hold it), waiting at most [`COMPUTING_WAIT`]; `None` when it
 /// cannot be opened as a regular file or stays taken.
 fn computing_lock(cache: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = computing_lock_path(cache);
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(&path)
-        .ok()?;
+    let file = crate::shared_file::open(&path, fs::OpenOptions::new().write(true), 0o600).ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }
-    crate::registry::give_to_folder_owner_opened(&file, &path);
     let deadline = Instant::now() + COMPUTING_WAIT;
     loop {
         match file.try_lock() {

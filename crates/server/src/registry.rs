@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 mod hosts_edit;
-pub(crate) use hosts_edit::give_to_folder_owner_opened;
 pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange};
 
 /// What a per-host config that trusts the host key seen at the first
@@ -283,11 +282,12 @@ impl BackupPcRegistry {
 
     /// `LOCK` opened (created when missing) for an exclusive lock, not yet
     /// locked. When root creates it in a folder someone else owns, it is
-    /// given to that owner: BackupPC and the forced command open it too.
+    /// given to that owner: BackupPC and the forced command open it too
+    /// ([`crate::shared_file`]).
     fn open_lock_for_writing(&self) -> Result<File, RegistryError> {
-        let file = self.open_lock(OpenOptions::new().write(true).create(true).truncate(false).mode(0o644))?;
-        hosts_edit::give_to_folder_owner(&self.lock_path());
-        Ok(file)
+        let file = crate::shared_file::open(&self.lock_path(), OpenOptions::new().write(true), 0o644)
+            .map_err(|e| self.lock_error("open the lock", e))?;
+        self.regular_lock(file)
     }
 
     /// Shares BackupPC's lock for a read: waits while the CGI rewrites
@@ -313,6 +313,11 @@ impl BackupPcRegistry {
         let flags = nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK;
         let file =
             options.custom_flags(flags).open(self.lock_path()).map_err(|e| self.lock_error("open the lock", e))?;
+        self.regular_lock(file)
+    }
+
+    /// `file`, opened as `LOCK`, when it is a regular file.
+    fn regular_lock(&self, file: File) -> Result<File, RegistryError> {
         let file_type = file.metadata().map_err(|e| self.lock_error("examine the lock", e))?.file_type();
         if !file_type.is_file() {
             let source = io::Error::other("not a regular file; BackupPC's LOCK must be one");
@@ -500,14 +505,8 @@ impl Registry for BackupPcRegistry {
 /// open, a device would be opened.
 fn open_lock_file(path: &std::path::Path, what: &str) -> Result<File, RegistryError> {
     let fail = |action, source| RegistryError::Hosts { path: path.to_owned(), action, source };
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| fail("open the lock", e))?;
+    let file =
+        crate::shared_file::open(path, OpenOptions::new().write(true), 0o644).map_err(|e| fail("open the lock", e))?;
     let file_type = file.metadata().map_err(|e| fail("examine the lock", e))?.file_type();
     if !file_type.is_file() {
         let source = io::Error::other(format!("not a regular file; {what} must be one"));

@@ -302,44 +302,7 @@ impl HostsEditor<'_> {
         if edit.is_some() {
             self.registry.after_change(self.mtime);
         }
-        if record.is_some() {
-            give_to_folder_owner(&self.registry.journal);
-        }
         Ok(())
-    }
-}
-
-/// When root made `path` (the journal, `LOCK`) in a folder someone else
-/// owns, gives it to the folder's owner and group: bpc-register's forced
-/// command and BackupPC itself run as that owner and must be able to open
-/// it for writing. The file is opened without following a link.
-pub(crate) fn give_to_folder_owner(path: &std::path::Path) {
-    if !nix::unistd::geteuid().is_root() {
-        return;
-    }
-    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
-    if let Ok(file) = OpenOptions::new().read(true).custom_flags(flags).open(path) {
-        give_to_folder_owner_opened(&file, path);
-    }
-}
-
-/// [`give_to_folder_owner`] for `file`, already opened at `path`. Only a
-/// regular file of root's with no other name is given: a hard link the
-/// folder's owner made to one of root's files elsewhere is not.
-pub(crate) fn give_to_folder_owner_opened(file: &File, path: &std::path::Path) {
-    use std::os::unix::fs::MetadataExt;
-    if !nix::unistd::geteuid().is_root() {
-        return;
-    }
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let Ok(folder) = fs::metadata(folder) else { return };
-    let Ok(meta) = file.metadata() else { return };
-    if meta.is_file() && meta.nlink() == 1 && meta.uid() == 0 && folder.uid() != 0 {
-        let _ = nix::unistd::fchown(
-            file,
-            Some(nix::unistd::Uid::from_raw(folder.uid())),
-            Some(nix::unistd::Gid::from_raw(folder.gid())),
-        );
     }
 }
 
@@ -583,31 +546,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn root_gives_its_new_file_to_the_folders_owner_but_not_a_hard_link_to_another() {
-        use std::os::unix::fs::MetadataExt;
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!(
-                "SKIPPED root_gives_its_new_file_to_the_folders_owner_but_not_a_hard_link_to_another: needs root"
-            );
-            assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
-            return;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("backuppc");
-        fs::create_dir(&folder).unwrap();
-        std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).unwrap();
-        let victim = dir.path().join("shadow");
-        fs::write(&victim, "root's\n").unwrap();
-        // The folder's owner planted a second name for root's file.
-        fs::hard_link(&victim, folder.join("LOCK")).unwrap();
-        give_to_folder_owner(&folder.join("LOCK"));
-        assert_eq!(fs::metadata(&victim).unwrap().uid(), 0, "root's file was given away through a hard link");
-        let journal = folder.join("journal");
-        fs::write(&journal, "").unwrap();
-        give_to_folder_owner(&journal);
-        assert_eq!((fs::metadata(&journal).unwrap().uid(), fs::metadata(&journal).unwrap().gid()), (65534, 65534));
     }
 }
