@@ -406,9 +406,30 @@ impl OpenedFiles {
 /// The uid and gid of `nobody` and `nogroup` on Debian.
 const NOBODY: u32 = 65534;
 
-/// The cached Perl output when the cache's key is `key`.
+/// The most of the cache read: Perl's answer is a few hundred bytes.
+const MAX_CACHE: u64 = 64 * 1024;
+
+/// The cached Perl output when the cache's key is `key`. The cache is
+/// believed only when it is a regular file (opened without following a link
+/// or waiting on a FIFO) of at most [`MAX_CACHE`] bytes, belongs to root, to
+/// this process's user or to its folder's owner, and no one else may write
+/// it: anyone can compute the key of the files as they are.
 fn cached_output(cache: &Path, key: &str) -> Option<String> {
-    let text = fs::read_to_string(cache).ok()?;
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let file = fs::OpenOptions::new().read(true).custom_flags(flags).open(cache).ok()?;
+    let meta = file.metadata().ok()?;
+    let folder = cache.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let owner = meta.uid();
+    let trusted_owner = owner == 0
+        || owner == nix::unistd::geteuid().as_raw()
+        || fs::metadata(folder).is_ok_and(|folder| folder.uid() == owner);
+    if !meta.is_file() || meta.len() > MAX_CACHE || meta.mode() & 0o022 != 0 || !trusted_owner {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_CACHE).read_to_string(&mut text).ok()?;
     let rest = text.strip_prefix(CACHE_HEADER)?.strip_prefix('\n')?;
     let (cached_key, output) = rest.split_once('\n')?;
     (cached_key == key).then(|| output.to_owned())
@@ -834,6 +855,41 @@ mod tests {
         fs::write(dir.path().join("config.pl"), "$Conf{CgiUserConfigEditEnable} = 0;\n# edited\n").unwrap();
         assert!(read_cached(dir.path(), &cache).unwrap().is_safe());
         assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o640);
+    }
+
+    #[test]
+    fn a_cache_others_may_write_or_that_is_no_plain_file_is_not_believed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        let cache = dir.path().join(CACHE_NAME);
+        read_cached(dir.path(), &cache).unwrap();
+        let forged = fs::read_to_string(&cache).unwrap().replace("enable 0", "enable 1\nedit RsyncSshArgs 1");
+        fs::write(&cache, &forged).unwrap();
+        assert!(!read_cached_without_writing(dir.path(), &cache).unwrap().is_safe(), "the cache was not used");
+        // Writable by its group or by anyone: Perl is asked instead.
+        for mode in [0o660, 0o646] {
+            fs::set_permissions(&cache, fs::Permissions::from_mode(mode)).unwrap();
+            assert!(read_cached_without_writing(dir.path(), &cache).unwrap().is_safe(), "{mode:o} believed");
+        }
+        // Behind a link, or a FIFO (which a read would wait on forever).
+        fs::set_permissions(&cache, fs::Permissions::from_mode(0o640)).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::rename(&cache, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &cache).unwrap();
+        assert!(read_cached_without_writing(dir.path(), &cache).unwrap().is_safe(), "a link was followed");
+        fs::remove_file(&cache).unwrap();
+        nix::unistd::mkfifo(&cache, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_cached_without_writing(dir.path(), &cache).unwrap().is_safe());
+        // Too long to be Perl's answer.
+        fs::remove_file(&cache).unwrap();
+        fs::write(&cache, format!("{forged}{}", "#".repeat(MAX_CACHE as usize))).unwrap();
+        assert!(read_cached_without_writing(dir.path(), &cache).unwrap().is_safe());
+        // A registration replaces it with one it believes.
+        assert!(read_cached(dir.path(), &cache).unwrap().is_safe());
+        assert!(
+            cached_output(&cache, &ConfigFiles::of(dir.path(), Path::new(LOCALCONFIG)).unwrap().identity().unwrap())
+                .is_some()
+        );
     }
 
     #[test]
