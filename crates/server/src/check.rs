@@ -928,7 +928,7 @@ impl Sources {
         inspection.findings.extend(owner_edits_finding(&self.conf_dir));
         let mut report = FixReport { recovered, inspection, made: Vec::new(), left: Vec::new(), failed: None };
         for step in plan(config, &report.inspection.findings, &journal::now()) {
-            let repair = match step {
+            let mut repair = match step {
                 Step::Repair(repair) => repair,
                 Step::Leave(reason) => {
                     report.left.push(reason);
@@ -938,7 +938,7 @@ impl Sources {
             if report.failed.is_some() {
                 continue;
             }
-            match self.make(config, &repair, &mut hosts) {
+            match self.make(config, &mut repair, &mut hosts) {
                 Ok(()) => report.made.push(repair),
                 Err(error) => report.failed = Some((repair, error)),
             }
@@ -967,8 +967,10 @@ impl Sources {
         }
     }
 
-    /// Makes one repair; `hosts` is the file's current body, kept current.
-    fn make(&self, config: &crate::ServerConfig, repair: &Repair, hosts: &mut Vec<u8>) -> Result<(), FixError> {
+    /// Makes one repair; `hosts` is the file's current body, kept current. A
+    /// file moved aside whose planned name is taken goes to the first free
+    /// one of that name followed by `.1` to `.9`, which `repair` then names.
+    fn make(&self, config: &crate::ServerConfig, repair: &mut Repair, hosts: &mut Vec<u8>) -> Result<(), FixError> {
         let hosts_path = self.hosts_path();
         let hosts_error = |reason: String| FixError::Hosts { path: hosts_path.clone(), reason };
         match repair {
@@ -1020,15 +1022,31 @@ impl Sources {
                 self.change_hosts(hosts, body, host_config, Some(&restored))
             }
             Repair::MoveAside { from, to } => {
+                // The planned name is known in advance (the second it was
+                // planned in): one put there first only moves the file on.
+                let planned = to.clone();
+                let candidates = std::iter::once(planned.clone()).chain((1..10).map(|n| {
+                    let mut name = planned.clone().into_os_string();
+                    name.push(format!(".{n}"));
+                    PathBuf::from(name)
+                }));
+                let mut moved = Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                for candidate in candidates {
+                    *to = candidate;
+                    moved = nix::fcntl::renameat2(
+                        nix::fcntl::AT_FDCWD,
+                        from.as_path(),
+                        nix::fcntl::AT_FDCWD,
+                        to.as_path(),
+                        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+                    )
+                    .map_err(io::Error::from);
+                    if !matches!(&moved, Err(error) if error.kind() == io::ErrorKind::AlreadyExists) {
+                        break;
+                    }
+                }
                 let fail = |source| FixError::Move { from: from.clone(), to: to.clone(), source };
-                nix::fcntl::renameat2(
-                    nix::fcntl::AT_FDCWD,
-                    from.as_path(),
-                    nix::fcntl::AT_FDCWD,
-                    to.as_path(),
-                    nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-                )
-                .map_err(|errno| fail(errno.into()))?;
+                moved.map_err(fail)?;
                 File::open(&self.conf_dir).and_then(|dir| dir.sync_all()).map_err(fail)
             }
             Repair::AppendToConfigPl { path, lines } => append_to_config_pl(&self.conf_dir, path, lines),
@@ -1588,15 +1606,30 @@ mod tests {
         assert_eq!(sources.inspect().unwrap().findings, []);
 
         let orphan = own_config(dir.path(), "old.example.org");
+        // The planned name and the next one taken: the file goes to the one
+        // after, and the repair names it.
         let occupied = dir.path().join("occupied");
         fs::write(&occupied, "precious\n").unwrap();
-        let repair = Repair::MoveAside { from: orphan.clone(), to: occupied.clone() };
-        let error = sources.make(&server_config(dir.path(), "name"), &repair, &mut Vec::new()).unwrap_err();
+        fs::write(dir.path().join("occupied.1"), "precious too\n").unwrap();
+        let mut repair = Repair::MoveAside { from: orphan.clone(), to: occupied.clone() };
+        sources.make(&server_config(dir.path(), "name"), &mut repair, &mut Vec::new()).unwrap();
+        assert_eq!(repair, Repair::MoveAside { from: orphan.clone(), to: dir.path().join("occupied.2") });
+        assert_eq!(fs::read(dir.path().join("occupied.2")).unwrap(), body);
+        assert_eq!(fs::read_to_string(&occupied).unwrap(), "precious\n");
+        assert_eq!(fs::read_to_string(dir.path().join("occupied.1")).unwrap(), "precious too\n");
+        // Every name taken: nothing is replaced and the file stays.
+        let orphan = own_config(dir.path(), "old.example.org");
+        for n in 2..10 {
+            fs::write(dir.path().join(format!("occupied.{n}")), "taken\n").unwrap();
+        }
+        let mut repair = Repair::MoveAside { from: orphan.clone(), to: occupied.clone() };
+        let error = sources.make(&server_config(dir.path(), "name"), &mut repair, &mut Vec::new()).unwrap_err();
         assert!(
             matches!(&error, FixError::Move { source, .. } if source.kind() == io::ErrorKind::AlreadyExists),
             "{error}"
         );
         assert_eq!(fs::read_to_string(&occupied).unwrap(), "precious\n");
+        assert_eq!(fs::read_to_string(dir.path().join("occupied.9")).unwrap(), "taken\n");
         assert!(orphan.exists());
     }
 
