@@ -384,6 +384,21 @@ fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_
     );
     assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
 
+    // Root's configuration that others may write: no account is safe.
+    demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'nobody';\n");
+    fs::set_permissions(demo.path("backuppc/config.pl"), fs::Permissions::from_mode(0o664)).unwrap();
+    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "alice"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("config.pl is root's but others may write it"), "{}", stderr(&output));
+    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
+    // Root's alone: BackupPCUser is trusted, as long as it is not root.
+    fs::set_permissions(demo.path("backuppc/config.pl"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o777)).unwrap();
+    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "bob"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    assert_eq!(fs::read_to_string(&ran_as).unwrap(), "65534\n");
+
     // The configuration belongs to nobody, who names another account.
     let demo = Demo::new();
     let ran_as = record_reloads_uid(&demo);

@@ -416,17 +416,38 @@ impl Admin {
         }
     }
 
-    /// The account BackupPC's configuration belongs to: the first of the
-    /// configuration folder's and `config.pl`'s owners that is not root;
-    /// `None` when root owns both (or they cannot be examined).
-    fn configuration_owner(&self) -> Option<u32> {
+    /// Whom root may run BackupPC's programs as, from who may change the
+    /// Perl they load (the configuration folder, `config.pl` and, when
+    /// present, `localconfig.pl`): `Ok(Some(uid))` when one account besides
+    /// root owns them, only that account; `Ok(None)` when root owns them all
+    /// and no one else may write them, any account but root; an error (the
+    /// reason) when they belong to several accounts, others may write
+    /// root's, or one cannot be examined.
+    fn configuration_owner(&self) -> Result<Option<u32>, String> {
         use std::os::unix::fs::MetadataExt;
         let conf_dir = &self.config.backuppc.conf_dir;
-        [conf_dir.clone(), conf_dir.join("config.pl")]
-            .iter()
-            .filter_map(|path| std::fs::metadata(path).ok())
-            .map(|meta| meta.uid())
-            .find(|uid| *uid != 0)
+        let localconfig = Path::new(owner_edits::LOCALCONFIG);
+        let mut paths = vec![conf_dir.clone(), conf_dir.join("config.pl")];
+        if localconfig.exists() {
+            paths.push(localconfig.to_owned());
+        }
+        let mut owner = None;
+        for path in &paths {
+            let meta =
+                std::fs::metadata(path).map_err(|error| format!("cannot examine {}: {error}", path.display()))?;
+            match (meta.uid(), owner) {
+                (0, _) if meta.mode() & 0o022 != 0 => {
+                    return Err(format!("{} is root's but others may write it", path.display()));
+                }
+                (0, _) => {}
+                (uid, None) => owner = Some(uid),
+                (uid, Some(first)) if uid != first => {
+                    return Err(format!("BackupPC's configuration belongs to both uid {first} and uid {uid}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(owner)
     }
 
     /// BackupPC's effective configuration, read as registrations read it
@@ -531,9 +552,10 @@ pub fn invoking_admin() -> String {
 /// BackupPC's programs load `config.pl`, Perl that whoever owns BackupPC's
 /// configuration may write, and `BackupPCUser` comes from that file: root
 /// runs them neither as root nor as any account but the configuration's
-/// owner (`owner`, when it is not root), so that the owner of `config.pl`
-/// gains nothing by naming another account there.
-fn run_as_backuppc(argv: &[String], user: Option<&str>, owner: Option<u32>) -> Result<(), String> {
+/// owner (`owner`, see `Admin::configuration_owner`), without supplementary
+/// groups, so that the owner of `config.pl` gains nothing by naming another
+/// account there.
+fn run_as_backuppc(argv: &[String], user: Option<&str>, owner: Result<Option<u32>, String>) -> Result<(), String> {
     let Some((program, args)) = argv.split_first() else { return Ok(()) };
     let mut command = if nix::unistd::geteuid().is_root() {
         let user = user.unwrap_or("backuppc");
@@ -544,15 +566,20 @@ fn run_as_backuppc(argv: &[String], user: Option<&str>, owner: Option<u32>) -> R
         if account.uid.is_root() || account.gid.as_raw() == 0 {
             return Err(format!("$Conf{{BackupPCUser}} is {user}, of root's: {program} is not run as root"));
         }
+        let owner = owner.map_err(|reason| format!("{program} is not run: {reason}"))?;
         if let Some(owner) = owner.filter(|owner| *owner != account.uid.as_raw()) {
             return Err(format!(
                 "$Conf{{BackupPCUser}} is {user}, but BackupPC's configuration belongs to uid {owner}: \
                  {program} is run only as the configuration's owner"
             ));
         }
-        let group = account.gid.to_string();
         let mut command = Command::new("/usr/bin/setpriv");
-        command.args([format!("--reuid={user}"), format!("--regid={group}"), "--init-groups".into(), "--".into()]);
+        command.args([
+            format!("--reuid={}", account.uid),
+            format!("--regid={}", account.gid),
+            "--clear-groups".into(),
+            "--".into(),
+        ]);
         command.arg(program);
         command
     } else {

@@ -76,8 +76,13 @@ impl EventLog {
             // A link planted in place of the log must not send the lines
             // (and the write) to a file of someone else's choosing; a log
             // root creates goes to the folder's owner, who logs next.
-            let written = crate::shared_file::open(path, OpenOptions::new().append(true), 0o640)
-                .and_then(|mut file| file.write_all(line.as_bytes()));
+            let written =
+                crate::shared_file::open(path, OpenOptions::new().append(true), 0o640).and_then(|mut file| {
+                    if !file.metadata()?.is_file() {
+                        return Err(std::io::Error::other("not a regular file"));
+                    }
+                    file.write_all(line.as_bytes())
+                });
             match written {
                 Ok(()) => return,
                 Err(error) => eprintln!("warning bpc-register: cannot write the log {}: {error}", path.display()),

@@ -257,10 +257,27 @@ fn read_through_cache(conf_dir: &Path, cache: &Path, write: bool) -> Result<Owne
     // Written only after the output parsed, and never trusted unless its
     // key line matches the files as they are now.
     if write {
-        let body = format!("{CACHE_HEADER}\n{key}\n{output}");
-        let _ = files::write_atomic(cache, body.as_bytes(), 0o640);
+        let _ = write_cache(cache, format!("{CACHE_HEADER}\n{key}\n{output}").as_bytes());
     }
     Ok(edits)
+}
+
+/// Puts a new cache in place, `0640` whatever the one it replaces had (a
+/// cache others may write is not believed, see [`cached_output`]); root
+/// gives it to the folder's owner, who reads it next.
+fn write_cache(cache: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let new = files::AtomicWrite::prepare_with(cache, 0o640, |file| {
+        file.set_permissions(fs::Permissions::from_mode(0o640))?;
+        file.write_all(body)
+    })?;
+    if nix::unistd::geteuid().is_root() {
+        let folder = cache.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let folder = fs::metadata(folder)?;
+        new.set_owner_and_mode(folder.uid(), folder.gid(), 0o640)?;
+    }
+    new.commit()
 }
 
 /// The longest a process waits for another one to write the cache: well
@@ -884,8 +901,11 @@ mod tests {
         fs::remove_file(&cache).unwrap();
         fs::write(&cache, format!("{forged}{}", "#".repeat(MAX_CACHE as usize))).unwrap();
         assert!(read_cached_without_writing(dir.path(), &cache).unwrap().is_safe());
-        // A registration replaces it with one it believes.
+        // A registration replaces it with one it believes, whatever the mode
+        // of the one it replaces.
+        fs::set_permissions(&cache, fs::Permissions::from_mode(0o664)).unwrap();
         assert!(read_cached(dir.path(), &cache).unwrap().is_safe());
+        assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o640);
         assert!(
             cached_output(&cache, &ConfigFiles::of(dir.path(), Path::new(LOCALCONFIG)).unwrap().identity().unwrap())
                 .is_some()

@@ -8,7 +8,9 @@
 //! forced command and BackupPC could not open it afterwards; root gives only
 //! the file it has just created itself (`O_CREAT | O_EXCL`), never one that
 //! was already there: a file found in place, whoever put it there and
-//! whatever other names it has, keeps its owner.
+//! whatever other names it has, keeps its owner. Nor does root write
+//! through a file found with other names: a hard link planted there could
+//! name one of root's files elsewhere.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -27,6 +29,9 @@ pub fn open(path: &Path, options: &OpenOptions, mode: u32) -> io::Result<File> {
     for _ in 0..ATTEMPTS {
         match options.clone().custom_flags(flags).open(path) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Ok(file) if nix::unistd::geteuid().is_root() && file.metadata()?.nlink() != 1 => {
+                return Err(io::Error::other("it has other names (hard links); root writes through none"));
+            }
             opened => return opened,
         }
         match options.clone().create_new(true).mode(mode).custom_flags(flags).open(path) {
@@ -114,11 +119,13 @@ mod tests {
         // Created here by root: given to the folder's owner.
         open(&folder.join("LOCK"), &write(), 0o644).unwrap();
         assert_eq!(owner(&folder.join("LOCK")), (65534, 65534));
-        // The folder's owner planted a second name for one of root's files.
+        // The folder's owner planted a second name for one of root's files:
+        // root neither gives it away nor writes through it.
         let victim = dir.path().join("shadow");
         fs::write(&victim, "root's\n").unwrap();
         fs::hard_link(&victim, folder.join("journal")).unwrap();
-        open(&folder.join("journal"), &write(), 0o640).unwrap();
+        let error = open(&folder.join("journal"), &write(), 0o640).unwrap_err();
+        assert!(error.to_string().contains("other names (hard links)"), "{error}");
         assert_eq!(owner(&victim), (0, 0), "root's file was given away through a hard link");
         // A file of root's with no other name, already there: kept too.
         fs::remove_file(&victim).unwrap();
