@@ -814,16 +814,10 @@ fn add_authorized_key(keys_file: &Path, line: &str, account: &Account) -> Result
 fn append_to_config_pl(conf_dir: &Path, lines: &[String]) -> Result<(), InstallError> {
     let folder = open_folder(conf_dir)?;
     let lock_path = conf_dir.join("LOCK");
-    let lock_existed = std::fs::symlink_metadata(&lock_path).is_ok();
-    let lock =
+    // Made by root when missing, it is the folder owner's
+    // (`shared_file::open`): BackupPC and bpc-register open it too.
+    let _lock =
         crate::registry::take_lock(conf_dir).map_err(|error| file_error(&lock_path, "take BackupPC's lock", error))?;
-    if !lock_existed {
-        // Made by root just now: BackupPC and bpc-register, running as the
-        // folder's owner, must open it too.
-        let owner = fstat(&folder).map_err(|error| file_error(conf_dir, "examine", error))?;
-        fchown(&lock, Some(Uid::from_raw(owner.st_uid)), Some(Gid::from_raw(owner.st_gid)))
-            .map_err(|error| file_error(&lock_path, "give BackupPC's lock to the folder's owner", error))?;
-    }
     let FileRead { mut text, owner, mode } = read_in(&folder, conf_dir, "config.pl")?
         .ok_or_else(|| file_error(&conf_dir.join("config.pl"), "read", "no such file"))?;
     if !text.ends_with('\n') {
