@@ -366,6 +366,30 @@ fn record_reloads_uid(demo: &Demo) -> std::path::PathBuf {
     ran_as
 }
 
+/// Transfers Alice's host to `to` as root, which succeeds whatever becomes
+/// of the reload; what it said on standard error.
+fn transfer_as_root(demo: &Demo, to: &str) -> String {
+    let output = run(demo, &["hosts", "transfer", ALICES_HOST, to]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stderr(&output)
+}
+
+/// Asserts that a transfer to `to` warns with `message` and never runs the
+/// reload command.
+fn assert_reload_refused(demo: &Demo, ran_as: &std::path::Path, to: &str, message: &str) {
+    let said = transfer_as_root(demo, to);
+    assert!(said.contains(message), "{said}");
+    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(ran_as).unwrap());
+}
+
+/// Asserts that a transfer to `to` runs the reload command as nobody.
+fn assert_reloaded_as_nobody(demo: &Demo, ran_as: &std::path::Path, to: &str) {
+    // Writable by nobody, who records itself there.
+    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(transfer_as_root(demo, to), "");
+    assert_eq!(fs::read_to_string(ran_as).unwrap(), "65534\n");
+}
+
 #[test]
 fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_configurations_owner() {
     use std::os::unix::fs::chown;
@@ -375,29 +399,15 @@ fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_
     let demo = Demo::new();
     let ran_as = record_reloads_uid(&demo);
     demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'root';\n");
-    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "bob"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("$Conf{BackupPCUser} is root, of root's: /bin/sh is not run as root"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
+    assert_reload_refused(&demo, &ran_as, "bob", "$Conf{BackupPCUser} is root, of root's: /bin/sh is not run as root");
 
     // Root's configuration that others may write: no account is safe.
     demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'nobody';\n");
     fs::set_permissions(demo.path("backuppc/config.pl"), fs::Permissions::from_mode(0o664)).unwrap();
-    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "alice"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stderr(&output).contains("config.pl is root's but others may write it"), "{}", stderr(&output));
-    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
+    assert_reload_refused(&demo, &ran_as, "alice", "config.pl is root's but others may write it");
     // Root's alone: BackupPCUser is trusted, as long as it is not root.
     fs::set_permissions(demo.path("backuppc/config.pl"), fs::Permissions::from_mode(0o644)).unwrap();
-    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o777)).unwrap();
-    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "bob"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stderr(&output), "");
-    assert_eq!(fs::read_to_string(&ran_as).unwrap(), "65534\n");
+    assert_reloaded_as_nobody(&demo, &ran_as, "bob");
 
     // The configuration belongs to nobody, who names another account.
     let demo = Demo::new();
@@ -406,20 +416,9 @@ fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_
     for path in [demo.path("backuppc"), demo.path("backuppc/config.pl")] {
         chown(&path, Some(65534), Some(65534)).unwrap();
     }
-    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "bob"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("is daemon, but BackupPC's configuration belongs to uid 65534"),
-        "{}",
-        stderr(&output)
-    );
-    assert!(!ran_as.exists(), "the reload command ran as {}", fs::read_to_string(&ran_as).unwrap());
+    assert_reload_refused(&demo, &ran_as, "bob", "is daemon, but BackupPC's configuration belongs to uid 65534");
 
     // Naming the configuration's owner, it runs as that owner.
     demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'nobody';\n");
-    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o777)).unwrap();
-    let output = run(&demo, &["hosts", "transfer", ALICES_HOST, "alice"]);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_eq!(stderr(&output), "");
-    assert_eq!(fs::read_to_string(&ran_as).unwrap(), "65534\n");
+    assert_reloaded_as_nobody(&demo, &ran_as, "alice");
 }

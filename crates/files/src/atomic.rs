@@ -136,7 +136,8 @@ impl AtomicWrite {
     }
 }
 
-fn parent_dir(path: &Path) -> &Path {
+/// The folder `path` is in: `.` for a bare name.
+pub fn parent_dir(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 

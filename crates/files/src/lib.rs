@@ -7,6 +7,6 @@ mod atomic;
 pub mod deadline;
 mod tomlfile;
 
-pub use atomic::{AtomicWrite, write_atomic};
+pub use atomic::{AtomicWrite, parent_dir, write_atomic};
 pub use deadline::DeadlineReader;
 pub use tomlfile::{TomlError, load_toml, parse_toml};

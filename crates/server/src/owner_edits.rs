@@ -273,8 +273,7 @@ fn write_cache(cache: &Path, body: &[u8]) -> std::io::Result<()> {
         file.write_all(body)
     })?;
     if nix::unistd::geteuid().is_root() {
-        let folder = cache.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let folder = fs::metadata(folder)?;
+        let folder = fs::metadata(files::parent_dir(cache))?;
         new.set_owner_and_mode(folder.uid(), folder.gid(), 0o640)?;
     }
     new.commit()
@@ -437,11 +436,10 @@ fn cached_output(cache: &Path, key: &str) -> Option<String> {
     let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
     let file = fs::OpenOptions::new().read(true).custom_flags(flags).open(cache).ok()?;
     let meta = file.metadata().ok()?;
-    let folder = cache.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let owner = meta.uid();
     let trusted_owner = owner == 0
         || owner == nix::unistd::geteuid().as_raw()
-        || fs::metadata(folder).is_ok_and(|folder| folder.uid() == owner);
+        || fs::metadata(files::parent_dir(cache)).is_ok_and(|folder| folder.uid() == owner);
     if !meta.is_file() || meta.len() > MAX_CACHE || meta.mode() & 0o022 != 0 || !trusted_owner {
         return None;
     }

@@ -52,8 +52,7 @@ fn give_to_folder_owner(file: &File, path: &Path) {
     if !nix::unistd::geteuid().is_root() {
         return;
     }
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let Ok(folder) = std::fs::metadata(folder) else { return };
+    let Ok(folder) = std::fs::metadata(files::parent_dir(path)) else { return };
     if folder.uid() != 0 {
         let _ = nix::unistd::fchown(
             file,
