@@ -24,6 +24,7 @@ registrations=${1:-1000}
 clients=${2:-32}
 slow=${3:-5}
 cd "$(dirname "$0")/.."
+source bench/common.sh
 [ "$(id -u)" -eq 0 ] || { echo "run as root: the service runs as nobody through setpriv" >&2; exit 2; }
 ((registrations >= 1 && registrations <= 60000)) || { echo "REGISTRATIONS: 1 to 60000" >&2; exit 2; }
 for tool in /usr/bin/python3 /usr/bin/openssl /usr/bin/setpriv /usr/bin/ssh-keygen; do
@@ -57,15 +58,7 @@ import sys
 for n in range(int(sys.argv[1])):
     print(f"127.0.{1 + n // 250}.{2 + n % 250} bench-{n}.example.org")
 PY
-(
-    cd "$work/tls"
-    printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' >ca.cnf
-    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n' >server.ext
-    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-    openssl req -x509 -new "${ec[@]}" -keyout ca.key -out ca.crt -days 1 -subj /CN=bench-CA -extensions ca -config ca.cnf 2>/dev/null
-    openssl req -new "${ec[@]}" -keyout server.key -out server.csr -subj /CN=127.0.0.1 -config ca.cnf 2>/dev/null
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile server.ext -out server.crt 2>/dev/null
-)
+test_ca "$work/tls"
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$work/server.toml" <<TOML
 domain = "example.org"
@@ -217,8 +210,7 @@ PY
 
 setpriv --reuid 65534 --regid 65534 --clear-groups -- "$program" serve --config "$work/server.toml" 2>"$work/serve.err" &
 service=$!
-for ((i = 0; i < 200; i++)); do grep -q "listening on" "$work/serve.err" 2>/dev/null && break; sleep 0.05; done
-grep -q "listening on" "$work/serve.err" || { cat "$work/serve.err" >&2; exit 1; }
+wait_for_line "$work/serve.err" "listening on"
 
 /usr/bin/python3 "$work/load.py" https "$port" "$work/tls/ca.crt" "$registrations" "$clients" "$slow"
 

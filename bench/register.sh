@@ -11,8 +11,10 @@
 #     (HOST.pl, the undo record, the journal, hosts, the folder three
 #     times), in a registration's order under the same lock, with nothing
 #     else, on the same disk; and against the same floor when each of its
-#     registrations also starts a bpc-register process, as sshd does; five
-#     rounds in turn, the median shown;
+#     registrations also starts a bpc-register process, as sshd does; and
+#     the same clients over https:// to `bpc-register serve` (run as
+#     nobody, a test CA), which starts no process per registration, against
+#     the same floor; five rounds in turn, the median shown;
 #   - a users file of 5,000 users and a static resolver of 65,000 lines,
 #     against a users file of one user and a resolver of one line: once
 #     their indexes are written, and at the first request after both
@@ -32,8 +34,9 @@
 set -euo pipefail
 rounds=${1:-9}
 cd "$(dirname "$0")/.."
+source bench/common.sh
 [ "$(id -u)" -eq 0 ] || { echo "run as root: it creates an account and starts sshd, slapd and dnsmasq" >&2; exit 2; }
-for tool in /usr/sbin/sshd /usr/sbin/slapd /usr/sbin/slapadd /usr/sbin/slappasswd /usr/bin/ldapwhoami \
+for tool in /usr/bin/setpriv /usr/sbin/sshd /usr/sbin/slapd /usr/sbin/slapadd /usr/sbin/slappasswd /usr/bin/ldapwhoami \
     /usr/sbin/dnsmasq /usr/bin/dig /usr/bin/python3 /usr/bin/openssl /usr/bin/time; do
     [ -x "$tool" ] || missing=1
 done
@@ -50,8 +53,9 @@ program=$(readlink -f "$BPC_REGISTER")
 account=bpceregbench
 work=$(mktemp -d /var/lib/bpc-enroll-bench-register.XXXXXX)
 chmod 0755 "$work"
-pids=()
+pids=() serve_pid=
 cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null|| true
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     id "$account" >/dev/null 2>&1 && userdel "$account" || true
@@ -59,17 +63,12 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # file text: at most 10 s
-    for ((i = 0; i < 200; i++)); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    cat "$1" >&2
-    return 1
-}
 
 # The measuring helpers: one run of a command with a clean environment (its
 # wall time in ms and its peak RSS in KiB, from wait4), clients in parallel,
 # and the sync floor.
 cat >"$work/measure.py" <<'PY'
-import fcntl, os, subprocess, sys, tempfile, threading, time
+import fcntl, os, socket, ssl, subprocess, sys, tempfile, threading, time
 
 def run(env, argv):
     """One run: wall ms and CPU ms (user + system) of the child alone. The
@@ -106,17 +105,16 @@ def parse_env(args):
         env[key] = value
     return env, rest[1:]
 
-def clients(count, per_client, env, argv):
-    """`count` clients, each `per_client` registrations in a row from its own
-    addresses (127.1.CLIENT.N); registrations per second over the whole."""
+def in_parallel(count, per_client, one):
+    """`count` clients in threads, each calling one(CLIENT, N) for N from 1
+    to `per_client` in a row and stopping at its first error (a string);
+    registrations per second over the whole."""
     errors = []
     def client(c):
         for n in range(1, per_client + 1):
-            e = dict(env, SSH_CONNECTION=f"127.1.{c}.{n} 50000 127.0.0.1 22")
-            try:
-                run(e, argv)
-            except SystemExit as error:
-                errors.append(str(error))
+            error = one(c, n)
+            if error:
+                errors.append(error)
                 return
     threads = [threading.Thread(target=client, args=(c,)) for c in range(1, count + 1)]
     start = time.perf_counter()
@@ -126,6 +124,40 @@ def clients(count, per_client, env, argv):
     if errors:
         sys.exit(errors[0])
     return count * per_client / elapsed
+
+def clients(count, per_client, env, argv):
+    """`count` clients, each `per_client` registrations in a row from its own
+    addresses (127.1.CLIENT.N), a process each."""
+    def one(c, n):
+        try:
+            run(dict(env, SSH_CONNECTION=f"127.1.{c}.{n} 50000 127.0.0.1 22"), argv)
+        except SystemExit as error:
+            return str(error)
+    return in_parallel(count, per_client, one)
+
+def https_clients(port, ca, count, per_client, prefix="127.1"):
+    """The same clients over https:// to `bpc-register serve`: a TLS
+    connection per registration, each from the client's own address
+    (PREFIX.CLIENT.N)."""
+    context = ssl.create_default_context(cafile=ca)
+    body = b"os=linux&logon=alice&proto=2"
+    request = (f"POST /register HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               "Content-Type: application/x-www-form-urlencoded\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    def one(c, n):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=60,
+                                          source_address=(f"{prefix}.{c}.{n}", 0)) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    tls.sendall(request)
+                    answer = b""
+                    while chunk := tls.recv(65536):
+                        answer += chunk
+        except OSError as error:
+            return repr(error)
+        if not answer.startswith(b"HTTP/1.1 200 "):
+            return answer.decode(errors="replace")
+    return in_parallel(count, per_client, one)
 
 def sync_floor(folder, count, per_client, program=None):
     """What a registration's flushes alone allow, under BackupPC's lock, in
@@ -205,6 +237,8 @@ if mode == "run":
 elif mode == "clients":
     env, argv = parse_env(sys.argv[4:])
     print(f"{clients(int(sys.argv[2]), int(sys.argv[3]), env, argv):.1f}")
+elif mode == "https":
+    print(f"{https_clients(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), *sys.argv[6:]):.1f}")
 elif mode == "syncfloor":
     print(f"{sync_floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]):.1f}")
 PY
@@ -300,6 +334,14 @@ small_backends "$conc"
 for ((c = 1; c <= clients; c++)); do
     for ((n = 1; n <= per_client; n++)); do printf '127.1.%d.%d c%d-%d.example.org\n' "$c" "$n" "$c" "$n"; done
 done >>"$conc/hosts.static"
+# The same clients over https:// to `bpc-register serve` (as nobody, a
+# test CA), which keeps its backends loaded and starts no process per
+# registration; 127.2.1.1 is its first request, before the clients.
+served="$work/served"
+server "$served" "$file_directory" "$static_resolver"
+small_backends "$served"
+{ cat "$conc/hosts.static"; echo "127.2.1.1 warm.example.org"; } >"$served/hosts.static"
+test_ca "$served"
 # The disk's speed changes from one second to the next on a shared
 # machine: the clients and the floors run in turn, five times each, each
 # time into fresh folders that stay until the end (on ext4 without a
@@ -308,11 +350,35 @@ done >>"$conc/hosts.static"
 # sync floor is the median is shown. The second floor starts a process
 # of this bpc-register (`--version`) before each registration, as sshd
 # does for every request: what is left above it is the registration's
-# own work. Each round measures a server in its steady state: the users
+# own work. The clients over https:// run last, against the same floor.
+# Each round measures a server in its steady state: the users
 # file and the resolver have settled and are indexed, and BackupPC's
 # config.pl, old, has been checked once (a changed config.pl is checked
 # again by running Perl, as the first registration after it does).
-rounds_out=()
+https_round() { # round: served_rate, registrations per second over https://, into a fresh folder
+    local port registered
+    port=$(free_port)
+    sed -e "s|^journal = .*|journal = \"journal-$1.jsonl\"|" \
+        -e "s|^conf-dir = .*|conf-dir = \"backuppc-$1\"|" "$served/server.toml" >"$served/server-$1.toml"
+    printf '[https]\nlisten = ["127.0.0.1:%s"]\ncert = "server.crt"\nkey = "server.key"\n' "$port" >>"$served/server-$1.toml"
+    mkdir "$served/backuppc-$1"
+    printf 'host dhcp user moreUsers\n' >"$served/backuppc-$1/hosts"
+    printf '$Conf{CgiUserConfigEditEnable} = 0;\n' >"$served/backuppc-$1/config.pl"
+    touch -d '-1 hour' "$served/backuppc-$1/config.pl"
+    chown -R 65534:65534 "$served"
+    setpriv --reuid 65534 --regid 65534 --clear-groups -- \
+        "$program" serve --config "$served/server-$1.toml" 2>"$served/serve-$1.log" &
+    serve_pid=$!
+    wait_for_line "$served/serve-$1.log" "listening on"
+    measure https "$port" "$served/ca.crt" 1 1 127.2 >/dev/null
+    served_rate=$(measure https "$port" "$served/ca.crt" "$clients" "$per_client")
+    kill "$serve_pid"
+    wait "$serve_pid" 2>/dev/null || true
+    serve_pid=
+    registered=$(grep -c '^c[0-9]*-[0-9]*\.example\.org' "$served/backuppc-$1/hosts")
+    [ "$registered" -eq $((clients * per_client)) ] || { echo "only $registered registrations landed over https://" >&2; exit 1; }
+}
+rounds_out=() served_out=()
 sleep 3
 for ((round = 1; round <= 5; round++)); do
     sed -e "s|^journal = .*|journal = \"journal-$round.jsonl\"|" \
@@ -328,16 +394,22 @@ for ((round = 1; round <= 5; round++)); do
     mkdir "$work/syncfloor-$round" "$work/syncfloor-started-$round"
     floor=$(measure syncfloor "$work/syncfloor-$round" "$clients" "$per_client")
     started_floor=$(measure syncfloor "$work/syncfloor-started-$round" "$clients" "$per_client" "$program" --version)
+    https_round "$round"
     # Registrations per second: a floor is the larger rate, so a ratio is floor/rate.
     rounds_out+=("$(ratio "$floor" "$rate") $rate $floor $started_floor $(ratio "$started_floor" "$rate")")
+    served_out+=("$(ratio "$floor" "$served_rate") $served_rate $floor")
 done
 read -r _ rate floor started_floor _ < <(printf '%s\n' "${rounds_out[@]}" | sort -n | sed -n 3p)
+read -r _ served_rate served_floor < <(printf '%s\n' "${served_out[@]}" | sort -n | sed -n 3p)
 printf '%-52s %9s %-3s | %-30s %9s | ratio %5s   (ratios of the 5 rounds: %s)\n' \
     "$clients concurrent clients, registrations" "$rate" "/s" "sync floor (7 flushes, locked)" "$floor" \
     "$(ratio "$floor" "$rate")" "$(printf '%s\n' "${rounds_out[@]}" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
 printf '%-52s %9s %-3s | %-30s %9s | ratio %5s   (ratios of the 5 rounds: %s)\n' \
     "  the same, against the floor with a process each" "$rate" "/s" "sync floor + bpc-register start" "$started_floor" \
     "$(ratio "$started_floor" "$rate")" "$(printf '%s\n' "${rounds_out[@]}" | cut -d' ' -f5 | tr '\n' ' ' | sed 's/ $//')"
+printf '%-52s %9s %-3s | %-30s %9s | ratio %5s   (ratios of the 5 rounds: %s)\n' \
+    "  the same clients over https:// (serve)" "$served_rate" "/s" "sync floor (7 flushes, locked)" "$served_floor" \
+    "$(ratio "$served_floor" "$served_rate")" "$(printf '%s\n' "${served_out[@]}" | cut -d' ' -f1 | tr '\n' ' ' | sed 's/ $//')"
 # What starting a process costs here, which the floor (forked, not
 # executed) does not pay and a forced command always does: the same
 # clients running /bin/true.
@@ -397,7 +469,7 @@ CONFIG
 mkdir -p /run/sshd
 /usr/sbin/sshd -D -e -f "$work/sshd_config" 2>"$work/sshd.log" &
 pids+=($!)
-wait_for "$work/sshd.log" "Server listening"
+wait_for_line "$work/sshd.log" "Server listening"
 printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
 ssh_to() { # key command
     echo /usr/bin/ssh -F /dev/null -x -a -i "$work/$1" -p "$port" -o IdentitiesOnly=yes -o BatchMode=yes \
@@ -415,17 +487,7 @@ printf '%-52s %9s %-3s | %-30s %9s |\n' "  server's share (bpc-register alone / 
 # 5. The directory over LDAP (ldap://, StartTLS, ldaps://) and the DNS.
 ldap="$work/ldap"
 mkdir -p "$ldap/db"
-(
-    cd "$ldap"
-    printf '[req]\ndistinguished_name=dn\n[dn]\n[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' >ca.cnf
-    printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
-    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.crt \
-        -days 2 -subj "/CN=bench CA" -extensions ca -config ca.cnf 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr \
-        -subj /CN=localhost -config ca.cnf 2>/dev/null
-    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext \
-        -out server.crt 2>/dev/null
-)
+test_ca "$ldap" DNS:localhost,IP:127.0.0.1
 people="ou=people,dc=example,dc=org" reader="cn=reader,dc=example,dc=org"
 cat >"$ldap/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
@@ -527,7 +589,7 @@ host-record=pc-dns.example.org,192.0.2.2
 CONF
 /usr/sbin/dnsmasq --conf-file="$dns/dnsmasq.conf" --keep-in-foreground 2>"$dns/dnsmasq.log" &
 pids+=($!)
-wait_for "$dns/dnsmasq.log" "started, version"
+wait_for_line "$dns/dnsmasq.log" "started, version"
 server "$dns" "$file_directory" "$(printf '[resolver]\nkind = "dns"\nservers = ["127.0.0.1:%s"]\ntimeout = 2\n' "$dns_port")"
 small_backends "$dns"
 measure run 1 $(register_env 192.0.2.2) \
