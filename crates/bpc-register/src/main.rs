@@ -87,6 +87,10 @@ enum Command {
     ///   backslash, `..`, a leading `-`, `config`) and a first line it takes
     ///   for the header although it is a host;
     /// - journal lines that cannot be read, and a change cut short by a crash;
+    /// - a file every registration writes (LOCK, hosts, the journal, the
+    ///   lock beside it) that the owner of conf-dir, the account that runs the
+    ///   registrations, may not write (a command run as root can leave one):
+    ///   every registration fails until it is given back;
     /// - BackupPC's server-wide config.pl (after /etc/backuppc/localconfig.pl,
     ///   read with Perl as BackupPC reads it) letting a host's owner change
     ///   more than harmless settings (schedules, kept backups, files,
@@ -109,9 +113,11 @@ enum Command {
     /// HOST.known_hosts); a missing header line is put on top; the lines for
     /// config.pl are added at its end when it is a regular file whose owner,
     /// group and mode the new version keeps and which Perl then reads as
-    /// safe (otherwise they are printed for you to add). Lines BackupPC
-    /// skips, bad names and unreadable journal lines are left to you. After
-    /// a change to hosts it runs `reload-command`.
+    /// safe (otherwise they are printed for you to add); a file the
+    /// registrations cannot write is given back to that account (by root
+    /// only; otherwise the chown to run is printed). Lines BackupPC skips,
+    /// bad names and unreadable journal lines are left to you. After a
+    /// change to hosts it runs `reload-command`.
     ///
     /// Exit status: 0 when nothing was found (or, with --fix --yes, when
     /// everything found was repaired), 1 when a problem was found (or left),

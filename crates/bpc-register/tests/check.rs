@@ -474,6 +474,14 @@ fn a_lock_roots_fix_creates_is_the_backuppc_accounts_so_registrations_go_on() {
     let lock = fs::metadata(demo.path("backuppc/LOCK")).unwrap();
     assert_eq!((lock.uid(), lock.gid(), lock.mode() & 0o7777), (65534, 65534, 0o644));
     // The forced command, run as that account, can take the lock.
+    let (said, logged) = register_bob_as_nobody(&demo);
+    assert!(said.starts_with("success\n"), "{said}{logged}");
+    assert!(demo.hosts().contains("pc-bob.example.org\t0\tbob\n"), "{}", demo.hosts());
+}
+
+/// Bob's registration by the forced command run as nobody (standing for
+/// backuppc): what it answered and what it logged.
+fn register_bob_as_nobody(demo: &Demo) -> (String, String) {
     let output = std::process::Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_bpc-register"))
@@ -484,7 +492,34 @@ fn a_lock_roots_fix_creates_is_the_backuppc_accounts_so_registrations_go_on() {
         .env("SSH_CONNECTION", BOB)
         .output()
         .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(said.starts_with("success\n"), "{said}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(demo.hosts().contains("pc-bob.example.org\t0\tbob\n"), "{}", demo.hosts());
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_lock_of_roots_that_stops_every_registration_is_reported_and_given_back() {
+    use std::os::unix::fs::MetadataExt;
+    testkit::require!(testkit::require_root_and(&["/usr/bin/setpriv", "/bin/chown"]));
+    // The server's files are an account's (nobody stands for backuppc),
+    // but its LOCK is root's, as a command run as root can leave it.
+    let demo = Demo::new();
+    let status = std::process::Command::new("/bin/chown").arg("-R").arg("65534:65534").arg(demo.path("")).status();
+    assert!(status.unwrap().success());
+    let lock = demo.path("backuppc/LOCK");
+    nix::unistd::chown(&lock, Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(0))).unwrap();
+    let (said, logged) = register_bob_as_nobody(&demo);
+    assert!(said.contains("Could not register"), "{said}{logged}");
+    assert!(!demo.hosts().contains("pc-bob"), "{}", demo.hosts());
+
+    let problem = format!(
+        "{}: BackupPC's lock belongs to root, and nobody, who owns BackupPC's configuration folder and runs the \
+         registrations, may not write it: every registration fails (`Could not register`) until it is given back",
+        lock.display()
+    );
+    let fixed =
+        format!("gave {} back to nobody (group nogroup), so that registrations can write it again", lock.display());
+    assert_found_and_repaired(&demo, &problem, &fixed.replacen("gave", "give", 1), &fixed);
+    let meta = fs::metadata(&lock).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (65534, 65534, 0o644));
+    let (said, logged) = register_bob_as_nobody(&demo);
+    assert!(said.starts_with("success\n"), "{said}{logged}");
 }

@@ -113,6 +113,23 @@ pub enum Finding {
     OwnerEdits(OwnerEdits),
     /// BackupPC's `config.pl` could not be read.
     OwnerEditsUnknown(String),
+    /// A file every registration writes (`LOCK`, `hosts`, the journal, the
+    /// settlers' lock) that the account registrations run as, the owner of
+    /// BackupPC's configuration folder, may not write (judged by its owner,
+    /// group and mode): every registration fails until it is given back.
+    Unwritable {
+        /// The file.
+        path: PathBuf,
+        /// Which file it is.
+        what: &'static str,
+        /// Its owner.
+        owner: u32,
+        /// The account registrations run as.
+        account: u32,
+        /// The group the file gets back with it: its folder's when the
+        /// account owns that folder, else the account's own.
+        group: u32,
+    },
 }
 
 impl Finding {
@@ -199,7 +216,45 @@ impl Finding {
                 edits.dangerous_editable().join(", ")
             ),
             Finding::OwnerEditsUnknown(error) => error.clone(),
+            Finding::Unwritable { path, what, owner, account, .. } => format!(
+                "{}: {what} belongs to {}, and {}, who owns BackupPC's configuration folder and runs the \
+                 registrations, may not write it: every registration fails (`Could not register`) until it is \
+                 given back",
+                path.display(),
+                account_name(*owner),
+                account_name(*account)
+            ),
         }
+    }
+}
+
+/// Whether the account `uid`, in `groups`, may write a file with `meta`'s
+/// owner, group and mode (the permission bits the kernel applies to it).
+fn may_write(meta: &fs::Metadata, uid: u32, groups: &[u32]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    if meta.uid() == uid {
+        mode & 0o200 != 0
+    } else if groups.contains(&meta.gid()) {
+        mode & 0o020 != 0
+    } else {
+        mode & 0o002 != 0
+    }
+}
+
+/// A group's name, or `gid N` when it has none.
+fn group_name(gid: u32) -> String {
+    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)) {
+        Ok(Some(group)) => group.name,
+        _ => format!("gid {gid}"),
+    }
+}
+
+/// An account's name, or `uid N` when it has none.
+fn account_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
     }
 }
 
@@ -317,7 +372,49 @@ impl Sources {
         if fs::symlink_metadata(&undo).is_ok() {
             inspection.findings.insert(0, Finding::PendingUndo { path: undo });
         }
+        inspection.findings.extend(self.unwritable());
         Ok(inspection)
+    }
+
+    /// The files every registration writes that the account registrations
+    /// run as (the configuration folder's owner, unless that is root) may
+    /// not write. Only regular files are judged: a link in their place is
+    /// refused by the registration itself, with its own error.
+    pub fn unwritable(&self) -> Vec<Finding> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(folder) = fs::metadata(&self.conf_dir) else { return Vec::new() };
+        let account = folder.uid();
+        if account == 0 {
+            return Vec::new();
+        }
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(account)).ok().flatten();
+        let groups: Vec<u32> = match &user {
+            Some(user) => std::ffi::CString::new(user.name.as_str())
+                .ok()
+                .and_then(|name| nix::unistd::getgrouplist(&name, user.gid).ok())
+                .map_or_else(|| vec![user.gid.as_raw()], |groups| groups.iter().map(|g| g.as_raw()).collect()),
+            None => Vec::new(),
+        };
+        let own_group = user.as_ref().map_or(folder.gid(), |user| user.gid.as_raw());
+        let watched = [
+            (self.conf_dir.join("LOCK"), "BackupPC's lock"),
+            (self.hosts_path(), "BackupPC's hosts"),
+            (self.journal.clone(), "the journal of registrations"),
+            (self.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME), "bpc-register's lock beside the journal"),
+        ];
+        let mut found = Vec::new();
+        for (path, what) in watched {
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            if !meta.file_type().is_file() || may_write(&meta, account, &groups) {
+                continue;
+            }
+            let group = match fs::metadata(files::parent_dir(&path)) {
+                Ok(folder) if folder.uid() == account => folder.gid(),
+                _ => own_group,
+            };
+            found.push(Finding::Unwritable { path, what, owner: meta.uid(), account, group });
+        }
+        found
     }
 
     /// `LOCK` held shared, when it exists; `None` when it does not (no
@@ -676,6 +773,18 @@ pub enum Repair {
         /// The lines.
         lines: Vec<String>,
     },
+    /// Give a file every registration writes back to the account
+    /// registrations run as (root only).
+    GiveBack {
+        /// The file.
+        path: PathBuf,
+        /// Its owner now, which it must still have.
+        owner: u32,
+        /// The account it goes to.
+        account: u32,
+        /// The group it goes to.
+        group: u32,
+    },
 }
 
 impl Repair {
@@ -721,6 +830,13 @@ impl Repair {
                 verb("add", "added"),
                 if lines.len() == 1 { "the line above".to_owned() } else { format!("the {} lines above", lines.len()) },
                 path.display()
+            ),
+            Repair::GiveBack { path, account, group, .. } => format!(
+                "{} {} back to {} (group {}), so that registrations can write it again",
+                verb("give", "gave"),
+                path.display(),
+                account_name(*account),
+                group_name(*group)
             ),
         }
     }
@@ -815,6 +931,24 @@ pub fn plan(config: &crate::ServerConfig, findings: &[Finding], now: &str) -> Ve
             Finding::OwnerEditsUnknown(_) => {
                 (7, Step::Leave("BackupPC's config.pl: make it readable and loadable first, then check again".into()))
             }
+            Finding::Unwritable { path, owner, account, group, .. } => {
+                let step = match nix::unistd::geteuid().is_root() {
+                    true => Step::Repair(Repair::GiveBack {
+                        path: path.clone(),
+                        owner: *owner,
+                        account: *account,
+                        group: *group,
+                    }),
+                    false => Step::Leave(format!(
+                        "{}: only root can give it back: run `check --fix --yes` as root, or `chown {}:{} {}`",
+                        path.display(),
+                        account_name(*account),
+                        group_name(*group),
+                        path.display()
+                    )),
+                };
+                (0, step)
+            }
         })
         .collect();
     steps.sort_by_key(|(order, _)| *order);
@@ -898,6 +1032,14 @@ pub enum FixError {
         from: PathBuf,
         /// Where it was to go.
         to: PathBuf,
+        /// The system's reason.
+        source: io::Error,
+    },
+    /// A file could not be given back to the account registrations run as.
+    #[error("cannot give {path} back: {source}; it was not changed")]
+    GiveBack {
+        /// The file.
+        path: PathBuf,
         /// The system's reason.
         source: io::Error,
     },
@@ -1050,6 +1192,8 @@ impl Sources {
                 File::open(&self.conf_dir).and_then(|dir| dir.sync_all()).map_err(fail)
             }
             Repair::AppendToConfigPl { path, lines } => append_to_config_pl(&self.conf_dir, path, lines),
+            Repair::GiveBack { path, owner, account, group } => give_back(path, *owner, *account, *group)
+                .map_err(|source| FixError::GiveBack { path: path.clone(), source }),
         }
     }
 
@@ -1071,6 +1215,27 @@ impl Sources {
         *hosts = body;
         Ok(())
     }
+}
+
+/// Gives the file at `path` to `account` and `group`: only a regular file
+/// reached without a link, with one name (a hard link planted there could
+/// name a file of root's elsewhere) and still `owner`'s.
+fn give_back(path: &Path, owner: u32, account: u32, group: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let file = OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.nlink() != 1 {
+        return Err(io::Error::other("it has other names (hard links); root gives away none"));
+    }
+    if meta.uid() != owner {
+        return Err(io::Error::other("its owner changed since it was examined"));
+    }
+    nix::unistd::fchown(&file, Some(nix::unistd::Uid::from_raw(account)), Some(nix::unistd::Gid::from_raw(group)))?;
+    file.sync_all()
 }
 
 /// `hosts` without the lines numbered in `remove` (from 1), every other byte
@@ -1751,6 +1916,83 @@ mod tests {
         );
         fs::remove_file(&real).unwrap();
         assert_eq!(config_pl_writable(&link), Ok(()));
+    }
+
+    #[test]
+    fn who_may_write_a_file_follows_its_owner_group_and_mode() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, "").unwrap();
+        let meta = |mode: u32| {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            fs::metadata(&path).unwrap()
+        };
+        let (me, my_group) = (nix::unistd::geteuid().as_raw(), fs::metadata(&path).unwrap().gid());
+        let other = me.wrapping_add(1);
+        // Its owner: the owner's bits alone.
+        assert!(may_write(&meta(0o600), me, &[]));
+        assert!(!may_write(&meta(0o466), me, &[my_group]));
+        // In its group: the group's bits alone.
+        assert!(may_write(&meta(0o460), other, &[my_group]));
+        assert!(!may_write(&meta(0o646), other, &[my_group]));
+        // Anyone else: the others' bits.
+        assert!(may_write(&meta(0o442), other, &[]));
+        assert!(!may_write(&meta(0o664), other, &[]));
+    }
+
+    #[test]
+    fn a_file_of_roots_that_registrations_write_is_reported_and_given_back() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        testkit::require!(testkit::require_root_and(&[]));
+        let (dir, sources) = folder(HEADER, &[]);
+        let config = server_config(dir.path(), "name");
+        let give = |path: &Path, uid: u32, mode: u32| {
+            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(uid)))
+                .unwrap();
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        };
+        // The folder and hosts are nobody's (standing for backuppc); LOCK and
+        // the journal were made by root; the settlers' lock is root's but
+        // writable by everyone.
+        let lock = dir.path().join("LOCK");
+        let settle = sources.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME);
+        for (path, uid, mode) in [(&lock, 0, 0o644), (&sources.journal, 0, 0o640), (&settle, 0, 0o666)] {
+            fs::write(path, "").unwrap();
+            give(path, uid, mode);
+        }
+        give(&sources.hosts_path(), 65534, 0o644);
+        give(dir.path(), 65534, 0o755);
+        let found = sources.unwritable();
+        let paths: Vec<&Path> = found
+            .iter()
+            .map(|finding| match finding {
+                Finding::Unwritable { path, owner: 0, account: 65534, group: 65534, .. } => path.as_path(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(paths, [lock.as_path(), sources.journal.as_path()]);
+        assert!(found[0].describe().contains("every registration fails"), "{}", found[0].describe());
+        // As root, --fix gives both back first, and nothing else.
+        let steps = plan(&config, &findings(&sources), "2026-01-02T03:04:05Z");
+        assert!(matches!(&steps[..], [Step::Repair(Repair::GiveBack { .. }), Step::Repair(Repair::GiveBack { .. })]));
+        let report = sources.fix(&config).unwrap();
+        assert!(report.failed.is_none(), "{report:?}");
+        for path in [&lock, &sources.journal] {
+            let meta = fs::metadata(path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{}", path.display());
+        }
+        assert_eq!(fs::metadata(&settle).unwrap().uid(), 0);
+        assert!(sources.unwritable().is_empty());
+        // A name planted for one of root's files elsewhere is not given away
+        // (as LOCK, it is not even opened: see shared_file).
+        let victim = tempfile::NamedTempFile::new().unwrap();
+        fs::remove_file(&sources.journal).unwrap();
+        fs::hard_link(victim.path(), &sources.journal).unwrap();
+        let report = sources.fix(&config).unwrap();
+        let failed = report.failed.map(|(_, error)| error.to_string()).unwrap_or_default();
+        assert!(failed.contains("other names"), "{failed}");
+        assert_eq!(fs::metadata(victim.path()).unwrap().uid(), 0, "root's file was given away");
     }
 
     #[test]
