@@ -113,9 +113,10 @@ enum Command {
     /// HOST.known_hosts); a missing header line is put on top; the lines for
     /// config.pl are added at its end when it is a regular file whose owner,
     /// group and mode the new version keeps and which Perl then reads as
-    /// safe (otherwise they are printed for you to add); a file the
-    /// registrations cannot write is given back to that account (by root
-    /// only; otherwise the chown to run is printed). Lines BackupPC skips,
+    /// safe (otherwise they are printed for you to add); an empty lock file
+    /// of root's that the registrations cannot write is given to that
+    /// account (by root only, where hard links are protected; hosts and the
+    /// journal are left to you, with the chown to run). Lines BackupPC skips,
     /// bad names and unreadable journal lines are left to you. After a
     /// change to hosts it runs `reload-command`.
     ///

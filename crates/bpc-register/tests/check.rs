@@ -515,11 +515,26 @@ fn a_lock_of_roots_that_stops_every_registration_is_reported_and_given_back() {
          registrations, may not write it: every registration fails (`Could not register`) until it is given back",
         lock.display()
     );
-    let fixed =
-        format!("gave {} back to nobody (group nogroup), so that registrations can write it again", lock.display());
+    // The account itself cannot take the lock to repair, and is told so.
+    let by_account = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_bpc-register"))
+        .arg("--config")
+        .arg(demo.path("server.toml"))
+        .args(["check", "--fix", "--yes"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&by_account.stderr);
+    assert_eq!(by_account.status.code(), Some(2), "{said}");
+    assert!(said.contains("run `bpc-register check --fix --yes` as root"), "{said}");
+    // Root gives it back, keeping its group and mode.
+    let fixed = format!(
+        "gave {} (an empty lock file of root's) to nobody, so that registrations can take it again",
+        lock.display()
+    );
     assert_found_and_repaired(&demo, &problem, &fixed.replacen("gave", "give", 1), &fixed);
     let meta = fs::metadata(&lock).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (65534, 65534, 0o644));
+    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (65534, 0, 0o644));
     let (said, logged) = register_bob_as_nobody(&demo);
     assert!(said.starts_with("success\n"), "{said}{logged}");
 }

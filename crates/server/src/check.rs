@@ -116,19 +116,25 @@ pub enum Finding {
     /// A file every registration writes (`LOCK`, `hosts`, the journal, the
     /// settlers' lock) that the account registrations run as, the owner of
     /// BackupPC's configuration folder, may not write (judged by its owner,
-    /// group and mode): every registration fails until it is given back.
+    /// group and mode; a file with an access control list is not judged):
+    /// every registration fails until it is given back.
     Unwritable {
         /// The file.
         path: PathBuf,
         /// Which file it is.
         what: &'static str,
+        /// Whether it is one of the two lock files, which hold no data.
+        lock: bool,
         /// Its owner.
         owner: u32,
         /// The account registrations run as.
         account: u32,
-        /// The group the file gets back with it: its folder's when the
-        /// account owns that folder, else the account's own.
-        group: u32,
+        /// Its device and inode, size and mode when examined.
+        identity: (u64, u64),
+        /// Its size.
+        size: u64,
+        /// Its permission bits.
+        mode: u32,
     },
 }
 
@@ -242,13 +248,20 @@ fn may_write(meta: &fs::Metadata, uid: u32, groups: &[u32]) -> bool {
     }
 }
 
-/// A group's name, or `gid N` when it has none.
-fn group_name(gid: u32) -> String {
-    match nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)) {
-        Ok(Some(group)) => group.name,
-        _ => format!("gid {gid}"),
-    }
+/// Whether the file at `path` (not followed) carries an access control list,
+/// which its mode bits do not tell.
+fn has_acl(path: &Path) -> bool {
+    rustix::fs::lgetxattr(path, "system.posix_acl_access", &mut [0u8; 0][..]).is_ok()
 }
+
+/// Whether the kernel lets an account hard-link only the files it owns or
+/// may read and write (`fs.protected_hardlinks`), read from `setting`.
+fn hardlinks_protected(setting: &Path) -> bool {
+    fs::read_to_string(setting).is_ok_and(|value| value.trim() == "1")
+}
+
+/// Where the kernel says whether hard links are protected.
+const PROTECTED_HARDLINKS: &str = "/proc/sys/fs/protected_hardlinks";
 
 /// An account's name, or `uid N` when it has none.
 fn account_name(uid: u32) -> String {
@@ -305,6 +318,18 @@ pub enum CheckError {
         path: PathBuf,
         /// How long was waited.
         seconds: u64,
+    },
+    /// BackupPC's lock cannot be opened by whoever runs `check`.
+    #[error(
+        "{path}: cannot open BackupPC's lock: {source}; when the account that runs the registrations cannot open \
+         it either (a lock left by a command run as root), every registration fails: run `bpc-register check \
+         --fix --yes` as root, which gives an empty lock of root's back"
+    )]
+    LockDenied {
+        /// The lock.
+        path: PathBuf,
+        /// The system's reason.
+        source: io::Error,
     },
     /// A file that must be a regular file is not one.
     #[error("{path}: not a regular file; BackupPC's {what} must be one, and bpc-register follows no link there")]
@@ -387,32 +412,42 @@ impl Sources {
         if account == 0 {
             return Vec::new();
         }
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(account)).ok().flatten();
-        let groups: Vec<u32> = match &user {
-            Some(user) => std::ffi::CString::new(user.name.as_str())
-                .ok()
-                .and_then(|name| nix::unistd::getgrouplist(&name, user.gid).ok())
-                .map_or_else(|| vec![user.gid.as_raw()], |groups| groups.iter().map(|g| g.as_raw()).collect()),
-            None => Vec::new(),
-        };
-        let own_group = user.as_ref().map_or(folder.gid(), |user| user.gid.as_raw());
+        // The account's groups; without an entry for it, the folder's group
+        // stands for them.
+        let groups: Vec<u32> = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(account))
+            .ok()
+            .flatten()
+            .and_then(|user| {
+                let name = std::ffi::CString::new(user.name).ok()?;
+                nix::unistd::getgrouplist(&name, user.gid).ok()
+            })
+            .map_or_else(|| vec![folder.gid()], |groups| groups.iter().map(|g| g.as_raw()).collect());
         let watched = [
-            (self.conf_dir.join("LOCK"), "BackupPC's lock"),
-            (self.hosts_path(), "BackupPC's hosts"),
-            (self.journal.clone(), "the journal of registrations"),
-            (self.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME), "bpc-register's lock beside the journal"),
+            (self.conf_dir.join("LOCK"), "BackupPC's lock", true),
+            (self.hosts_path(), "BackupPC's hosts", false),
+            (self.journal.clone(), "the journal of registrations", false),
+            (
+                self.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME),
+                "bpc-register's lock beside the journal",
+                true,
+            ),
         ];
         let mut found = Vec::new();
-        for (path, what) in watched {
+        for (path, what, lock) in watched {
             let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-            if !meta.file_type().is_file() || may_write(&meta, account, &groups) {
+            if !meta.file_type().is_file() || may_write(&meta, account, &groups) || has_acl(&path) {
                 continue;
             }
-            let group = match fs::metadata(files::parent_dir(&path)) {
-                Ok(folder) if folder.uid() == account => folder.gid(),
-                _ => own_group,
-            };
-            found.push(Finding::Unwritable { path, what, owner: meta.uid(), account, group });
+            found.push(Finding::Unwritable {
+                path,
+                what,
+                lock,
+                owner: meta.uid(),
+                account,
+                identity: (meta.dev(), meta.ino()),
+                size: meta.len(),
+                mode: meta.mode() & 0o7777,
+            });
         }
         found
     }
@@ -443,6 +478,9 @@ impl Sources {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
                 return Err(CheckError::NotRegular { path, what: "LOCK" });
+            }
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(CheckError::LockDenied { path, source: error });
             }
             Err(source) => return Err(CheckError::Read { path, action: "open the lock", source }),
         };
@@ -773,17 +811,15 @@ pub enum Repair {
         /// The lines.
         lines: Vec<String>,
     },
-    /// Give a file every registration writes back to the account
-    /// registrations run as (root only).
+    /// Give an empty lock file of root's back to the account registrations
+    /// run as (root only); its group and mode are kept.
     GiveBack {
         /// The file.
         path: PathBuf,
-        /// Its owner now, which it must still have.
-        owner: u32,
         /// The account it goes to.
         account: u32,
-        /// The group it goes to.
-        group: u32,
+        /// The device and inode it must still have.
+        identity: (u64, u64),
     },
 }
 
@@ -831,12 +867,11 @@ impl Repair {
                 if lines.len() == 1 { "the line above".to_owned() } else { format!("the {} lines above", lines.len()) },
                 path.display()
             ),
-            Repair::GiveBack { path, account, group, .. } => format!(
-                "{} {} back to {} (group {}), so that registrations can write it again",
+            Repair::GiveBack { path, account, .. } => format!(
+                "{} {} (an empty lock file of root's) to {}, so that registrations can take it again",
                 verb("give", "gave"),
                 path.display(),
-                account_name(*account),
-                group_name(*group)
+                account_name(*account)
             ),
         }
     }
@@ -931,24 +966,14 @@ pub fn plan(config: &crate::ServerConfig, findings: &[Finding], now: &str) -> Ve
             Finding::OwnerEditsUnknown(_) => {
                 (7, Step::Leave("BackupPC's config.pl: make it readable and loadable first, then check again".into()))
             }
-            Finding::Unwritable { path, owner, account, group, .. } => {
-                let step = match nix::unistd::geteuid().is_root() {
-                    true => Step::Repair(Repair::GiveBack {
-                        path: path.clone(),
-                        owner: *owner,
-                        account: *account,
-                        group: *group,
-                    }),
-                    false => Step::Leave(format!(
-                        "{}: only root can give it back: run `check --fix --yes` as root, or `chown {}:{} {}`",
-                        path.display(),
-                        account_name(*account),
-                        group_name(*group),
-                        path.display()
-                    )),
-                };
-                (0, step)
-            }
+            Finding::Unwritable { .. } => (
+                0,
+                give_back_step(
+                    finding,
+                    nix::unistd::geteuid().is_root(),
+                    hardlinks_protected(Path::new(PROTECTED_HARDLINKS)),
+                ),
+            ),
         })
         .collect();
     steps.sort_by_key(|(order, _)| *order);
@@ -1192,8 +1217,9 @@ impl Sources {
                 File::open(&self.conf_dir).and_then(|dir| dir.sync_all()).map_err(fail)
             }
             Repair::AppendToConfigPl { path, lines } => append_to_config_pl(&self.conf_dir, path, lines),
-            Repair::GiveBack { path, owner, account, group } => give_back(path, *owner, *account, *group)
-                .map_err(|source| FixError::GiveBack { path: path.clone(), source }),
+            Repair::GiveBack { path, account, identity } => {
+                give_back(path, *account, *identity).map_err(|source| FixError::GiveBack { path: path.clone(), source })
+            }
         }
     }
 
@@ -1217,25 +1243,69 @@ impl Sources {
     }
 }
 
-/// Gives the file at `path` to `account` and `group`: only a regular file
-/// reached without a link, with one name (a hard link planted there could
-/// name a file of root's elsewhere) and still `owner`'s.
-fn give_back(path: &Path, owner: u32, account: u32, group: u32) -> io::Result<()> {
+/// What `check --fix` does about a file the registrations cannot write
+/// (`Finding::Unwritable`), run by root (`root`) or not, on a kernel that
+/// protects hard links (`protected`) or not. Root gives away only what can
+/// reveal and open nothing: an empty lock file of its own, with one name,
+/// writable by its owner, where no one may have hard-linked one of root's
+/// files (a file with data, or planted, is left to the administrator, who
+/// can look at it first).
+fn give_back_step(finding: &Finding, root: bool, protected: bool) -> Step {
+    let Finding::Unwritable { path, lock, owner, account, identity, size, mode, .. } = finding else {
+        return Step::Leave(finding.describe());
+    };
+    let name = account_name(*account);
+    let shown = path.display();
+    let by_hand = format!(
+        "{shown}: give it to {name} by hand once `ls -l` shows it is the file you expect, with one link: \
+         `chown -h {name} {shown}`{}",
+        if mode & 0o200 == 0 { format!(" and `chmod u+w {shown}`") } else { String::new() }
+    );
+    if owner == account {
+        return Step::Leave(format!("{shown}: its owner may not write it: `chmod u+w {shown}`"));
+    }
+    if !lock || *size != 0 || *owner != 0 || mode & 0o200 == 0 {
+        return Step::Leave(by_hand);
+    }
+    if !root {
+        return Step::Leave(format!("{shown}: only root can give it back: run `check --fix --yes` as root"));
+    }
+    if !protected {
+        return Step::Leave(format!(
+            "{by_hand} (fs.protected_hardlinks is off: anyone may have linked one of root's files there, so root \
+             gives none away itself)"
+        ));
+    }
+    Step::Repair(Repair::GiveBack { path: path.clone(), account: *account, identity: *identity })
+}
+
+/// Gives the file at `path` to `account`, keeping its group and mode: only
+/// the regular file examined (`identity`), reached without a link, still
+/// root's, empty and with one name (a second name could be one of root's
+/// files elsewhere). It is opened as a path only, so nothing that turned up
+/// there (a FIFO, a device) is really opened.
+fn give_back(path: &Path, account: u32, identity: (u64, u64)) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let flags = nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
     let file = OpenOptions::new().read(true).custom_flags(flags).open(path)?;
     let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
-        return Err(io::Error::other("not a regular file"));
+    if !meta.file_type().is_file() || (meta.dev(), meta.ino()) != identity {
+        return Err(io::Error::other("it is not the file examined"));
     }
     if meta.nlink() != 1 {
         return Err(io::Error::other("it has other names (hard links); root gives away none"));
     }
-    if meta.uid() != owner {
-        return Err(io::Error::other("its owner changed since it was examined"));
+    if meta.uid() != 0 || meta.len() != 0 {
+        return Err(io::Error::other("it changed since it was examined"));
     }
-    nix::unistd::fchown(&file, Some(nix::unistd::Uid::from_raw(account)), Some(nix::unistd::Gid::from_raw(group)))?;
-    file.sync_all()
+    nix::unistd::fchownat(
+        &file,
+        "",
+        Some(nix::unistd::Uid::from_raw(account)),
+        None,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )?;
+    Ok(())
 }
 
 /// `hosts` without the lines numbered in `remove` (from 1), every other byte
@@ -1941,58 +2011,124 @@ mod tests {
         assert!(!may_write(&meta(0o664), other, &[]));
     }
 
+    /// A file of a server folder: chowned to `uid`:`gid`, with `mode`.
+    fn give(path: &Path, uid: u32, gid: u32, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid))).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     #[test]
-    fn a_file_of_roots_that_registrations_write_is_reported_and_given_back() {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        testkit::require!(testkit::require_root_and(&[]));
+    fn an_empty_lock_of_roots_is_given_back_and_files_with_data_are_left_to_the_administrator() {
+        use std::os::unix::fs::MetadataExt;
+        testkit::require!(testkit::require_root_and(&["/usr/bin/setfacl"]));
         let (dir, sources) = folder(HEADER, &[]);
         let config = server_config(dir.path(), "name");
-        let give = |path: &Path, uid: u32, mode: u32| {
-            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(uid)))
-                .unwrap();
-            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-        };
-        // The folder and hosts are nobody's (standing for backuppc); LOCK and
-        // the journal were made by root; the settlers' lock is root's but
-        // writable by everyone.
+        // The folder and hosts are nobody's (standing for backuppc); LOCK
+        // and the journal were made by root (group root, and the journal
+        // holds a line); the settlers' lock is root's but nobody may write
+        // it through an access control list.
         let lock = dir.path().join("LOCK");
         let settle = sources.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME);
-        for (path, uid, mode) in [(&lock, 0, 0o644), (&sources.journal, 0, 0o640), (&settle, 0, 0o666)] {
-            fs::write(path, "").unwrap();
-            give(path, uid, mode);
-        }
-        give(&sources.hosts_path(), 65534, 0o644);
-        give(dir.path(), 65534, 0o755);
+        fs::write(&lock, "").unwrap();
+        fs::write(&sources.journal, "{}\n").unwrap();
+        fs::write(&settle, "").unwrap();
+        give(&lock, 0, 0, 0o664);
+        give(&sources.journal, 0, 0, 0o640);
+        give(&settle, 0, 0, 0o644);
+        let acl = std::process::Command::new("/usr/bin/setfacl").arg("-m").arg("u:65534:rw").arg(&settle).status();
+        assert!(acl.unwrap().success());
+        give(&sources.hosts_path(), 65534, 65534, 0o644);
+        give(dir.path(), 65534, 65534, 0o755);
         let found = sources.unwritable();
         let paths: Vec<&Path> = found
             .iter()
             .map(|finding| match finding {
-                Finding::Unwritable { path, owner: 0, account: 65534, group: 65534, .. } => path.as_path(),
+                Finding::Unwritable { path, owner: 0, account: 65534, .. } => path.as_path(),
                 other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(paths, [lock.as_path(), sources.journal.as_path()]);
         assert!(found[0].describe().contains("every registration fails"), "{}", found[0].describe());
-        // As root, --fix gives both back first, and nothing else.
+        // As root, --fix gives the empty lock back and leaves the journal.
         let steps = plan(&config, &findings(&sources), "2026-01-02T03:04:05Z");
-        assert!(matches!(&steps[..], [Step::Repair(Repair::GiveBack { .. }), Step::Repair(Repair::GiveBack { .. })]));
+        assert!(matches!(&steps[0], Step::Repair(Repair::GiveBack { path, .. }) if *path == lock), "{steps:?}");
+        let journal = sources.journal.display();
+        assert_eq!(
+            steps[1],
+            Step::Leave(format!(
+                "{journal}: give it to nobody by hand once `ls -l` shows it is the file you expect, with one link: \
+                 `chown -h nobody {journal}`"
+            ))
+        );
         let report = sources.fix(&config).unwrap();
         assert!(report.failed.is_none(), "{report:?}");
-        for path in [&lock, &sources.journal] {
-            let meta = fs::metadata(path).unwrap();
-            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{}", path.display());
-        }
-        assert_eq!(fs::metadata(&settle).unwrap().uid(), 0);
-        assert!(sources.unwritable().is_empty());
-        // A name planted for one of root's files elsewhere is not given away
-        // (as LOCK, it is not even opened: see shared_file).
+        let meta = fs::metadata(&lock).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (65534, 0, 0o664), "group and mode kept");
+        assert_eq!(fs::metadata(&sources.journal).unwrap().uid(), 0);
+        assert_eq!(sources.unwritable().len(), 1);
+    }
+
+    #[test]
+    fn root_gives_away_no_second_name_and_no_file_but_the_one_examined() {
+        use std::os::unix::fs::MetadataExt;
+        testkit::require!(testkit::require_root_and(&[]));
+        let (dir, sources) = folder(HEADER, &[]);
+        let config = server_config(dir.path(), "name");
+        give(dir.path(), 65534, 65534, 0o755);
+        // The settlers' lock is a second name of an empty file of root's
+        // elsewhere (as one planted where hard links are not protected).
         let victim = tempfile::NamedTempFile::new().unwrap();
-        fs::remove_file(&sources.journal).unwrap();
-        fs::hard_link(victim.path(), &sources.journal).unwrap();
+        let settle = sources.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME);
+        fs::hard_link(victim.path(), &settle).unwrap();
         let report = sources.fix(&config).unwrap();
         let failed = report.failed.map(|(_, error)| error.to_string()).unwrap_or_default();
         assert!(failed.contains("other names"), "{failed}");
         assert_eq!(fs::metadata(victim.path()).unwrap().uid(), 0, "root's file was given away");
+        // A file put in place of the one examined is not given away.
+        fs::remove_file(&settle).unwrap();
+        fs::write(&settle, "").unwrap();
+        let examined = fs::metadata(&settle).unwrap();
+        fs::rename(&settle, dir.path().join("kept")).unwrap();
+        fs::write(&settle, "").unwrap();
+        let error = give_back(&settle, 65534, (examined.dev(), examined.ino())).unwrap_err();
+        assert!(error.to_string().contains("not the file examined"), "{error}");
+        assert_eq!(fs::metadata(&settle).unwrap().uid(), 0);
+        // Nor is a FIFO put there opened.
+        fs::remove_file(&settle).unwrap();
+        nix::unistd::mkfifo(&settle, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let fifo = fs::metadata(&settle).unwrap();
+        assert!(give_back(&settle, 65534, (fifo.dev(), fifo.ino())).is_err());
+    }
+
+    #[test]
+    fn root_gives_back_only_an_empty_writable_lock_of_its_own_where_hard_links_are_protected() {
+        let lock = |owner: u32, size: u64, mode: u32| Finding::Unwritable {
+            path: PathBuf::from("/srv/backuppc/LOCK"),
+            what: "BackupPC's lock",
+            lock: true,
+            owner,
+            account: 65534,
+            identity: (1, 2),
+            size,
+            mode,
+        };
+        let gives =
+            |step: Step| matches!(step, Step::Repair(Repair::GiveBack { account: 65534, identity: (1, 2), .. }));
+        assert!(gives(give_back_step(&lock(0, 0, 0o644), true, true)));
+        let left = |finding: &Finding, root: bool, protected: bool| match give_back_step(finding, root, protected) {
+            Step::Leave(reason) => reason,
+            step => panic!("{step:?}"),
+        };
+        assert!(left(&lock(0, 0, 0o644), true, false).contains("fs.protected_hardlinks is off"));
+        assert!(left(&lock(0, 0, 0o644), false, true).contains("run `check --fix --yes` as root"));
+        assert!(left(&lock(0, 1, 0o644), true, true).contains("`chown -h nobody /srv/backuppc/LOCK`"));
+        assert!(left(&lock(1000, 0, 0o644), true, true).contains("by hand"));
+        assert!(left(&lock(0, 0, 0o444), true, true).contains("`chmod u+w /srv/backuppc/LOCK`"));
+        assert_eq!(
+            left(&lock(65534, 0, 0o444), true, true),
+            "/srv/backuppc/LOCK: its owner may not write it: `chmod u+w /srv/backuppc/LOCK`"
+        );
     }
 
     #[test]
