@@ -115,8 +115,9 @@ enum Command {
     /// group and mode the new version keeps and which Perl then reads as
     /// safe (otherwise they are printed for you to add); an empty lock file
     /// of root's that the registrations cannot write is given to that
-    /// account (by root only, where hard links are protected; hosts and the
-    /// journal are left to you, with the chown to run). Lines BackupPC skips,
+    /// account (by root only, in a folder of that account's, where hard links
+    /// are protected; hosts and the journal are left to you, with the chown
+    /// to run). Lines BackupPC skips,
     /// bad names and unreadable journal lines are left to you. After a
     /// change to hosts it runs `reload-command`.
     ///

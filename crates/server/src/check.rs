@@ -135,6 +135,8 @@ pub enum Finding {
         size: u64,
         /// Its permission bits.
         mode: u32,
+        /// The owner of the folder it is in (the path's links followed).
+        folder_owner: Option<u32>,
     },
 }
 
@@ -438,6 +440,7 @@ impl Sources {
             if !meta.file_type().is_file() || may_write(&meta, account, &groups) || has_acl(&path) {
                 continue;
             }
+            let folder_owner = fs::metadata(files::parent_dir(&path)).ok().map(|folder| folder.uid());
             found.push(Finding::Unwritable {
                 path,
                 what,
@@ -447,6 +450,7 @@ impl Sources {
                 identity: (meta.dev(), meta.ino()),
                 size: meta.len(),
                 mode: meta.mode() & 0o7777,
+                folder_owner,
             });
         }
         found
@@ -479,7 +483,7 @@ impl Sources {
             Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
                 return Err(CheckError::NotRegular { path, what: "LOCK" });
             }
-            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            Err(error) if error.raw_os_error() == Some(nix::libc::EACCES) && !nix::unistd::geteuid().is_root() => {
                 return Err(CheckError::LockDenied { path, source: error });
             }
             Err(source) => return Err(CheckError::Read { path, action: "open the lock", source }),
@@ -1251,20 +1255,26 @@ impl Sources {
 /// files (a file with data, or planted, is left to the administrator, who
 /// can look at it first).
 fn give_back_step(finding: &Finding, root: bool, protected: bool) -> Step {
-    let Finding::Unwritable { path, lock, owner, account, identity, size, mode, .. } = finding else {
+    let Finding::Unwritable { path, lock, owner, account, identity, size, mode, folder_owner, .. } = finding else {
         return Step::Leave(finding.describe());
     };
-    let name = account_name(*account);
     let shown = path.display();
+    let quoted = shell_quoted(path);
+    // A name for the command line: an account without one is its number.
+    let to = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*account)) {
+        Ok(Some(user)) => user.name,
+        _ => account.to_string(),
+    };
     let by_hand = format!(
-        "{shown}: give it to {name} by hand once `ls -l` shows it is the file you expect, with one link: \
-         `chown -h {name} {shown}`{}",
-        if mode & 0o200 == 0 { format!(" and `chmod u+w {shown}`") } else { String::new() }
+        "{shown}: give it to {} by hand once `namei -l {quoted}` and `ls -l {quoted}` show it is the file you \
+         expect, in the folders you expect, with one link: `chown -h {to} {quoted}`{}",
+        account_name(*account),
+        if mode & 0o200 == 0 { format!(" and `chmod u+w {quoted}`") } else { String::new() }
     );
     if owner == account {
-        return Step::Leave(format!("{shown}: its owner may not write it: `chmod u+w {shown}`"));
+        return Step::Leave(format!("{shown}: its owner may not write it: `chmod u+w {quoted}`"));
     }
-    if !lock || *size != 0 || *owner != 0 || mode & 0o200 == 0 {
+    if !lock || *size != 0 || *owner != 0 || mode & 0o200 == 0 || *folder_owner != Some(*account) {
         return Step::Leave(by_hand);
     }
     if !root {
@@ -1279,15 +1289,30 @@ fn give_back_step(finding: &Finding, root: bool, protected: bool) -> Step {
     Step::Repair(Repair::GiveBack { path: path.clone(), account: *account, identity: *identity })
 }
 
+/// `path` as one word of a shell command line.
+fn shell_quoted(path: &Path) -> String {
+    let shown = path.to_string_lossy();
+    shlex::try_quote(&shown).map_or_else(|_| shown.to_string(), |quoted| quoted.into_owned())
+}
+
 /// Gives the file at `path` to `account`, keeping its group and mode: only
-/// the regular file examined (`identity`), reached without a link, still
-/// root's, empty and with one name (a second name could be one of root's
-/// files elsewhere). It is opened as a path only, so nothing that turned up
-/// there (a FIFO, a device) is really opened.
+/// the regular file examined (`identity`), in a folder of the account's,
+/// reached without a link, still root's, empty and with one name (a second
+/// name could be one of root's files elsewhere). It is opened as a path
+/// only, so nothing that turned up there (a FIFO, a device) is really
+/// opened.
 fn give_back(path: &Path, account: u32, identity: (u64, u64)) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let flags = nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC;
-    let file = OpenOptions::new().read(true).custom_flags(flags).open(path)?;
+    // The folder, resolved once, must be the account's: never one of root's
+    // reached through a link the account put in the path.
+    let folder_flags = nix::libc::O_PATH | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC;
+    let folder = OpenOptions::new().read(true).custom_flags(folder_flags).open(files::parent_dir(path))?;
+    if folder.metadata()?.uid() != account {
+        return Err(io::Error::other("its folder is not the account's; root gives nothing away elsewhere"));
+    }
+    let name = path.file_name().ok_or_else(|| io::Error::other("it names no file"))?;
+    let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC;
+    let file = File::from(nix::fcntl::openat(&folder, name, flags, nix::sys::stat::Mode::empty())?);
     let meta = file.metadata()?;
     if !meta.file_type().is_file() || (meta.dev(), meta.ino()) != identity {
         return Err(io::Error::other("it is not the file examined"));
@@ -2021,7 +2046,7 @@ mod tests {
     #[test]
     fn an_empty_lock_of_roots_is_given_back_and_files_with_data_are_left_to_the_administrator() {
         use std::os::unix::fs::MetadataExt;
-        testkit::require!(testkit::require_root_and(&["/usr/bin/setfacl"]));
+        testkit::require!(testkit::require_root_and(&["/usr/bin/setfacl"]).and_then(|()| hard_links_protected()));
         let (dir, sources) = folder(HEADER, &[]);
         let config = server_config(dir.path(), "name");
         // The folder and hosts are nobody's (standing for backuppc); LOCK
@@ -2057,8 +2082,8 @@ mod tests {
         assert_eq!(
             steps[1],
             Step::Leave(format!(
-                "{journal}: give it to nobody by hand once `ls -l` shows it is the file you expect, with one link: \
-                 `chown -h nobody {journal}`"
+                "{journal}: give it to nobody by hand once `namei -l {journal}` and `ls -l {journal}` show it is the \
+                 file you expect, in the folders you expect, with one link: `chown -h nobody {journal}`"
             ))
         );
         let report = sources.fix(&config).unwrap();
@@ -2069,10 +2094,48 @@ mod tests {
         assert_eq!(sources.unwritable().len(), 1);
     }
 
+    /// Where the kernel lets an account hard-link one of root's files, root
+    /// gives no lock back at all: the tests of what it gives need it on.
+    fn hard_links_protected() -> Result<(), String> {
+        match hardlinks_protected(Path::new(PROTECTED_HARDLINKS)) {
+            true => Ok(()),
+            false => Err("fs.protected_hardlinks is off here: `sysctl fs.protected_hardlinks=1`".into()),
+        }
+    }
+
+    #[test]
+    fn no_lock_of_roots_is_given_away_through_a_link_in_the_path() {
+        use std::os::unix::fs::MetadataExt;
+        testkit::require!(testkit::require_root_and(&[]).and_then(|()| hard_links_protected()));
+        let (dir, mut sources) = folder(HEADER, &[]);
+        let config = server_config(dir.path(), "name");
+        give(&sources.hosts_path(), 65534, 65534, 0o644);
+        give(dir.path(), 65534, 65534, 0o755);
+        // The journal is under a folder of the account's, which put a link
+        // to a folder of root's where the journal's folder was.
+        let top = tempfile::tempdir().unwrap();
+        give(top.path(), 65534, 65534, 0o755);
+        let roots = tempfile::tempdir().unwrap();
+        let victim = roots.path().join(crate::registry::SETTLE_LOCK_NAME);
+        fs::write(&victim, "").unwrap();
+        std::os::unix::fs::symlink(roots.path(), top.path().join("enroll")).unwrap();
+        sources.journal = top.path().join("enroll/registrations.jsonl");
+        let settle = sources.journal.with_file_name(crate::registry::SETTLE_LOCK_NAME);
+        let steps = plan(&config, &findings(&sources), "2026-01-02T03:04:05Z");
+        assert!(matches!(&steps[..], [Step::Leave(reason)] if reason.contains("namei -l")), "{steps:?}");
+        let report = sources.fix(&config).unwrap();
+        assert!(report.made.is_empty() && report.failed.is_none(), "{report:?}");
+        // Nor when the link comes between the plan and the repair.
+        let examined = fs::metadata(&victim).unwrap();
+        let error = give_back(&settle, 65534, (examined.dev(), examined.ino())).unwrap_err();
+        assert!(error.to_string().contains("its folder is not the account's"), "{error}");
+        assert_eq!(fs::metadata(&victim).unwrap().uid(), 0, "root's file elsewhere was given away");
+    }
+
     #[test]
     fn root_gives_away_no_second_name_and_no_file_but_the_one_examined() {
         use std::os::unix::fs::MetadataExt;
-        testkit::require!(testkit::require_root_and(&[]));
+        testkit::require!(testkit::require_root_and(&[]).and_then(|()| hard_links_protected()));
         let (dir, sources) = folder(HEADER, &[]);
         let config = server_config(dir.path(), "name");
         give(dir.path(), 65534, 65534, 0o755);
@@ -2112,6 +2175,7 @@ mod tests {
             identity: (1, 2),
             size,
             mode,
+            folder_owner: Some(65534),
         };
         let gives =
             |step: Step| matches!(step, Step::Repair(Repair::GiveBack { account: 65534, identity: (1, 2), .. }));
@@ -2125,6 +2189,25 @@ mod tests {
         assert!(left(&lock(0, 1, 0o644), true, true).contains("`chown -h nobody /srv/backuppc/LOCK`"));
         assert!(left(&lock(1000, 0, 0o644), true, true).contains("by hand"));
         assert!(left(&lock(0, 0, 0o444), true, true).contains("`chmod u+w /srv/backuppc/LOCK`"));
+        let in_roots_folder = match lock(0, 0, 0o644) {
+            Finding::Unwritable { folder_owner: _, path, what, lock, owner, account, identity, size, mode } => {
+                Finding::Unwritable { path, what, lock, owner, account, identity, size, mode, folder_owner: Some(0) }
+            }
+            other => other,
+        };
+        assert!(left(&in_roots_folder, true, true).contains("`namei -l /srv/backuppc/LOCK`"));
+        let odd = Finding::Unwritable {
+            path: PathBuf::from("/srv/back up/LOCK"),
+            what: "BackupPC's lock",
+            lock: true,
+            owner: 0,
+            account: 4242,
+            identity: (1, 2),
+            size: 1,
+            mode: 0o644,
+            folder_owner: Some(4242),
+        };
+        assert!(left(&odd, true, true).ends_with("`chown -h 4242 '/srv/back up/LOCK'`"), "{}", left(&odd, true, true));
         assert_eq!(
             left(&lock(65534, 0, 0o444), true, true),
             "/srv/backuppc/LOCK: its owner may not write it: `chmod u+w /srv/backuppc/LOCK`"
