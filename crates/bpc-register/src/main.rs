@@ -117,9 +117,8 @@ enum Command {
     /// of root's that the registrations cannot write is given to that
     /// account (by root only, in a folder of that account's, where hard links
     /// are protected; hosts and the journal are left to you, with the chown
-    /// to run). Lines BackupPC skips,
-    /// bad names and unreadable journal lines are left to you. After a
-    /// change to hosts it runs `reload-command`.
+    /// to run). Lines BackupPC skips, bad names and unreadable journal lines
+    /// are left to you. After a change to hosts it runs `reload-command`.
     ///
     /// Exit status: 0 when nothing was found (or, with --fix --yes, when
     /// everything found was repaired), 1 when a problem was found (or left),

@@ -129,7 +129,7 @@ pub enum Finding {
         owner: u32,
         /// The account registrations run as.
         account: u32,
-        /// Its device and inode, size and mode when examined.
+        /// Its device and inode when examined.
         identity: (u64, u64),
         /// Its size.
         size: u64,
@@ -265,12 +265,14 @@ fn hardlinks_protected(setting: &Path) -> bool {
 /// Where the kernel says whether hard links are protected.
 const PROTECTED_HARDLINKS: &str = "/proc/sys/fs/protected_hardlinks";
 
+/// An account's name, if it has one.
+fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|user| user.name)
+}
+
 /// An account's name, or `uid N` when it has none.
 fn account_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(user)) => user.name,
-        _ => format!("uid {uid}"),
-    }
+    user_name(uid).unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// What `check` read and found.
@@ -1261,10 +1263,7 @@ fn give_back_step(finding: &Finding, root: bool, protected: bool) -> Step {
     let shown = path.display();
     let quoted = shell_quoted(path);
     // A name for the command line: an account without one is its number.
-    let to = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*account)) {
-        Ok(Some(user)) => user.name,
-        _ => account.to_string(),
-    };
+    let to = user_name(*account).unwrap_or_else(|| account.to_string());
     let by_hand = format!(
         "{shown}: give it to {} by hand once `namei -l {quoted}` and `ls -l {quoted}` show it is the file you \
          expect, in the folders you expect, with one link: `chown -h {to} {quoted}`{}",
