@@ -358,7 +358,9 @@ fn help_of_each_hosts_command_is_complete() {
 
 /// Has `demo`'s reload-command write the uid it runs as into `ran-as`.
 fn record_reloads_uid(demo: &Demo) -> std::path::PathBuf {
-    let ran_as = demo.path("ran-as");
+    // A folder that nobody may write too, and no folder of the server's.
+    fs::create_dir(demo.path("records")).unwrap();
+    let ran_as = demo.path("records/ran-as");
     let config = fs::read_to_string(demo.path("server.toml")).unwrap();
     let reload = format!("reload-command = [\"/bin/sh\", \"-c\", \"id -u >> {}\"]", ran_as.display());
     assert!(config.contains("reload-command = []"), "{config}");
@@ -385,7 +387,7 @@ fn assert_reload_refused(demo: &Demo, ran_as: &std::path::Path, to: &str, messag
 /// Asserts that a transfer to `to` runs the reload command as nobody.
 fn assert_reloaded_as_nobody(demo: &Demo, ran_as: &std::path::Path, to: &str) {
     // Writable by nobody, who records itself there.
-    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(demo.path("records"), fs::Permissions::from_mode(0o777)).unwrap();
     assert_eq!(transfer_as_root(demo, to), "");
     assert_eq!(fs::read_to_string(ran_as).unwrap(), "65534\n");
 }
@@ -421,4 +423,54 @@ fn root_runs_backuppcs_programs_neither_as_root_nor_as_another_account_than_the_
     // Naming the configuration's owner, it runs as that owner.
     demo.append("backuppc/config.pl", "$Conf{BackupPCUser} = 'nobody';\n");
     assert_reloaded_as_nobody(&demo, &ran_as, "alice");
+}
+
+#[test]
+fn root_writes_no_journal_through_a_link_put_in_a_folder_another_account_owns() {
+    use std::os::unix::fs::{MetadataExt, lchown, symlink};
+    testkit::require!(testkit::require_root_and(&[]));
+    // The journal is configured under a folder of the account's (nobody
+    // stands for backuppc), as `/var/lib/backuppc/enroll/...` would be.
+    let demo = Demo::new();
+    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o755)).unwrap();
+    let theirs = demo.path("theirs");
+    fs::create_dir_all(theirs.join("enroll")).unwrap();
+    fs::rename(demo.path("registrations.jsonl"), theirs.join("enroll/registrations.jsonl")).unwrap();
+    lchown(&theirs, Some(65534), Some(65534)).unwrap();
+    let config = fs::read_to_string(demo.path("server.toml")).unwrap();
+    let moved = config.replace("journal = \"registrations.jsonl\"", "journal = \"theirs/enroll/registrations.jsonl\"");
+    assert_ne!(config, moved);
+    fs::write(demo.path("server.toml"), moved).unwrap();
+    // The account puts a link to a folder of root's (standing for
+    // /etc/cron.d) in place of `enroll`.
+    let roots = demo.path("roots");
+    fs::create_dir(&roots).unwrap();
+    fs::rename(theirs.join("enroll"), demo.path("moved-away")).unwrap();
+    symlink(&roots, theirs.join("enroll")).unwrap();
+    lchown(theirs.join("enroll"), Some(65534), Some(65534)).unwrap();
+
+    let hosts = demo.hosts();
+    let refused = format!(
+        "bpc-register: root does not use the journal's folder {}: {} belongs to nobody, who could put a link in \
+         place of what it holds",
+        theirs.join("enroll").display(),
+        theirs.display()
+    );
+    for args in [&["hosts", "transfer", ALICES_HOST, "bob"][..], &["hosts", "remove", ALICES_HOST], &["check"]] {
+        let output = run(&demo, args);
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.starts_with(&refused), "{args:?}: {said}");
+        assert_eq!(said.lines().count(), 1, "{said}");
+    }
+    assert_eq!(fs::read_dir(&roots).unwrap().count(), 0, "root wrote in the folder the link leads to");
+    assert_eq!(demo.hosts(), hosts);
+    // Where only root may change the way, the same command works.
+    fs::remove_file(theirs.join("enroll")).unwrap();
+    fs::rename(demo.path("moved-away"), theirs.join("enroll")).unwrap();
+    lchown(&theirs, Some(0), Some(0)).unwrap();
+    assert_eq!(transfer_as_root(&demo, "bob"), "");
+    let journal = theirs.join("enroll/registrations.jsonl");
+    assert!(fs::read_to_string(&journal).unwrap().contains("\"transferred\""));
+    assert_eq!(fs::metadata(&journal).unwrap().uid(), 0);
 }

@@ -467,8 +467,7 @@ fn a_lock_roots_fix_creates_is_the_backuppc_accounts_so_registrations_go_on() {
     // where no LOCK was ever made; root runs the fix first.
     let demo = Demo::new();
     fs::remove_file(demo.path("backuppc/LOCK")).unwrap();
-    let status = std::process::Command::new("/bin/chown").arg("-R").arg("65534:65534").arg(demo.path("")).status();
-    assert!(status.unwrap().success());
+    give_to_nobody(&demo);
     let fix = check(&demo, &["--fix", "--yes"]);
     assert_eq!(fix.code, 0, "{fix:?}");
     let lock = fs::metadata(demo.path("backuppc/LOCK")).unwrap();
@@ -477,6 +476,17 @@ fn a_lock_roots_fix_creates_is_the_backuppc_accounts_so_registrations_go_on() {
     let (said, logged) = register_bob_as_nobody(&demo);
     assert!(said.starts_with("success\n"), "{said}{logged}");
     assert!(demo.hosts().contains("pc-bob.example.org\t0\tbob\n"), "{}", demo.hosts());
+}
+
+/// Gives everything in the demo folder to nobody (standing for backuppc),
+/// the folder itself staying root's, as `/etc` holds `/etc/backuppc`: root
+/// uses no folder reached through one of someone else's.
+fn give_to_nobody(demo: &Demo) {
+    use std::os::unix::fs::PermissionsExt;
+    let status = std::process::Command::new("/bin/chown").arg("-R").arg("65534:65534").arg(demo.path("")).status();
+    assert!(status.unwrap().success());
+    std::os::unix::fs::lchown(demo.path(""), Some(0), Some(0)).unwrap();
+    fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// Bob's registration by the forced command run as nobody (standing for
@@ -505,8 +515,7 @@ fn a_lock_of_roots_that_stops_every_registration_is_reported_and_given_back() {
     // The server's files are an account's (nobody stands for backuppc),
     // but its LOCK is root's, as a command run as root can leave it.
     let demo = Demo::new();
-    let status = std::process::Command::new("/bin/chown").arg("-R").arg("65534:65534").arg(demo.path("")).status();
-    assert!(status.unwrap().success());
+    give_to_nobody(&demo);
     let lock = demo.path("backuppc/LOCK");
     nix::unistd::chown(&lock, Some(nix::unistd::Uid::from_raw(0)), Some(nix::unistd::Gid::from_raw(0))).unwrap();
     let (said, logged) = register_bob_as_nobody(&demo);

@@ -257,15 +257,61 @@ pub enum ConfigError {
     /// The file is unreadable or invalid.
     #[error(transparent)]
     Toml(#[from] files::TomlError),
+    /// Run as root, a folder of its files can be changed by someone else.
+    #[error(transparent)]
+    Untrusted(#[from] crate::root_folders::Untrusted),
 }
 
 impl ServerConfig {
     /// Reads `path` and makes its relative paths relative to its folder.
+    /// Run as root, it also checks that the folders of the files root opens
+    /// are reached only through folders that no one else may change
+    /// ([`crate::root_folders`]).
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
         let mut config: ServerConfig = files::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.anchor_paths(base);
+        if nix::unistd::geteuid().is_root() {
+            for (what, folder) in config.folders_root_opens() {
+                crate::root_folders::check(what, &folder)?;
+            }
+        }
         Ok(config)
+    }
+
+    /// The folders of the files a command run as root creates, writes or
+    /// reads as bpc-register's own, each once, named for messages: BackupPC's
+    /// configuration folder, the journal's (where the indexes and caches go
+    /// too), the log's, the users file's, the static resolver's, the LDAP
+    /// password's and CA's. BackupPC's key and its account's SSH files are
+    /// the account's business, in its own home, and are not among them.
+    pub fn folders_root_opens(&self) -> Vec<(&'static str, PathBuf)> {
+        let parent = |path: &Path| files::parent_dir(path).to_owned();
+        let journal = self.journal.clone().unwrap_or_else(|| self.backuppc.conf_dir.join(crate::journal::JOURNAL_NAME));
+        let mut folders = vec![
+            ("BackupPC's configuration folder", self.backuppc.conf_dir.clone()),
+            ("the journal's folder", parent(&journal)),
+        ];
+        if let LogConfig::File { path } = &self.log {
+            folders.push(("the log's folder", parent(path)));
+        }
+        match &self.directory {
+            DirectoryConfig::File { path } => folders.push(("the users file's folder", parent(path))),
+            DirectoryConfig::Ldap(ldap) => {
+                if let Some(path) = &ldap.bind_password_file {
+                    folders.push(("the LDAP password file's folder", parent(path)));
+                }
+                if let Some(path) = &ldap.ca_file {
+                    folders.push(("the LDAP CA file's folder", parent(path)));
+                }
+            }
+        }
+        if let ResolverConfig::Static { path } = &self.resolver {
+            folders.push(("the static resolver's folder", parent(path)));
+        }
+        let mut seen = std::collections::HashSet::new();
+        folders.retain(|(_, folder)| seen.insert(folder.clone()));
+        folders
     }
 
     pub(crate) fn anchor_paths(&mut self, base: &Path) {

@@ -29,6 +29,7 @@ pub mod pins;
 pub mod register;
 pub mod registry;
 pub mod resolver;
+pub mod root_folders;
 pub mod shared_file;
 pub mod transaction;
 

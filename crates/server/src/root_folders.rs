@@ -1,0 +1,294 @@
+//! The folders root uses for bpc-register's files, reached only through
+//! folders that no one but root may change.
+//!
+//! Root's commands (`check`, `hosts`, a registration made in-process by
+//! root) open their files by path: BackupPC's `hosts` and `LOCK`, the
+//! journal, the log, the users file. A folder passed through on the way to
+//! one of them that another account may change lets that account put a
+//! link in place of what follows, and root would then create, write or read
+//! files wherever the link points: a journal line in `/etc/cron.d`, a
+//! password file read as the users file. The folder that holds the files
+//! may be BackupPC's account's (`/etc/backuppc` is on Debian), since a file
+//! in it is never created or written through a link; every folder passed
+//! through to reach it must be root's, and written by no one else, as
+//! OpenSSH requires of the folders above `authorized_keys`. A link on the
+//! way is followed only when a folder of that kind holds it, and the folders
+//! its target passes through are held to the same rule.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+/// The most links followed on the way to one folder, as the kernel's own
+/// limit (`ELOOP`).
+const MAX_LINKS: usize = 40;
+
+/// Why root does not use a folder of the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("root does not use {what} {}: {problem}", folder.display())]
+pub struct Untrusted {
+    /// What the folder is for, as the message names it ("the journal's folder").
+    pub what: &'static str,
+    /// The folder, as configured.
+    pub folder: PathBuf,
+    /// What is wrong on the way to it.
+    pub problem: Problem,
+}
+
+/// What is wrong on the way to a folder.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// A folder passed through belongs to another account.
+    #[error(
+        "{} belongs to {owner}, who could put a link in place of what it holds and have root write or read \
+         elsewhere; keep it under folders that only root may change (as /etc/backuppc is), or run bpc-register \
+         as that account",
+        through.display()
+    )]
+    NotRoots {
+        /// The folder passed through.
+        through: PathBuf,
+        /// Its owner, by name when it has one.
+        owner: String,
+    },
+    /// A folder passed through is root's, but others may write it.
+    #[error(
+        "others than root may write {} (mode {mode:04o}) and put a link in place of what it holds, to have root \
+         write or read elsewhere; keep it under folders that only root may change (as /etc/backuppc is)",
+        through.display()
+    )]
+    Writable {
+        /// The folder passed through.
+        through: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// The way goes through more links than the kernel would follow.
+    #[error("reaching it follows more than {MAX_LINKS} links")]
+    TooManyLinks,
+    /// Something on the way cannot be examined.
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        /// What could not be examined.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Checks that `folder` is reached only through folders that no one but
+/// root may change, following links found in such folders (see the
+/// module's documentation). A relative `folder` is taken from the working
+/// folder. A folder that does not exist yet passes when only root could
+/// make it.
+pub fn check(what: &'static str, folder: &Path) -> Result<(), Untrusted> {
+    walk(folder).map_err(|problem| Untrusted { what, folder: folder.to_owned(), problem })
+}
+
+fn walk(folder: &Path) -> Result<(), Problem> {
+    let start = if folder.is_absolute() {
+        folder.to_owned()
+    } else {
+        let here = std::env::current_dir().map_err(|source| Problem::Unreadable { path: ".".into(), source })?;
+        here.join(folder)
+    };
+    // What is left to walk, last component first; a link's target is put
+    // in front of what followed the link.
+    let mut left: Vec<PathBuf> = start.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
+    // The folder reached so far, without links in it: its parent is `..`.
+    let mut here = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(next) = left.pop() {
+        let Some(component) = next.components().next() else { continue };
+        match component {
+            Component::RootDir => here = PathBuf::from("/"),
+            Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                here.pop();
+            }
+            Component::Normal(name) => {
+                let entry = here.join(name);
+                let found = match fs::symlink_metadata(&entry) {
+                    Ok(meta) => Some(meta),
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+                    Err(source) => return Err(Problem::Unreadable { path: entry, source }),
+                };
+                let holder =
+                    fs::symlink_metadata(&here).map_err(|source| Problem::Unreadable { path: here.clone(), source })?;
+                let holder_rule = only_root_changes(holder.uid(), holder.mode(), found.as_ref().map(MetadataExt::uid));
+                match holder_rule {
+                    Ok(()) => {}
+                    Err(Holder::NotRoots(uid)) => return Err(Problem::NotRoots { through: here, owner: account(uid) }),
+                    Err(Holder::Writable(mode)) => return Err(Problem::Writable { through: here, mode }),
+                }
+                match found {
+                    // Nothing below a missing entry: only root could make it.
+                    None => return Ok(()),
+                    Some(meta) if meta.file_type().is_symlink() => {
+                        links += 1;
+                        if links > MAX_LINKS {
+                            return Err(Problem::TooManyLinks);
+                        }
+                        let target = fs::read_link(&entry)
+                            .map_err(|source| Problem::Unreadable { path: entry.clone(), source })?;
+                        left.extend(target.components().rev().map(|c| PathBuf::from(c.as_os_str())));
+                    }
+                    Some(_) => here = entry,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a folder passed through is not one that only root may change.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    /// It belongs to this uid.
+    NotRoots(u32),
+    /// It is root's, with this mode, which lets others write it.
+    Writable(u32),
+}
+
+/// Whether a folder of `uid` and `mode` lets no one but root change its
+/// entry of `entry_uid` (`None`: no such entry yet): root's, written by no
+/// one else, or written by others but sticky (as `/tmp` is) with an entry
+/// of root's, which others may then neither rename nor remove. An access
+/// ACL is covered by the mode: its mask shows in the group bits.
+fn only_root_changes(uid: u32, mode: u32, entry_uid: Option<u32>) -> Result<(), Holder> {
+    if uid != 0 {
+        return Err(Holder::NotRoots(uid));
+    }
+    let sticky_and_roots = mode & 0o1000 != 0 && entry_uid == Some(0);
+    if mode & 0o022 != 0 && !sticky_and_roots {
+        return Err(Holder::Writable(mode & 0o7777));
+    }
+    Ok(())
+}
+
+/// An account's name, or `uid N` when it has none.
+fn account(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    #[test]
+    fn only_a_folder_of_roots_that_no_one_else_writes_or_a_sticky_one_with_roots_entry_is_trusted() {
+        let cases = [
+            (0, 0o755, Some(0), Ok(())),
+            (0, 0o700, Some(65534), Ok(())),
+            (0, 0o755, None, Ok(())),
+            (65534, 0o755, Some(0), Err(Holder::NotRoots(65534))),
+            (65534, 0o700, None, Err(Holder::NotRoots(65534))),
+            (0, 0o775, Some(0), Err(Holder::Writable(0o775))),
+            (0, 0o757, Some(0), Err(Holder::Writable(0o757))),
+            (0, 0o1777, Some(0), Ok(())),
+            (0, 0o1777, Some(65534), Err(Holder::Writable(0o1777))),
+            (0, 0o1777, None, Err(Holder::Writable(0o1777))),
+            (0, 0o777, Some(0), Err(Holder::Writable(0o777))),
+        ];
+        for (uid, mode, entry, expected) in cases {
+            assert_eq!(only_root_changes(uid, mode, entry), expected, "{uid} {mode:o} {entry:?}");
+        }
+    }
+
+    /// A folder of root's, 0755, for tests run as root.
+    fn roots_folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    fn chown_to_nobody(path: &Path) {
+        std::os::unix::fs::lchown(path, Some(65534), Some(65534)).unwrap();
+    }
+
+    #[test]
+    fn a_folder_under_roots_folders_is_used_even_when_it_is_anothers_or_missing() {
+        testkit::require!(testkit::require_root_and(&[]));
+        let dir = roots_folder();
+        let backuppc = dir.path().join("backuppc");
+        fs::create_dir(&backuppc).unwrap();
+        chown_to_nobody(&backuppc);
+        check("conf-dir", &backuppc).unwrap();
+        check("the journal's folder", &dir.path().join("not-yet/deeper")).unwrap();
+        // A link of root's in a folder of root's, as Debian's /etc/backuppc/pc.
+        symlink(&backuppc, dir.path().join("pc")).unwrap();
+        check("conf-dir", &dir.path().join("pc")).unwrap();
+        check("conf-dir", &dir.path().join("pc/../backuppc")).unwrap();
+    }
+
+    #[test]
+    fn a_folder_under_anothers_folder_is_refused_with_the_folder_and_its_owner() {
+        testkit::require!(testkit::require_root_and(&[]));
+        let dir = roots_folder();
+        let theirs = dir.path().join("theirs");
+        fs::create_dir_all(theirs.join("enroll")).unwrap();
+        chown_to_nobody(&theirs);
+        let error = check("the journal's folder", &theirs.join("enroll")).unwrap_err();
+        let said = error.to_string();
+        assert!(
+            said.starts_with(&format!(
+                "root does not use the journal's folder {}: {} belongs to nobody, who could put a link",
+                theirs.join("enroll").display(),
+                theirs.display()
+            )),
+            "{said}"
+        );
+        // Nor a folder that is not there yet: they could make it a link.
+        assert!(matches!(check("x", &theirs.join("later")).unwrap_err().problem, Problem::NotRoots { .. }));
+    }
+
+    #[test]
+    fn a_link_put_in_anothers_folder_is_not_followed_even_to_a_folder_of_roots() {
+        testkit::require!(testkit::require_root_and(&[]));
+        let dir = roots_folder();
+        let roots = dir.path().join("roots");
+        fs::create_dir(&roots).unwrap();
+        let theirs = dir.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        chown_to_nobody(&theirs);
+        // A link of root's in a folder of root's leads into their folder.
+        symlink(theirs.join("enroll"), dir.path().join("way")).unwrap();
+        symlink(&roots, theirs.join("enroll")).unwrap();
+        chown_to_nobody(&theirs.join("enroll"));
+        let error = check("the journal's folder", &dir.path().join("way")).unwrap_err();
+        match error.problem {
+            Problem::NotRoots { through, owner } => assert_eq!((through, owner.as_str()), (theirs, "nobody")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn folders_others_may_write_are_refused_unless_sticky_with_an_entry_of_roots() {
+        testkit::require!(testkit::require_root_and(&[]));
+        let dir = roots_folder();
+        let shared = dir.path().join("shared");
+        fs::create_dir_all(shared.join("mine")).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o775)).unwrap();
+        let error = check("conf-dir", &shared.join("mine")).unwrap_err();
+        assert!(error.to_string().contains(&format!("others than root may write {} (mode 0775)", shared.display())));
+        // Sticky, as /tmp: root's own entry cannot be renamed by others.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        check("conf-dir", &shared.join("mine")).unwrap();
+        chown_to_nobody(&shared.join("mine"));
+        assert!(matches!(check("conf-dir", &shared.join("mine")).unwrap_err().problem, Problem::Writable { .. }));
+    }
+
+    #[test]
+    fn a_loop_of_links_ends() {
+        testkit::require!(testkit::require_root_and(&[]));
+        let dir = roots_folder();
+        symlink(dir.path().join("b"), dir.path().join("a")).unwrap();
+        symlink(dir.path().join("a"), dir.path().join("b")).unwrap();
+        assert!(matches!(check("conf-dir", &dir.path().join("a/x")).unwrap_err().problem, Problem::TooManyLinks));
+    }
+}
