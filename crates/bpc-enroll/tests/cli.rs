@@ -619,4 +619,22 @@ fn a_file_setup_as_root_leaves_the_servers_files_to_the_folders_owner() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(fs::read_to_string(conf.join("hosts")).unwrap().contains("pc-bob.example.org\t0\tbob\n"));
+
+    // A configuration that others may write could name any file for root
+    // to write: root refuses it, as a configuration error, changing nothing.
+    fs::set_permissions(server.join("server.toml"), fs::Permissions::from_mode(0o664)).unwrap();
+    let hosts = fs::read(conf.join("hosts")).unwrap();
+    let client = base.path().join("client-refused");
+    let refused = setup(&url, "bob", "127.0.0.3", &client).code(2);
+    let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        said.contains(&format!(
+            "the server of {url} cannot be used as root: root does not use the configuration {}: others than root \
+             may write it (mode 0664)",
+            server.join("server.toml").display()
+        )),
+        "{said}"
+    );
+    assert_eq!(fs::read(conf.join("hosts")).unwrap(), hosts);
+    assert!(files_under(&client).is_empty(), "{:?}", files_under(&client));
 }

@@ -465,10 +465,35 @@ fn root_writes_no_journal_through_a_link_put_in_a_folder_another_account_owns() 
     }
     assert_eq!(fs::read_dir(&roots).unwrap().count(), 0, "root wrote in the folder the link leads to");
     assert_eq!(demo.hosts(), hosts);
-    // Where only root may change the way, the same command works.
+    // The way made root's again.
     fs::remove_file(theirs.join("enroll")).unwrap();
     fs::rename(demo.path("moved-away"), theirs.join("enroll")).unwrap();
     lchown(&theirs, Some(0), Some(0)).unwrap();
+    // Nor a configuration that the account may write: it names every path.
+    fs::set_permissions(demo.path("server.toml"), fs::Permissions::from_mode(0o666)).unwrap();
+    let output = run(&demo, &["hosts", "list"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with(&format!(
+        "bpc-register: root does not use the configuration {}: others than root may write it (mode 0666)",
+        demo.path("server.toml").display()
+    )));
+    fs::set_permissions(demo.path("server.toml"), fs::Permissions::from_mode(0o644)).unwrap();
+    // Nor a users file in a folder of the account's, read by its path.
+    let users = demo.path("backuppc/users.toml");
+    fs::copy(demo.path("users.toml"), &users).unwrap();
+    lchown(demo.path("backuppc"), Some(65534), Some(65534)).unwrap();
+    let config = fs::read_to_string(demo.path("server.toml")).unwrap();
+    fs::write(demo.path("server.toml"), config.replace("path = \"users.toml\"", "path = \"backuppc/users.toml\""))
+        .unwrap();
+    let output = run(&demo, &["hosts", "list"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).starts_with(&format!(
+        "bpc-register: root does not use the users file's folder {}: {} belongs to nobody",
+        demo.path("backuppc").display(),
+        demo.path("backuppc").display()
+    )));
+    fs::write(demo.path("server.toml"), config).unwrap();
+    // With all of it root's, the same command works.
     assert_eq!(transfer_as_root(&demo, "bob"), "");
     let journal = theirs.join("enroll/registrations.jsonl");
     assert!(fs::read_to_string(&journal).unwrap().contains("\"transferred\""));

@@ -43,6 +43,25 @@ fn check(demo: &Demo, args: &[&str]) -> Run {
     }
 }
 
+/// `check ARGS...` run as nobody, standing for the backuppc account.
+fn check_as_nobody(demo: &Demo, args: &[&str]) -> Run {
+    let output = std::process::Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_bpc-register"))
+        .arg("--config")
+        .arg(demo.path("server.toml"))
+        .arg("check")
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
 /// The demo's journal, as bytes.
 fn journal(demo: &Demo) -> Vec<u8> {
     fs::read(demo.path("registrations.jsonl")).unwrap()
@@ -271,6 +290,7 @@ fn config_pl_letting_owners_change_commands_gets_the_lines_appended() {
 
 #[test]
 fn a_config_pl_behind_a_link_is_left_with_the_lines_to_add() {
+    testkit::require!(testkit::require_root_and(&["/usr/bin/setpriv", "/bin/chown"]));
     let demo = Demo::new();
     let real = demo.path("config-real.pl");
     let config_pl = demo.path("backuppc/config.pl");
@@ -281,8 +301,20 @@ fn a_config_pl_behind_a_link_is_left_with_the_lines_to_add() {
     .unwrap();
     fs::remove_file(&config_pl).unwrap();
     std::os::unix::fs::symlink(&real, &config_pl).unwrap();
+    give_to_nobody(&demo);
     let before = fs::read(&real).unwrap();
-    let run = check(&demo, &["--fix", "--yes"]);
+    // Root hands Perl, run as the folder's owner, nothing it reached
+    // through a link the owner could have put there.
+    let by_root = check(&demo, &[]);
+    assert_eq!(by_root.code, 1, "{by_root:?}");
+    by_root.says(&format!(
+        "problem: {}: cannot read BackupPC's configuration: a symbolic link, which bpc-register run as root does \
+         not follow (run it as the account that owns BackupPC's configuration); bpc-register registers only into \
+         a BackupPC whose config.pl it can read",
+        config_pl.display()
+    ));
+    // The account that owns it follows the link, as BackupPC does.
+    let run = check_as_nobody(&demo, &["--fix", "--yes"]);
     assert_eq!(run.code, 1, "{run:?}");
     run.says(&format!(
         "left: {}: not a regular file (a link, or something else), which bpc-register does not replace; add the \
@@ -358,11 +390,13 @@ fn journal_lines_that_cannot_be_read_are_reported_and_left() {
 #[test]
 fn a_repair_that_cannot_be_written_changes_nothing_and_exits_2() {
     let (demo, _) = demo_with_bobs_line_lost();
-    // The journal is read through a link but never appended through one.
-    let journal_path = demo.path("registrations.jsonl");
-    let real = demo.path("journal-real.jsonl");
-    fs::rename(&journal_path, &real).unwrap();
-    std::os::unix::fs::symlink(&real, &journal_path).unwrap();
+    // The journal can be read but not appended to: root appends to no file
+    // with other names, anyone else to none it may not write.
+    let real = demo.path("registrations.jsonl");
+    fs::hard_link(&real, demo.path("journal-other-name.jsonl")).unwrap();
+    if !nix::unistd::geteuid().is_root() {
+        fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    }
     let (before, journal_before) = (demo.backuppc(), fs::read(&real).unwrap());
     let run = check(&demo, &["--fix", "--yes"]);
     assert_eq!(run.code, 2, "{run:?}");
@@ -479,13 +513,16 @@ fn a_lock_roots_fix_creates_is_the_backuppc_accounts_so_registrations_go_on() {
 }
 
 /// Gives everything in the demo folder to nobody (standing for backuppc),
-/// the folder itself staying root's, as `/etc` holds `/etc/backuppc`: root
-/// uses no folder reached through one of someone else's.
+/// the folder itself and `server.toml` staying root's, as `/etc` holds
+/// `/etc/backuppc`: root uses no folder reached through one of someone
+/// else's, and no configuration that someone else may write.
 fn give_to_nobody(demo: &Demo) {
     use std::os::unix::fs::PermissionsExt;
     let status = std::process::Command::new("/bin/chown").arg("-R").arg("65534:65534").arg(demo.path("")).status();
     assert!(status.unwrap().success());
-    std::os::unix::fs::lchown(demo.path(""), Some(0), Some(0)).unwrap();
+    for root_keeps in ["", "server.toml"] {
+        std::os::unix::fs::lchown(demo.path(root_keeps), Some(0), Some(0)).unwrap();
+    }
     fs::set_permissions(demo.path(""), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -528,16 +565,9 @@ fn a_lock_of_roots_that_stops_every_registration_is_reported_and_given_back() {
         lock.display()
     );
     // The account itself cannot take the lock to repair, and is told so.
-    let by_account = std::process::Command::new("/usr/bin/setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_bpc-register"))
-        .arg("--config")
-        .arg(demo.path("server.toml"))
-        .args(["check", "--fix", "--yes"])
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&by_account.stderr);
-    assert_eq!(by_account.status.code(), Some(2), "{said}");
+    let by_account = check_as_nobody(&demo, &["--fix", "--yes"]);
+    let said = &by_account.stderr;
+    assert_eq!(by_account.code, 2, "{said}");
     assert!(said.contains("run `bpc-register check --fix --yes` as root"), "{said}");
     // Root gives it back, keeping its group and mode.
     let fixed = format!(

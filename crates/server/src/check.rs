@@ -1931,10 +1931,13 @@ mod tests {
         let (dir, sources) = folder(HEADER, &[record("pc.example.org", "alice", "added")]);
         own_config(dir.path(), "pc.example.org");
         let orphan = own_config(dir.path(), "old.example.org");
-        // The journal is read through a link but never appended through one.
-        let real = dir.path().join("journal.real");
-        fs::rename(&sources.journal, &real).unwrap();
-        std::os::unix::fs::symlink(&real, &sources.journal).unwrap();
+        // The journal can be read but not appended to: root appends to no
+        // file with other names, anyone else to none it may not write.
+        let real = sources.journal.clone();
+        fs::hard_link(&real, dir.path().join("journal.other-name")).unwrap();
+        if !nix::unistd::geteuid().is_root() {
+            fs::set_permissions(&real, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+        }
         let journal_before = fs::read(&real).unwrap();
         fs::write(dir.path().join("config.pl"), SAFE_CONFIG_PL).unwrap();
         let report = sources.fix(&server_config(dir.path(), "name")).unwrap();

@@ -1,5 +1,6 @@
 //! `server.toml`: what the administrator decides.
 
+use crate::root_folders::Reach;
 use protocol::{Domain, OsName};
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -268,49 +269,54 @@ impl ServerConfig {
     /// are reached only through folders that no one else may change
     /// ([`crate::root_folders`]).
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            crate::root_folders::check_config(path)?;
+        }
         let mut config: ServerConfig = files::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.anchor_paths(base);
-        if nix::unistd::geteuid().is_root() {
-            for (what, folder) in config.folders_root_opens() {
-                crate::root_folders::check(what, &folder)?;
+        if root {
+            for (what, folder, reach) in config.folders_root_opens() {
+                crate::root_folders::check(what, &folder, reach)?;
             }
         }
         Ok(config)
     }
 
     /// The folders of the files a command run as root creates, writes or
-    /// reads as bpc-register's own, each once, named for messages: BackupPC's
-    /// configuration folder, the journal's (where the indexes and caches go
-    /// too), the log's, the users file's, the static resolver's, the LDAP
-    /// password's and CA's. BackupPC's key and its account's SSH files are
-    /// the account's business, in its own home, and are not among them.
-    pub fn folders_root_opens(&self) -> Vec<(&'static str, PathBuf)> {
+    /// reads as bpc-register's own, named for messages, with how much of the
+    /// way must be root's alone: BackupPC's configuration folder, the
+    /// journal's (where the indexes and caches go too) and the log's, whose
+    /// files root never writes through a link, may be another account's;
+    /// those of the files root reads by path (the users file, the static
+    /// resolver, the LDAP password and CA) may not. BackupPC's key and its
+    /// account's SSH files are the account's business, in its own home, and
+    /// are not among them (the key is read as a regular file only).
+    pub fn folders_root_opens(&self) -> Vec<(&'static str, PathBuf, Reach)> {
         let parent = |path: &Path| files::parent_dir(path).to_owned();
         let journal = self.journal.clone().unwrap_or_else(|| self.backuppc.conf_dir.join(crate::journal::JOURNAL_NAME));
         let mut folders = vec![
-            ("BackupPC's configuration folder", self.backuppc.conf_dir.clone()),
-            ("the journal's folder", parent(&journal)),
+            ("BackupPC's configuration folder", self.backuppc.conf_dir.clone(), Reach::Through),
+            ("the journal's folder", parent(&journal), Reach::Through),
         ];
         if let LogConfig::File { path } = &self.log {
-            folders.push(("the log's folder", parent(path)));
+            folders.push(("the log's folder", parent(path), Reach::Through));
         }
         match &self.directory {
-            DirectoryConfig::File { path } => folders.push(("the users file's folder", parent(path))),
+            DirectoryConfig::File { path } => folders.push(("the users file's folder", parent(path), Reach::Whole)),
             DirectoryConfig::Ldap(ldap) => {
                 if let Some(path) = &ldap.bind_password_file {
-                    folders.push(("the LDAP password file's folder", parent(path)));
+                    folders.push(("the LDAP password file's folder", parent(path), Reach::Whole));
                 }
                 if let Some(path) = &ldap.ca_file {
-                    folders.push(("the LDAP CA file's folder", parent(path)));
+                    folders.push(("the LDAP CA file's folder", parent(path), Reach::Whole));
                 }
             }
         }
         if let ResolverConfig::Static { path } = &self.resolver {
-            folders.push(("the static resolver's folder", parent(path)));
+            folders.push(("the static resolver's folder", parent(path), Reach::Whole));
         }
-        let mut seen = std::collections::HashSet::new();
-        folders.retain(|(_, folder)| seen.insert(folder.clone()));
         folders
     }
 

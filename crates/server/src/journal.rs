@@ -85,13 +85,27 @@ impl Journal {
     }
 }
 
-/// Reads the journal at `path`; a journal that does not exist is empty.
+/// Reads the journal at `path`; a journal that does not exist is empty. It
+/// is read as it is written: never through a link put in its place, and
+/// only as a regular file (a FIFO would hold the reader, and BackupPC's
+/// lock with it; a device would never end).
 pub fn read(path: &Path) -> io::Result<Journal> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    let mut file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Journal::default()),
+        Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(io::Error::other("it is a symbolic link, which bpc-register does not follow"));
+        }
         Err(error) => return Err(error),
     };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("it is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
     let mut journal = Journal::default();
     for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.is_empty() {
@@ -151,6 +165,7 @@ impl JournalMark {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn record(host: &str, action: &str) -> JournalRecord {
         JournalRecord {
@@ -223,5 +238,23 @@ mod tests {
         append(&path, &record("b.example.org", "added")).unwrap().undo();
         let hosts: Vec<String> = read(&path).unwrap().records.into_iter().map(|r| r.host).collect();
         assert_eq!(hosts, ["a.example.org"]);
+    }
+
+    #[test]
+    fn a_journal_put_as_a_link_a_fifo_or_a_device_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_NAME);
+        let secret = dir.path().join("secret");
+        fs::write(&secret, "{\"secret\": 1}\n").unwrap();
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let error = read(&path).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        assert!(read(&path).is_err());
+        fs::remove_file(&path).unwrap();
+        // A FIFO would hold the reader, and BackupPC's lock with it.
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(read(&path).unwrap_err().to_string(), "it is not a regular file");
     }
 }

@@ -371,17 +371,48 @@ impl ConfigFiles {
         let folder = File::open(&self.conf_dir).map_err(missing(&self.conf_dir))?;
         let folder = folder.metadata().map_err(missing(&self.conf_dir))?;
         let mut loaded = Vec::new();
-        match File::open(&self.local) {
+        match open_loaded(&self.local) {
             Ok(file) => loaded.push((regular(file, &self.local)?, self.local.clone())),
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(OwnerEditsError::Missing { path: self.local.clone(), source }),
         }
-        let config = File::open(&self.config).map_err(missing(&self.config))?;
+        let config = open_loaded(&self.config).map_err(missing(&self.config))?;
         let config = regular(config, &self.config)?;
         let config_owner = config.metadata().map_err(missing(&self.config))?.uid();
         loaded.push((config, self.config.clone()));
         Ok(OpenedFiles { folder_owner: folder.uid(), config_owner, loaded })
     }
+}
+
+/// Opens a file BackupPC loads, for Perl to read through the descriptor,
+/// without waiting on a FIFO. Run as root, bpc-register hands it to Perl
+/// run as the folder's owner, whose own `localconfig.pl` is loaded first
+/// and could read whatever root opened: root then follows no link put in
+/// its place and opens no file of root's with other names (either could
+/// lead to a secret). Run as anyone else, a link is followed as BackupPC
+/// follows it.
+fn open_loaded(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = nix::unistd::geteuid().is_root();
+    let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    if root {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = fs::OpenOptions::new().read(true).custom_flags(flags).open(path).map_err(|error| {
+        if root && error.raw_os_error() == Some(nix::libc::ELOOP) {
+            io::Error::other(
+                "a symbolic link, which bpc-register run as root does not follow (run it as the account that owns \
+                 BackupPC's configuration)",
+            )
+        } else {
+            error
+        }
+    })?;
+    let meta = file.metadata()?;
+    if root && meta.uid() == 0 && meta.nlink() != 1 {
+        return Err(io::Error::other("a file of root's with other names (hard links), which root does not hand on"));
+    }
+    Ok(file)
 }
 
 /// `file` when it is a regular file, as BackupPC's `-f` wants.
@@ -740,6 +771,39 @@ mod tests {
             "print \"enable 0\\nend\\n\";\n$Conf{CgiUserConfigEditEnable} = 1;\n$Conf{CgiUserConfigEdit}{RsyncSshArgs} = 1;\n",
         );
         assert_eq!(read(dir.path()).unwrap().dangerous_editable(), ["RsyncSshArgs"]);
+    }
+
+    #[test]
+    fn root_hands_perl_no_config_pl_or_localconfig_put_as_a_link() {
+        testkit::require!(testkit::require_root_and(&[PERL, SETPRIV]));
+        // A secret of root's stands where the links lead: Perl, run as the
+        // folder's owner, would read what root opened.
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        let secret = dir.path().join("secret");
+        fs::write(&secret, "root:$y$j9T$SECRET:19000:0:99999:7:::\n").unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("localconfig.pl")).unwrap();
+        let error = read_with_local_in(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("a symbolic link, which bpc-register run as root does not follow"), "{error}");
+        assert!(!error.contains("SECRET"), "{error}");
+        fs::remove_file(dir.path().join("localconfig.pl")).unwrap();
+        fs::rename(dir.path().join("config.pl"), dir.path().join("config.pl.real")).unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("config.pl")).unwrap();
+        let error = read_with_local_in(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("a symbolic link, which bpc-register run as root does not follow"), "{error}");
+        // Nor a second name of a file of root's.
+        fs::remove_file(dir.path().join("config.pl")).unwrap();
+        fs::hard_link(&secret, dir.path().join("config.pl")).unwrap();
+        let error = read_with_local_in(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("a file of root's with other names"), "{error}");
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_localconfig_holds_no_one() {
+        let dir = conf_dir("$Conf{CgiUserConfigEditEnable} = 0;\n");
+        nix::unistd::mkfifo(&dir.path().join("localconfig.pl"), nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .unwrap();
+        let error = read_with_local_in(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
     }
 
     #[test]

@@ -697,11 +697,34 @@ pub fn directory_from_config(config: &DirectoryConfig) -> Result<Box<dyn Directo
 
 /// Reads and checks an OpenSSH public key, returning it as one clean line.
 pub fn read_public_key(path: &std::path::Path) -> Result<String, ServerError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ServerError::KeyRead { path: path.to_owned(), source })?;
+    let text = read_small_regular_file(path, MAX_PUBLIC_KEY)
+        .map_err(|source| ServerError::KeyRead { path: path.to_owned(), source })?;
     let key = ssh_key::PublicKey::from_openssh(text.trim())
         .map_err(|source| ServerError::KeyInvalid { path: path.to_owned(), source })?;
     key.to_openssh().map_err(|source| ServerError::KeyInvalid { path: path.to_owned(), source })
+}
+
+/// The most of a public key file read: an RSA key of 16,384 bits is under 3 KiB.
+const MAX_PUBLIC_KEY: u64 = 64 * 1024;
+
+/// The text of the regular file at `path`, at most `max` bytes: opened
+/// without waiting on a FIFO, and refused when it is anything else (a
+/// device would never end).
+fn read_small_regular_file(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes")));
+    }
+    let mut text = String::new();
+    file.take(max).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -832,6 +855,19 @@ mod tests {
     fn ask(server: &Server, command: &str, from: &str) -> Response {
         let connection = SshConnection::parse(&format!("{from} 5000 127.0.0.1 22")).unwrap();
         server.handle(Some(command.as_bytes()), &connection)
+    }
+
+    #[test]
+    fn the_backuppc_key_is_read_only_from_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key.pub");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let error = read_public_key(&fifo).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        assert!(read_public_key(Path::new("/dev/zero")).unwrap_err().to_string().contains("not a regular file"));
+        let big = dir.path().join("big.pub");
+        std::fs::write(&big, vec![b'a'; 70 * 1024]).unwrap();
+        assert!(read_public_key(&big).unwrap_err().to_string().contains("larger than 65536 bytes"));
     }
 
     #[test]

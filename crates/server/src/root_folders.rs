@@ -13,7 +13,11 @@
 //! through to reach it must be root's, and written by no one else, as
 //! OpenSSH requires of the folders above `authorized_keys`. A link on the
 //! way is followed only when a folder of that kind holds it, and the folders
-//! its target passes through are held to the same rule.
+//! its target passes through are held to the same rule. A folder of files
+//! root reads by path (the users file, the static resolver, the LDAP
+//! password and CA) must itself be root's alone ([`Reach::Whole`]), and so
+//! must the configuration, which names every path root uses
+//! ([`check_config`]).
 
 use std::fs;
 use std::io;
@@ -23,6 +27,16 @@ use std::path::{Component, Path, PathBuf};
 /// The most links followed on the way to one folder, as the kernel's own
 /// limit (`ELOOP`).
 const MAX_LINKS: usize = 40;
+
+/// How much of the way to a folder must be root's alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every folder passed through; the folder itself may be another
+    /// account's, since root creates and writes no file in it through a link.
+    Through,
+    /// The folder itself too: root reads files there by path.
+    Whole,
+}
 
 /// Why root does not use a folder of the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +56,8 @@ pub enum Problem {
     /// A folder passed through belongs to another account.
     #[error(
         "{} belongs to {owner}, who could put a link in place of what it holds and have root write or read \
-         elsewhere; keep it under folders that only root may change (as /etc/backuppc is), or run bpc-register \
-         as that account",
+         elsewhere; keep it where only folders of root's that no one else may write lead (as /etc leads to \
+         /etc/backuppc), or run bpc-register as that account",
         through.display()
     )]
     NotRoots {
@@ -55,12 +69,28 @@ pub enum Problem {
     /// A folder passed through is root's, but others may write it.
     #[error(
         "others than root may write {} (mode {mode:04o}) and put a link in place of what it holds, to have root \
-         write or read elsewhere; keep it under folders that only root may change (as /etc/backuppc is)",
+         write or read elsewhere; keep it where only folders of root's that no one else may write lead (as /etc \
+         leads to /etc/backuppc)",
         through.display()
     )]
     Writable {
         /// The folder passed through.
         through: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// The configuration belongs to another account.
+    #[error("it belongs to {owner}, who could name the files root writes; make it root's, written by root alone")]
+    FileNotRoots {
+        /// Its owner, by name when it has one.
+        owner: String,
+    },
+    /// The configuration is root's, but others may write it.
+    #[error(
+        "others than root may write it (mode {mode:04o}) and name the files root writes; make it written by root \
+         alone"
+    )]
+    FileWritable {
         /// Its mode.
         mode: u32,
     },
@@ -78,15 +108,47 @@ pub enum Problem {
 }
 
 /// Checks that `folder` is reached only through folders that no one but
-/// root may change, following links found in such folders (see the
-/// module's documentation). A relative `folder` is taken from the working
-/// folder. A folder that does not exist yet passes when only root could
-/// make it.
-pub fn check(what: &'static str, folder: &Path) -> Result<(), Untrusted> {
-    walk(folder).map_err(|problem| Untrusted { what, folder: folder.to_owned(), problem })
+/// root may change, following links found in such folders, and with
+/// [`Reach::Whole`] that it is one of them (see the module's
+/// documentation). A relative `folder` is taken from the working folder. A
+/// folder that does not exist yet passes when only root could make it.
+pub fn check(what: &'static str, folder: &Path, reach: Reach) -> Result<(), Untrusted> {
+    let refused = |problem| Untrusted { what, folder: folder.to_owned(), problem };
+    let Some(reached) = walk(folder).map_err(refused)? else { return Ok(()) };
+    if reach == Reach::Whole {
+        let meta =
+            fs::metadata(&reached).map_err(|source| refused(Problem::Unreadable { path: reached.clone(), source }))?;
+        match only_root_changes(meta.uid(), meta.mode(), None) {
+            Ok(()) => {}
+            Err(Holder::NotRoots(uid)) => {
+                return Err(refused(Problem::NotRoots { through: reached, owner: account(uid) }));
+            }
+            Err(Holder::Writable(mode)) => return Err(refused(Problem::Writable { through: reached, mode })),
+        }
+    }
+    Ok(())
 }
 
-fn walk(folder: &Path) -> Result<(), Problem> {
+/// Checks that the configuration at `path` is root's, written by no one
+/// else, and reached only through folders of the same kind: whoever could
+/// change it could name any file for root to write. A missing file passes
+/// (reading it fails next).
+pub fn check_config(path: &Path) -> Result<(), Untrusted> {
+    let what = "the configuration";
+    let refused = |problem| Untrusted { what, folder: path.to_owned(), problem };
+    let Some(reached) = walk(path).map_err(refused)? else { return Ok(()) };
+    let meta =
+        fs::metadata(&reached).map_err(|source| refused(Problem::Unreadable { path: reached.clone(), source }))?;
+    match only_root_changes(meta.uid(), meta.mode() & 0o777, None) {
+        Ok(()) => Ok(()),
+        Err(Holder::NotRoots(uid)) => Err(refused(Problem::FileNotRoots { owner: account(uid) })),
+        Err(Holder::Writable(mode)) => Err(refused(Problem::FileWritable { mode })),
+    }
+}
+
+/// Walks to `folder` (see [`check`]): where it leads, without links, or
+/// `None` when something on the way does not exist yet.
+fn walk(folder: &Path) -> Result<Option<PathBuf>, Problem> {
     let start = if folder.is_absolute() {
         folder.to_owned()
     } else {
@@ -124,7 +186,7 @@ fn walk(folder: &Path) -> Result<(), Problem> {
                 }
                 match found {
                     // Nothing below a missing entry: only root could make it.
-                    None => return Ok(()),
+                    None => return Ok(None),
                     Some(meta) if meta.file_type().is_symlink() => {
                         links += 1;
                         if links > MAX_LINKS {
@@ -139,7 +201,7 @@ fn walk(folder: &Path) -> Result<(), Problem> {
             }
         }
     }
-    Ok(())
+    Ok(Some(here))
 }
 
 /// Why a folder passed through is not one that only root may change.
@@ -218,12 +280,15 @@ mod tests {
         let backuppc = dir.path().join("backuppc");
         fs::create_dir(&backuppc).unwrap();
         chown_to_nobody(&backuppc);
-        check("conf-dir", &backuppc).unwrap();
-        check("the journal's folder", &dir.path().join("not-yet/deeper")).unwrap();
+        check("conf-dir", &backuppc, Reach::Through).unwrap();
+        check("the journal's folder", &dir.path().join("not-yet/deeper"), Reach::Whole).unwrap();
         // A link of root's in a folder of root's, as Debian's /etc/backuppc/pc.
         symlink(&backuppc, dir.path().join("pc")).unwrap();
-        check("conf-dir", &dir.path().join("pc")).unwrap();
-        check("conf-dir", &dir.path().join("pc/../backuppc")).unwrap();
+        check("conf-dir", &dir.path().join("pc"), Reach::Through).unwrap();
+        check("conf-dir", &dir.path().join("pc/../backuppc"), Reach::Through).unwrap();
+        // Root reads no file in it by path: its folder is another's.
+        let error = check("the users file's folder", &backuppc, Reach::Whole).unwrap_err();
+        assert!(matches!(error.problem, Problem::NotRoots { ref through, .. } if *through == backuppc), "{error}");
     }
 
     #[test]
@@ -233,7 +298,7 @@ mod tests {
         let theirs = dir.path().join("theirs");
         fs::create_dir_all(theirs.join("enroll")).unwrap();
         chown_to_nobody(&theirs);
-        let error = check("the journal's folder", &theirs.join("enroll")).unwrap_err();
+        let error = check("the journal's folder", &theirs.join("enroll"), Reach::Through).unwrap_err();
         let said = error.to_string();
         assert!(
             said.starts_with(&format!(
@@ -244,7 +309,10 @@ mod tests {
             "{said}"
         );
         // Nor a folder that is not there yet: they could make it a link.
-        assert!(matches!(check("x", &theirs.join("later")).unwrap_err().problem, Problem::NotRoots { .. }));
+        assert!(matches!(
+            check("x", &theirs.join("later"), Reach::Through).unwrap_err().problem,
+            Problem::NotRoots { .. }
+        ));
     }
 
     #[test]
@@ -260,7 +328,7 @@ mod tests {
         symlink(theirs.join("enroll"), dir.path().join("way")).unwrap();
         symlink(&roots, theirs.join("enroll")).unwrap();
         chown_to_nobody(&theirs.join("enroll"));
-        let error = check("the journal's folder", &dir.path().join("way")).unwrap_err();
+        let error = check("the journal's folder", &dir.path().join("way"), Reach::Through).unwrap_err();
         match error.problem {
             Problem::NotRoots { through, owner } => assert_eq!((through, owner.as_str()), (theirs, "nobody")),
             other => panic!("{other:?}"),
@@ -274,13 +342,16 @@ mod tests {
         let shared = dir.path().join("shared");
         fs::create_dir_all(shared.join("mine")).unwrap();
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o775)).unwrap();
-        let error = check("conf-dir", &shared.join("mine")).unwrap_err();
+        let error = check("conf-dir", &shared.join("mine"), Reach::Through).unwrap_err();
         assert!(error.to_string().contains(&format!("others than root may write {} (mode 0775)", shared.display())));
         // Sticky, as /tmp: root's own entry cannot be renamed by others.
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
-        check("conf-dir", &shared.join("mine")).unwrap();
+        check("conf-dir", &shared.join("mine"), Reach::Through).unwrap();
         chown_to_nobody(&shared.join("mine"));
-        assert!(matches!(check("conf-dir", &shared.join("mine")).unwrap_err().problem, Problem::Writable { .. }));
+        assert!(matches!(
+            check("conf-dir", &shared.join("mine"), Reach::Through).unwrap_err().problem,
+            Problem::Writable { .. }
+        ));
     }
 
     #[test]
@@ -289,6 +360,40 @@ mod tests {
         let dir = roots_folder();
         symlink(dir.path().join("b"), dir.path().join("a")).unwrap();
         symlink(dir.path().join("a"), dir.path().join("b")).unwrap();
-        assert!(matches!(check("conf-dir", &dir.path().join("a/x")).unwrap_err().problem, Problem::TooManyLinks));
+        assert!(matches!(
+            check("conf-dir", &dir.path().join("a/x"), Reach::Through).unwrap_err().problem,
+            Problem::TooManyLinks
+        ));
+    }
+
+    #[test]
+    fn root_reads_only_a_configuration_of_its_own_that_no_one_else_writes() {
+        testkit::require!(testkit::require_root_and(&[]));
+        let dir = roots_folder();
+        let config = dir.path().join("server.toml");
+        fs::write(&config, "domain = \"example.org\"\n").unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        check_config(&config).unwrap();
+        check_config(&dir.path().join("missing.toml")).unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o664)).unwrap();
+        let said = check_config(&config).unwrap_err().to_string();
+        assert_eq!(
+            said,
+            format!(
+                "root does not use the configuration {}: others than root may write it (mode 0664) and name the \
+                 files root writes; make it written by root alone",
+                config.display()
+            )
+        );
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o644)).unwrap();
+        chown_to_nobody(&config);
+        assert!(matches!(check_config(&config).unwrap_err().problem, Problem::FileNotRoots { .. }));
+        // Root's own file, in a folder of someone else's, who could swap it.
+        let theirs = dir.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        fs::write(theirs.join("server.toml"), "").unwrap();
+        chown_to_nobody(&theirs);
+        let error = check_config(&theirs.join("server.toml")).unwrap_err();
+        assert!(matches!(error.problem, Problem::NotRoots { ref through, .. } if *through == theirs), "{error}");
     }
 }

@@ -41,7 +41,13 @@ impl Transport for FileTransport {
     ) -> Result<Vec<u8>, TransportError> {
         let origin = format!("file://{}", self.config_path.display());
         let unreachable = |reason: String| TransportError::Unreachable { server: origin.clone(), reason };
-        let config = ServerConfig::load(&self.config_path).map_err(|e| unreachable(e.to_string()))?;
+        let config = ServerConfig::load(&self.config_path).map_err(|error| match error {
+            // Refused as it stands, not out of reach: a configuration error.
+            server::config::ConfigError::Untrusted(refusal) => {
+                TransportError::Config(format!("the server of {origin} cannot be used as root: {refusal}"))
+            }
+            other => unreachable(other.to_string()),
+        })?;
         let folders = ServerFolders::before(&config);
         let server = match Server::from_config(config) {
             Ok(server) => server,
