@@ -33,7 +33,8 @@ impl AtomicWrite {
     ) -> io::Result<AtomicWrite> {
         let dir = parent_dir(path);
         let name = path.file_name().ok_or_else(|| io::Error::other("the path has no file name"))?;
-        let existing = fs::metadata(path).ok();
+        // The file it replaces, never one a link put in its place leads to.
+        let existing = fs::symlink_metadata(path).ok().filter(fs::Metadata::is_file);
         let mode = existing.as_ref().map_or(mode, |m| m.mode() & 0o7777);
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
@@ -58,7 +59,8 @@ impl AtomicWrite {
         write: impl FnOnce(&mut File) -> io::Result<()>,
     ) -> io::Result<AtomicWrite> {
         use std::os::unix::fs::OpenOptionsExt;
-        let existing = fs::metadata(path).ok();
+        // The file it replaces, never one a link put in its place leads to.
+        let existing = fs::symlink_metadata(path).ok().filter(fs::Metadata::is_file);
         let mode = existing.as_ref().map_or(mode, |m| m.mode() & 0o7777);
         match fs::remove_file(temp) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),

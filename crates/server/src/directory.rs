@@ -569,6 +569,34 @@ mod tests {
     }
 
     #[test]
+    fn an_index_planted_by_someone_else_names_no_user() {
+        use std::os::unix::fs::PermissionsExt;
+        // Anyone who may read the users file can compute its identity and
+        // write a table naming mallory, without a password.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.toml");
+        let index = dir.path().join(INDEX_NAME);
+        std::fs::write(&path, "[users.alice]\n").unwrap();
+        let identity = file_index::Identity::of_path(&path).unwrap();
+        let planted = file_index::build(INDEX_KIND, &identity, &vec![(b"mallory".to_vec(), vec![0])]);
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+        let mallory = Logon::parse("mallory").unwrap();
+        let finds_mallory = || FileDirectory::open(&path, &index, later).unwrap().0.user_exists(&mallory).unwrap();
+        std::fs::write(&index, &planted).unwrap();
+        std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(finds_mallory(), "the running user's own table is believed");
+        // One that others may write.
+        std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!finds_mallory(), "a table others may write was believed");
+        // One of someone else's, as root sees it.
+        if nix::unistd::geteuid().is_root() {
+            std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&index, Some(65534), Some(65534)).unwrap();
+            assert!(!finds_mallory(), "a table of nobody's was believed by root");
+        }
+    }
+
+    #[test]
     fn refuses_a_file_with_an_impossible_logon() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.toml");

@@ -79,13 +79,24 @@ pub struct FileIndex {
 }
 
 impl FileIndex {
-    /// The table at `path` when it is whole and was built as `kind` from the
-    /// file whose identity is `source`; `None` otherwise (missing, another
-    /// file, an older version of it, damaged).
+    /// The table at `path` when it is whole, was built as `kind` from the
+    /// file whose identity is `source`, and was written by this process's
+    /// user or by root; `None` otherwise (missing, another file, an older
+    /// version of it, damaged, or someone else's).
+    ///
+    /// Anyone who may read the source can compute its identity, so a table
+    /// is believed only from someone trusted: a regular file (opened without
+    /// following a link or waiting on a FIFO) that belongs to the running
+    /// user or to root and that no one else may write. Anyone else's would
+    /// let them name users or addresses the source does not hold.
     pub fn open(path: &Path, kind: &[u8; 8], source: &Identity) -> Option<FileIndex> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path).ok()?;
-        let len = file.metadata().ok().filter(fs::Metadata::is_file)?.len();
+        let file = files::open_regular(path, fs::OpenOptions::new().read(true)).ok()?;
+        let meta = file.metadata().ok()?;
+        let owner = meta.uid();
+        if (owner != 0 && owner != nix::unistd::geteuid().as_raw()) || meta.mode() & 0o022 != 0 {
+            return None;
+        }
+        let len = meta.len();
         let mut header = [0u8; HEADER_LEN as usize];
         file.read_exact_at(&mut header, 0).ok()?;
         let mut expected = Vec::with_capacity(header.len());

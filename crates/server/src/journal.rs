@@ -91,19 +91,11 @@ impl Journal {
 /// lock with it; a device would never end).
 pub fn read(path: &Path) -> io::Result<Journal> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
-    let mut file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+    let mut file = match files::open_regular(path, std::fs::OpenOptions::new().read(true)) {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Journal::default()),
-        Err(error) if error.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(io::Error::other("it is a symbolic link, which bpc-register does not follow"));
-        }
         Err(error) => return Err(error),
     };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("it is not a regular file"));
-    }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let mut journal = Journal::default();

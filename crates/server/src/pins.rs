@@ -7,7 +7,6 @@ use crate::transaction::PINS_SUFFIX;
 use protocol::HostName;
 use protocol::hostkeys::HostKey;
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// How every pinned-keys file begins, the host's name after it.
@@ -35,10 +34,11 @@ pub fn pins_body(host: &HostName, keys: &[HostKey]) -> String {
 }
 
 /// The keys pinned in the file at `path`, `None` when there is none. The
-/// file is opened without following a link; a line that is not
+/// file is opened without following a link or waiting on a FIFO, and only
+/// as a regular file; a line that is not
 /// `HOST TYPE BASE64` (edited by hand) is skipped.
 pub fn read_pins(path: &Path) -> io::Result<Option<Vec<HostKey>>> {
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path);
+    let file = files::open_regular(path, std::fs::OpenOptions::new().read(true));
     let mut file = match file {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -20,6 +20,9 @@ pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange}
 /// backup says: one written for a host that sent no keys.
 const UNPINNED: &[u8] = b"StrictHostKeyChecking=accept-new";
 
+/// The most of a per-host config read back: bpc-register writes a few KiB.
+const MAX_HOST_CONFIG: u64 = 1024 * 1024;
+
 /// The header BackupPC expects as the first non-comment line of `hosts`.
 pub const HOSTS_HEADER: &str = "host\tdhcp\tuser\tmoreUsers\n";
 
@@ -344,7 +347,9 @@ impl BackupPcRegistry {
     fn find_host(&self, host: &HostName) -> Result<(Option<File>, HostLookup), RegistryError> {
         let path = self.hosts_path();
         let fail = |source| RegistryError::Hosts { path: path.clone(), action: "read", source };
-        let mut file = match File::open(&path) {
+        // Never through a link put in its place (its bytes would be copied
+        // into the new `hosts`), nor a FIFO that would hold BackupPC's lock.
+        let mut file = match files::open_regular(&path, fs::OpenOptions::new().read(true)) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 return Ok((None, hosts_scan::find_host(io::empty(), host.as_str()).map_err(fail)?));
@@ -428,11 +433,8 @@ impl BackupPcRegistry {
         let mut record = Self::journal_record(registration, "confirmed");
         let config_path = self.host_config_path(&registration.host);
         let pins_path = self.pins_path(&registration.host);
-        let config = match fs::read(&config_path) {
-            Ok(bytes) => Some(bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => return Err(RegistryError::HostConfig { path: config_path, source }),
-        };
+        let config = files::read_regular(&config_path, MAX_HOST_CONFIG)
+            .map_err(|source| RegistryError::HostConfig { path: config_path.clone(), source })?;
         let new_pins = pins::pins_body(&registration.host, &registration.host_keys);
         let pinned = self.read_pinned_keys(&registration.host)?;
         let repin = !registration.host_keys.is_empty() && pinned.as_ref() != Some(&registration.host_keys);
@@ -679,6 +681,47 @@ mod tests {
         let host_keys: Vec<HostKey> = keys.iter().map(|key| HostKey::parse(key.as_bytes()).unwrap()).collect();
         let host_config = if host_keys.is_empty() { "# StrictHostKeyChecking=accept-new\n" } else { "# pinned\n" };
         Registration { host_keys, host_config: host_config.into(), ..registration(host, owner) }
+    }
+
+    #[test]
+    fn a_hosts_or_host_config_put_as_a_link_a_fifo_or_a_device_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = BackupPcRegistry::new(dir.path());
+        let hosts = dir.path().join("hosts");
+        // A link to a secret without BackupPC's header: its bytes would be
+        // copied into the new hosts, under the secret's owner and mode.
+        let secret = dir.path().join("secret");
+        fs::write(&secret, "TOKEN=3f9a1c\n").unwrap();
+        std::os::unix::fs::symlink(&secret, &hosts).unwrap();
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
+        assert!(fs::symlink_metadata(&hosts).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&secret).unwrap(), "TOKEN=3f9a1c\n");
+        // A FIFO would hold the registration, and BackupPC's lock with it.
+        fs::remove_file(&hosts).unwrap();
+        nix::unistd::mkfifo(&hosts, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        // A re-registration reads the host's config back: not a FIFO, nor
+        // a device that never ends.
+        fs::remove_file(&hosts).unwrap();
+        registry.register(&registration("pc.example.org", "alice")).unwrap();
+        let config = dir.path().join("pc.example.org.pl");
+        for planted in ["fifo", "/dev/zero"] {
+            fs::remove_file(&config).unwrap();
+            if planted == "fifo" {
+                nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+            } else {
+                std::os::unix::fs::symlink(planted, &config).unwrap();
+            }
+            assert!(registry.register(&registration("pc.example.org", "alice")).is_err(), "{planted}");
+        }
+        // Nor the pinned keys.
+        fs::remove_file(&config).unwrap();
+        fs::write(&config, "# pc.example.org\n").unwrap();
+        let pins = dir.path().join("pc.example.org.known_hosts");
+        nix::unistd::mkfifo(&pins, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        assert!(registry.register(&pinning("pc.example.org", "alice", &[ED25519])).is_err());
     }
 
     #[test]

@@ -32,7 +32,8 @@ const MAX_LINKS: usize = 40;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
     /// Every folder passed through; the folder itself may be another
-    /// account's, since root creates and writes no file in it through a link.
+    /// account's, since root creates, writes and reads no file in it through
+    /// a link, but not one that everyone may write.
     Through,
     /// The folder itself too: root reads files there by path.
     Whole,
@@ -115,18 +116,20 @@ pub enum Problem {
 pub fn check(what: &'static str, folder: &Path, reach: Reach) -> Result<(), Untrusted> {
     let refused = |problem| Untrusted { what, folder: folder.to_owned(), problem };
     let Some(reached) = walk(folder).map_err(refused)? else { return Ok(()) };
-    if reach == Reach::Whole {
-        let meta =
-            fs::metadata(&reached).map_err(|source| refused(Problem::Unreadable { path: reached.clone(), source }))?;
-        match only_root_changes(meta.uid(), meta.mode(), None) {
-            Ok(()) => {}
-            Err(Holder::NotRoots(uid)) => {
-                return Err(refused(Problem::NotRoots { through: reached, owner: account(uid) }));
-            }
-            Err(Holder::Writable(mode)) => return Err(refused(Problem::Writable { through: reached, mode })),
+    let meta =
+        fs::metadata(&reached).map_err(|source| refused(Problem::Unreadable { path: reached.clone(), source }))?;
+    match reach {
+        Reach::Whole => match only_root_changes(meta.uid(), meta.mode(), None) {
+            Ok(()) => Ok(()),
+            Err(Holder::NotRoots(uid)) => Err(refused(Problem::NotRoots { through: reached, owner: account(uid) })),
+            Err(Holder::Writable(mode)) => Err(refused(Problem::Writable { through: reached, mode })),
+        },
+        // Its owner's, but not everyone's: anyone could plant files in it.
+        Reach::Through if meta.mode() & 0o002 != 0 => {
+            Err(refused(Problem::Writable { through: reached, mode: meta.mode() & 0o7777 }))
         }
+        Reach::Through => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks that the configuration at `path` is root's, written by no one
@@ -347,6 +350,9 @@ mod tests {
         // Sticky, as /tmp: root's own entry cannot be renamed by others.
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
         check("conf-dir", &shared.join("mine"), Reach::Through).unwrap();
+        // But a folder that everyone may write is not one to use itself.
+        let error = check("the journal's folder", &shared, Reach::Through).unwrap_err();
+        assert!(matches!(error.problem, Problem::Writable { mode: 0o1777, .. }), "{error}");
         chown_to_nobody(&shared.join("mine"));
         assert!(matches!(
             check("conf-dir", &shared.join("mine"), Reach::Through).unwrap_err().problem,

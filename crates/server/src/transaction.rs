@@ -488,22 +488,20 @@ fn journal_length(path: &Path) -> io::Result<u64> {
 /// Cuts the journal back to `len` bytes, never through a link; anything
 /// but a longer regular file is not one this change wrote to.
 fn truncate_to(path: &Path, len: u64) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_file() && meta.len() > len => {}
         Ok(_) => return Ok(()),
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(error),
     }
-    let file = fs::OpenOptions::new().write(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let file = files::open_regular(path, fs::OpenOptions::new().write(true))?;
     file.set_len(len)?;
     file.sync_all()
 }
 
 fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let mut file = files::open_regular(path, fs::OpenOptions::new().read(true))?;
     let mut bytes = Vec::new();
     Read::by_ref(&mut file).take(64 * 1024).read_to_end(&mut bytes)?;
     Ok(bytes)
