@@ -11,5 +11,5 @@ mod tomlfile;
 
 pub use atomic::{AtomicWrite, parent_dir, write_atomic};
 pub use deadline::DeadlineReader;
-pub use regular::{open_regular, read_regular};
+pub use regular::{open_regular, read_regular, read_regular_through_links};
 pub use tomlfile::{TomlError, load_toml, parse_toml};

@@ -246,10 +246,15 @@ impl PendingIndex {
         PendingIndex { path, build: Box::new(build) }
     }
 
-    /// Builds the table and writes it atomically, `0600`; a table that
-    /// cannot be written only costs time at the next request.
+    /// Builds the table and writes it atomically, `0600` and the writer's
+    /// own whatever was there before (the users file's table holds the
+    /// password hashes: a file planted in its place must lend it neither its
+    /// mode nor, when root writes, its owner); a table that cannot be written
+    /// only costs time at the next request.
     pub fn write(&self) -> io::Result<()> {
-        files::write_atomic(&self.path, &(self.build)(), 0o600)
+        let new = files::AtomicWrite::prepare(&self.path, &(self.build)(), 0o600)?;
+        new.set_owner_and_mode(nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw(), 0o600)?;
+        new.commit()
     }
 }
 
@@ -310,6 +315,27 @@ mod tests {
             expected.sort_by(|a, b| a.0.cmp(&b.0));
             proptest::prop_assert_eq!(sort_records(records), expected);
         }
+    }
+
+    #[test]
+    fn a_table_is_written_as_the_writers_own_0600_whatever_was_planted_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        fs::write(&source, "x").unwrap();
+        let identity = identity_of(&source);
+        let path = dir.path().join("index");
+        fs::write(&path, "planted").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        }
+        let bytes = build(KIND, &identity, &vec![(b"alice".to_vec(), b"hash".to_vec())]);
+        PendingIndex::new(path.clone(), move || bytes.clone()).write().unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o600, "the planted file lent its mode");
+        assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw(), "the planted file lent its owner");
+        assert!(FileIndex::open(&path, KIND, &identity).is_some());
     }
 
     #[test]

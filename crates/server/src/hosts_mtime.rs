@@ -75,7 +75,9 @@ pub fn after_change(path: &Path, previous: Option<SystemTime>) -> io::Result<Cha
     if current_second > previous_second {
         return Ok(Change::Seen);
     }
-    let file = File::options().write(true).open(path)?;
+    // Not through a link put in its place, nor a FIFO that would hold
+    // BackupPC's lock.
+    let file = files::open_regular(path, File::options().write(true))?;
     if current_second == previous_second {
         let next = u64::try_from(previous_second + 1).unwrap_or(0);
         file.set_modified(UNIX_EPOCH + Duration::from_secs(next))?;
@@ -141,9 +143,7 @@ pub fn settle<L>(
         // ahead of the clock, and no later change can go back below it.
         UNIX_EPOCH + Duration::from_secs(u64::try_from(whole_seconds(current) + 1).unwrap_or(0))
     };
-    File::options()
-        .write(true)
-        .open(hosts)
+    files::open_regular(hosts, File::options().write(true))
         .and_then(|file| file.set_modified(target))
         .map_err(|e| fail("settle", e))?;
     drop(settle_lock);

@@ -122,8 +122,8 @@ pub enum RegistryError {
         /// The system's reason.
         source: io::Error,
     },
-    /// The per-host config could not be written.
-    #[error("{path}: cannot write the host's config: {source}")]
+    /// The per-host config could not be read back or written.
+    #[error("{path}: cannot read or write the host's config: {source}")]
     HostConfig {
         /// The config file.
         path: PathBuf,
@@ -433,7 +433,7 @@ impl BackupPcRegistry {
         let mut record = Self::journal_record(registration, "confirmed");
         let config_path = self.host_config_path(&registration.host);
         let pins_path = self.pins_path(&registration.host);
-        let config = files::read_regular(&config_path, MAX_HOST_CONFIG)
+        let config = read_host_config(&config_path)
             .map_err(|source| RegistryError::HostConfig { path: config_path.clone(), source })?;
         let new_pins = pins::pins_body(&registration.host, &registration.host_keys);
         let pinned = self.read_pinned_keys(&registration.host)?;
@@ -644,6 +644,21 @@ pub(crate) fn host_line(header: &[String], host: &HostName, owner: &Logon) -> Op
     (fields.first().map(String::as_str) == Some(host.as_str())).then(|| fields.join("\t") + "\n")
 }
 
+/// A host's config read back, `None` when there is none. A config that is
+/// a link (to a template, as some sites keep them) is followed by anyone
+/// but root, to a regular file only; root, which could be led to open a
+/// device (opening some has effects), takes it as present without reading
+/// it, and keeps it.
+fn read_host_config(path: &std::path::Path) -> io::Result<Option<Vec<u8>>> {
+    if !nix::unistd::geteuid().is_root() {
+        return files::read_regular_through_links(path, MAX_HOST_CONFIG);
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Ok(Some(Vec::new())),
+        _ => files::read_regular(path, MAX_HOST_CONFIG),
+    }
+}
+
 /// Takes BackupPC's lock on `conf_dir` for another writer of its files
 /// (`bpc-register install` appending to `config.pl`, as BackupPC's own
 /// editor writes it under that lock; the server writing the backends'
@@ -702,19 +717,32 @@ mod tests {
         nix::unistd::mkfifo(&hosts, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err().to_string();
         assert!(error.contains("not a regular file"), "{error}");
-        // A re-registration reads the host's config back: not a FIFO, nor
-        // a device that never ends.
+        // A re-registration reads the host's config back: not a FIFO.
         fs::remove_file(&hosts).unwrap();
         registry.register(&registration("pc.example.org", "alice")).unwrap();
         let config = dir.path().join("pc.example.org.pl");
-        for planted in ["fifo", "/dev/zero"] {
-            fs::remove_file(&config).unwrap();
-            if planted == "fifo" {
-                nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-            } else {
-                std::os::unix::fs::symlink(planted, &config).unwrap();
-            }
-            assert!(registry.register(&registration("pc.example.org", "alice")).is_err(), "{planted}");
+        fs::remove_file(&config).unwrap();
+        nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let error = registry.register(&registration("pc.example.org", "alice")).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        // A config linked to a template is kept; the link is followed by
+        // anyone but root, to a regular file only (not a device that never
+        // ends), and root, which opening a device could harm, opens none.
+        fs::remove_file(&config).unwrap();
+        let template = dir.path().join("template.pl");
+        fs::write(&template, "# template\n").unwrap();
+        std::os::unix::fs::symlink(&template, &config).unwrap();
+        let again = registry.register(&registration("pc.example.org", "alice")).unwrap();
+        assert_eq!(again, Outcome::AlreadyRegistered);
+        assert!(fs::symlink_metadata(&config).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&template).unwrap(), "# template\n");
+        fs::remove_file(&config).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+        let to_device = registry.register(&registration("pc.example.org", "alice"));
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(to_device.unwrap(), Outcome::AlreadyRegistered);
+        } else {
+            assert!(to_device.unwrap_err().to_string().contains("not a regular file"));
         }
         // Nor the pinned keys.
         fs::remove_file(&config).unwrap();

@@ -80,6 +80,15 @@ pub enum Problem {
         /// Its mode.
         mode: u32,
     },
+    /// The folder itself may be written by everyone.
+    #[error(
+        "everyone may write it (mode {mode:04o}) and plant files in it for root to use; give bpc-register a \
+         folder of its own"
+    )]
+    OpenToAll {
+        /// Its mode.
+        mode: u32,
+    },
     /// The configuration belongs to another account.
     #[error("it belongs to {owner}, who could name the files root writes; make it root's, written by root alone")]
     FileNotRoots {
@@ -125,9 +134,7 @@ pub fn check(what: &'static str, folder: &Path, reach: Reach) -> Result<(), Untr
             Err(Holder::Writable(mode)) => Err(refused(Problem::Writable { through: reached, mode })),
         },
         // Its owner's, but not everyone's: anyone could plant files in it.
-        Reach::Through if meta.mode() & 0o002 != 0 => {
-            Err(refused(Problem::Writable { through: reached, mode: meta.mode() & 0o7777 }))
-        }
+        Reach::Through if meta.mode() & 0o002 != 0 => Err(refused(Problem::OpenToAll { mode: meta.mode() & 0o7777 })),
         Reach::Through => Ok(()),
     }
 }
@@ -352,7 +359,7 @@ mod tests {
         check("conf-dir", &shared.join("mine"), Reach::Through).unwrap();
         // But a folder that everyone may write is not one to use itself.
         let error = check("the journal's folder", &shared, Reach::Through).unwrap_err();
-        assert!(matches!(error.problem, Problem::Writable { mode: 0o1777, .. }), "{error}");
+        assert!(matches!(error.problem, Problem::OpenToAll { mode: 0o1777 }), "{error}");
         chown_to_nobody(&shared.join("mine"));
         assert!(matches!(
             check("conf-dir", &shared.join("mine"), Reach::Through).unwrap_err().problem,
