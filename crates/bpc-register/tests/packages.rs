@@ -290,7 +290,13 @@ fn the_packages_install_enroll_a_machine_that_backuppc_backs_up_and_purge_clean(
         toml::Value::Table(entries.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect())
     };
     config.insert("resolver".into(), table(&[("kind", "static"), ("path", "hosts.static")]));
-    config.insert("log".into(), table(&[("kind", "file"), ("path", "/var/lib/backuppc/log/bpc-register.log")]));
+    // The log goes to a folder of its own that backuppc may write, under
+    // /var/log, root's: root's commands use no folder that BackupPC's
+    // account could swap for a link (its home, /var/lib/backuppc, is its own).
+    let log_dir = Path::new("/var/log/bpc-register");
+    fs::create_dir_all(log_dir).unwrap();
+    testkit::backuppc::give_to_backuppc(log_dir);
+    config.insert("log".into(), table(&[("kind", "file"), ("path", "/var/log/bpc-register/bpc-register.log")]));
     config
         .get_mut("backuppc")
         .and_then(toml::Value::as_table_mut)
@@ -345,7 +351,7 @@ fn the_packages_install_enroll_a_machine_that_backuppc_backs_up_and_purge_clean(
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let register_log = fs::read_to_string("/var/lib/backuppc/log/bpc-register.log").unwrap_or_default();
+    let register_log = fs::read_to_string("/var/log/bpc-register/bpc-register.log").unwrap_or_default();
     let out = assert_success(&format!("bpc-enroll setup --user alice (bpc-register's log:\n{register_log})"), &output);
     assert_eq!(out, format!("http://backup.example.org/backuppc/index.cgi?host={HOST}\n"));
     let hosts = fs::read_to_string("/etc/backuppc/hosts").unwrap();
