@@ -92,8 +92,7 @@ impl FileIndex {
     pub fn open(path: &Path, kind: &[u8; 8], source: &Identity) -> Option<FileIndex> {
         let file = files::open_regular(path, fs::OpenOptions::new().read(true)).ok()?;
         let meta = file.metadata().ok()?;
-        let owner = meta.uid();
-        if (owner != 0 && owner != nix::unistd::geteuid().as_raw()) || meta.mode() & 0o022 != 0 {
+        if !crate::shared_file::believable(&meta, || None) {
             return None;
         }
         let len = meta.len();

@@ -463,15 +463,10 @@ const MAX_CACHE: u64 = 64 * 1024;
 /// it: anyone can compute the key of the files as they are.
 fn cached_output(cache: &Path, key: &str) -> Option<String> {
     use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
-    let file = fs::OpenOptions::new().read(true).custom_flags(flags).open(cache).ok()?;
+    let file = files::open_regular(cache, fs::OpenOptions::new().read(true)).ok()?;
     let meta = file.metadata().ok()?;
-    let owner = meta.uid();
-    let trusted_owner = owner == 0
-        || owner == nix::unistd::geteuid().as_raw()
-        || fs::metadata(files::parent_dir(cache)).is_ok_and(|folder| folder.uid() == owner);
-    if !meta.is_file() || meta.len() > MAX_CACHE || meta.mode() & 0o022 != 0 || !trusted_owner {
+    let folder_owner = || fs::metadata(files::parent_dir(cache)).ok().map(|folder| folder.uid());
+    if meta.len() > MAX_CACHE || !crate::shared_file::believable(&meta, folder_owner) {
         return None;
     }
     let mut text = String::new();

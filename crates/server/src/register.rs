@@ -697,35 +697,21 @@ pub fn directory_from_config(config: &DirectoryConfig) -> Result<Box<dyn Directo
 
 /// Reads and checks an OpenSSH public key, returning it as one clean line.
 pub fn read_public_key(path: &std::path::Path) -> Result<String, ServerError> {
-    let text = read_small_regular_file(path, MAX_PUBLIC_KEY)
-        .map_err(|source| ServerError::KeyRead { path: path.to_owned(), source })?;
+    let read = || -> std::io::Result<String> {
+        let bytes = files::read_regular_through_links(path, MAX_PUBLIC_KEY)?
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        String::from_utf8(bytes).map_err(|_| std::io::Error::other("it is not UTF-8 text"))
+    };
+    let text = read().map_err(|source| ServerError::KeyRead { path: path.to_owned(), source })?;
     let key = ssh_key::PublicKey::from_openssh(text.trim())
         .map_err(|source| ServerError::KeyInvalid { path: path.to_owned(), source })?;
     key.to_openssh().map_err(|source| ServerError::KeyInvalid { path: path.to_owned(), source })
 }
 
-/// The most of a public key file read: an RSA key of 16,384 bits is under 3 KiB.
+/// The most of a public key file read (a regular file, through a link if
+/// need be, never a FIFO or a device): an RSA key of 16,384 bits is under
+/// 3 KiB.
 const MAX_PUBLIC_KEY: u64 = 64 * 1024;
-
-/// The text of the regular file at `path`, at most `max` bytes: opened
-/// without waiting on a FIFO, and refused when it is anything else (a
-/// device would never end).
-fn read_small_regular_file(path: &std::path::Path, max: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file =
-        std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(std::io::Error::other(format!("larger than {max} bytes")));
-    }
-    let mut text = String::new();
-    file.take(max).read_to_string(&mut text)?;
-    Ok(text)
-}
 
 #[cfg(test)]
 mod tests {
@@ -867,7 +853,7 @@ mod tests {
         assert!(read_public_key(Path::new("/dev/zero")).unwrap_err().to_string().contains("not a regular file"));
         let big = dir.path().join("big.pub");
         std::fs::write(&big, vec![b'a'; 70 * 1024]).unwrap();
-        assert!(read_public_key(&big).unwrap_err().to_string().contains("larger than 65536 bytes"));
+        assert!(read_public_key(&big).unwrap_err().to_string().contains("more than 65536 bytes"));
     }
 
     #[test]

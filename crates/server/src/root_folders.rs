@@ -128,11 +128,7 @@ pub fn check(what: &'static str, folder: &Path, reach: Reach) -> Result<(), Untr
     let meta =
         fs::metadata(&reached).map_err(|source| refused(Problem::Unreadable { path: reached.clone(), source }))?;
     match reach {
-        Reach::Whole => match only_root_changes(meta.uid(), meta.mode(), None) {
-            Ok(()) => Ok(()),
-            Err(Holder::NotRoots(uid)) => Err(refused(Problem::NotRoots { through: reached, owner: account(uid) })),
-            Err(Holder::Writable(mode)) => Err(refused(Problem::Writable { through: reached, mode })),
-        },
+        Reach::Whole => only_root_changes(meta.uid(), meta.mode(), None).map_err(|why| refused(why.at(reached))),
         // Its owner's, but not everyone's: anyone could plant files in it.
         Reach::Through if meta.mode() & 0o002 != 0 => Err(refused(Problem::OpenToAll { mode: meta.mode() & 0o7777 })),
         Reach::Through => Ok(()),
@@ -188,11 +184,8 @@ fn walk(folder: &Path) -> Result<Option<PathBuf>, Problem> {
                 };
                 let holder =
                     fs::symlink_metadata(&here).map_err(|source| Problem::Unreadable { path: here.clone(), source })?;
-                let holder_rule = only_root_changes(holder.uid(), holder.mode(), found.as_ref().map(MetadataExt::uid));
-                match holder_rule {
-                    Ok(()) => {}
-                    Err(Holder::NotRoots(uid)) => return Err(Problem::NotRoots { through: here, owner: account(uid) }),
-                    Err(Holder::Writable(mode)) => return Err(Problem::Writable { through: here, mode }),
+                if let Err(why) = only_root_changes(holder.uid(), holder.mode(), found.as_ref().map(MetadataExt::uid)) {
+                    return Err(why.at(here));
                 }
                 match found {
                     // Nothing below a missing entry: only root could make it.
@@ -221,6 +214,16 @@ enum Holder {
     NotRoots(u32),
     /// It is root's, with this mode, which lets others write it.
     Writable(u32),
+}
+
+impl Holder {
+    /// The problem, with the folder passed through.
+    fn at(self, through: PathBuf) -> Problem {
+        match self {
+            Holder::NotRoots(uid) => Problem::NotRoots { through, owner: account(uid) },
+            Holder::Writable(mode) => Problem::Writable { through, mode },
+        }
+    }
 }
 
 /// Whether a folder of `uid` and `mode` lets no one but root change its

@@ -46,6 +46,17 @@ pub fn open(path: &Path, options: &OpenOptions, mode: u32) -> io::Result<File> {
     Err(last)
 }
 
+/// Whether a file bpc-register wrote for itself beside BackupPC's (an index,
+/// a cache), found as `meta`, may be believed: anyone can compute the key it
+/// is checked against, so only when it belongs to root, to this process's
+/// user or to `also_owner()` (asked only when needed), and no one else may
+/// write it.
+pub fn believable(meta: &std::fs::Metadata, also_owner: impl FnOnce() -> Option<u32>) -> bool {
+    let owner = meta.uid();
+    let trusted = owner == 0 || owner == nix::unistd::geteuid().as_raw() || also_owner() == Some(owner);
+    trusted && meta.mode() & 0o022 == 0
+}
+
 /// When root has just created `file` at `path` in a folder someone else
 /// owns, gives it to the folder's owner and group.
 fn give_to_folder_owner(file: &File, path: &Path) {
