@@ -6,9 +6,11 @@
 #     and peak RSS of bpc-register), against the seed's shell way
 #     (`grep -q` + `echo >>`) on the same file, and into 50,000 lines with
 #     50,000 per-host configs beside `hosts`;
-#   - 16 concurrent clients' registrations per second, against the sync
-#     floor: the flushes that keep a registration whole across a crash
-#     (HOST.pl, the undo record, the journal, hosts, the folder three
+#   - 16 concurrent clients' registrations per second through the forced
+#     command, run as nobody as sshd runs it as BackupPC's account (those
+#     that wait for the lock together are committed together), against the
+#     sync floor: the flushes that keep one registration whole across a
+#     crash (HOST.pl, the undo record, the journal, hosts, the folder three
 #     times), in a registration's order under the same lock, with nothing
 #     else, on the same disk; and against the same floor when each of its
 #     registrations also starts a bpc-register process, as sshd does; and
@@ -243,6 +245,12 @@ elif mode == "syncfloor":
     print(f"{sync_floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]):.1f}")
 PY
 measure() { /usr/bin/python3 "$work/measure.py" "$@"; }
+# The forced command runs as BackupPC's account, never as root: nobody
+# stands for it here (as for `serve`), and the clients start it as nobody.
+as_account() { # measure ARGS...: the measuring driver, and what it starts, as nobody
+    shift
+    setpriv --reuid 65534 --regid 65534 --clear-groups -- /usr/bin/python3 "$work/measure.py" "$@"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 row() { # what figure unit floor-name floor [cpu floor-cpu]
@@ -387,8 +395,9 @@ for ((round = 1; round <= 5; round++)); do
     printf 'host dhcp user moreUsers\n' >"$conc/backuppc-$round/hosts"
     printf '$Conf{CgiUserConfigEditEnable} = 0;\n' >"$conc/backuppc-$round/config.pl"
     touch -d '-1 hour' "$conc/backuppc-$round/config.pl"
-    measure run 1 $(register_env 127.0.0.2) "$program" --config "$conc/server-$round.toml" >/dev/null
-    rate=$(measure clients "$clients" "$per_client" SSH_ORIGINAL_COMMAND=linux:alice -- "$program" --config "$conc/server-$round.toml")
+    chown -R 65534:65534 "$conc"
+    as_account measure run 1 $(register_env 127.0.0.2) "$program" --config "$conc/server-$round.toml" >/dev/null
+    rate=$(as_account measure clients "$clients" "$per_client" SSH_ORIGINAL_COMMAND=linux:alice -- "$program" --config "$conc/server-$round.toml")
     registered=$(grep -c '^c[0-9]*-[0-9]*\.example\.org' "$conc/backuppc-$round/hosts")
     [ "$registered" -eq $((clients * per_client)) ] || { echo "only $registered registrations landed" >&2; exit 1; }
     mkdir "$work/syncfloor-$round" "$work/syncfloor-started-$round"

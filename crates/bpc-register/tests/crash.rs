@@ -135,28 +135,79 @@ enum Operation {
     Transfer,
     /// The administrator removes alice's machine.
     Remove,
+    /// bob registers his machine while carol's and dave's registrations
+    /// wait for BackupPC's lock: the three are committed together. Run as
+    /// nobody, standing for the backuppc account (root never groups).
+    RegisterGroup,
+}
+
+/// The hosts waiting in the queue for [`Operation::RegisterGroup`], with
+/// their owners.
+const WAITING: [(&str, &str); 2] = [("pc-carol.example.org", "carol"), ("pc-dave.example.org", "dave")];
+
+/// What [`Operation::RegisterGroup`] needs in the copy `dir`: the folder
+/// given to nobody (when run as root), and carol's and dave's
+/// registrations put in the queue as their processes put them, each kept
+/// locked, as a waiting process keeps it, while the files returned live.
+fn prepare(operation: Operation, dir: &Path) -> Vec<fs::File> {
+    if !matches!(operation, Operation::RegisterGroup) {
+        return Vec::new();
+    }
+    let queue = dir.join(server::registry::QUEUE_NAME);
+    fs::create_dir(&queue).unwrap();
+    let mut held = Vec::new();
+    for (n, (host, owner)) in WAITING.iter().enumerate() {
+        let request = serde_json::json!({
+            "host": host,
+            "owner": owner,
+            "host_config": format!("# {host}\n"),
+            "pins": format!("{host} {ED25519}\n"),
+            "record": {
+                "time": "2026-01-02T03:04:05Z", "host": host, "owner": owner, "author": "",
+                "client_ip": format!("127.0.9.{n}"), "os": "linux", "action": "added", "protocol": 2,
+            },
+        });
+        let path = queue.join(format!("9-{n}-0.req"));
+        fs::write(&path, request.to_string()).unwrap();
+        let file = fs::File::open(&path).unwrap();
+        file.lock().unwrap();
+        held.push(file);
+    }
+    // strace, run as nobody too, writes its trace beside the copy.
+    fs::write(dir.with_extension("trace"), "").unwrap();
+    if nix::unistd::geteuid().is_root() {
+        let status = Command::new("/bin/chown")
+            .args(["-R", "65534:65534"])
+            .arg(dir)
+            .arg(dir.with_extension("trace"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    held
 }
 
 /// Runs `operation` in `dir`, under `strace` with `inject` (none: plainly);
 /// strace's trace goes to `dir.trace`.
 fn run(operation: Operation, dir: &Path, inject: Option<(&str, &str)>) -> Output {
-    let mut command = match inject {
-        Some((calls, action)) => {
-            let mut strace = Command::new("/usr/bin/strace");
-            strace
-                .args(["-qq", "-o"])
-                .arg(dir.with_extension("trace"))
-                .arg("-e")
-                .arg(format!("trace={calls}"))
-                .arg("-e")
-                .arg(format!("inject={calls}:{action}"))
-                .arg("--")
-                .arg(bpc_register().get_program());
-            strace.env_clear();
-            strace
-        }
-        None => bpc_register(),
-    };
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if matches!(operation, Operation::RegisterGroup) && nix::unistd::geteuid().is_root() {
+        argv.extend(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"].map(Into::into));
+    }
+    if let Some((calls, action)) = inject {
+        argv.extend(["/usr/bin/strace", "-qq", "-o"].map(Into::into));
+        argv.push(dir.with_extension("trace").into());
+        argv.extend([
+            "-e".into(),
+            format!("trace={calls}").into(),
+            "-e".into(),
+            format!("inject={calls}:{action}").into(),
+        ]);
+        argv.push("--".into());
+    }
+    argv.push(bpc_register().get_program().to_owned());
+    let mut command = Command::new(argv.first().unwrap());
+    command.args(argv.get(1..).unwrap_or_default()).env_clear();
     command.arg("--config").arg(dir.join("server.toml")).stdin(std::process::Stdio::null());
     // The host key the client sends when the server asks for it.
     let sends_key = |command: &mut Command, key: &str| {
@@ -165,7 +216,7 @@ fn run(operation: Operation, dir: &Path, inject: Option<(&str, &str)>) -> Output
         command.stdin(fs::File::open(&input).unwrap());
     };
     match operation {
-        Operation::Register => {
+        Operation::Register | Operation::RegisterGroup => {
             sends_key(&mut command, ED25519);
             command
                 .env("SSH_ORIGINAL_COMMAND", "linux:bob proto=2 host-keys=1")
@@ -213,6 +264,12 @@ fn a_registration_replacing_the_pinned_keys_cut_short_at_any_write_leaves_everyt
 }
 
 #[test]
+fn registrations_committed_together_cut_short_at_any_write_leave_everything_before_or_after() {
+    testkit::require!(requirements());
+    cut_short_at_every_write(Operation::RegisterGroup);
+}
+
+#[test]
 fn a_transfer_cut_short_at_any_write_leaves_everything_before_or_after() {
     testkit::require!(requirements());
     cut_short_at_every_write(Operation::Transfer);
@@ -224,11 +281,65 @@ fn a_removal_cut_short_at_any_write_leaves_everything_before_or_after() {
     cut_short_at_every_write(Operation::Remove);
 }
 
+/// Which of the group's registrations `now` holds, when each is whole or
+/// absent beside what was there `before`: its one line in `hosts` and,
+/// with `files`, its config, its pinned keys and one `added` record (a
+/// `confirmed` one too for bob, who tried again), and nothing else changed.
+fn each_whole_or_absent(before: &State, now: &State, files: bool) -> Result<Vec<&'static str>, String> {
+    let made: Vec<(&str, &str)> =
+        group_hosts().into_iter().filter(|(host, _)| now.backuppc_sees.contains_key(*host)).collect();
+    let mut sees = before.backuppc_sees.clone();
+    let mut lines: Vec<String> = before.hosts.lines().map(str::to_owned).collect();
+    for (host, owner) in &made {
+        sees.insert((*host).to_owned(), (*owner).to_owned());
+        lines.push(format!("{host}\t0\t{owner}"));
+    }
+    let mut now_lines: Vec<String> = now.hosts.lines().map(str::to_owned).collect();
+    lines.sort();
+    now_lines.sort();
+    if sees != now.backuppc_sees || lines != now_lines {
+        return Err(format!("hosts is not what it was with whole lines of {made:?}"));
+    }
+    if !files {
+        return Ok(made.iter().map(|(host, _)| *host).collect());
+    }
+    for (host, _) in group_hosts() {
+        let is_made = made.iter().any(|(made, _)| *made == host);
+        let config = now.host_configs.contains_key(&format!("{host}.pl"));
+        let pins = now.pins.contains_key(&format!("{host}.known_hosts"));
+        let added = now.journal.iter().filter(|r| r["host"] == host && r["action"] == "added").count();
+        if (config, pins, added) != (is_made, is_made, usize::from(is_made)) {
+            return Err(format!("{host}: line {is_made}, config {config}, keys {pins}, {added} added records"));
+        }
+    }
+    let others = |state: &State| {
+        let theirs = |name: &String| !group_hosts().iter().any(|(host, _)| name.starts_with(&format!("{host}.")));
+        (state.names.iter().filter(|n| theirs(n) && *n != "LOCK").cloned().collect::<Vec<_>>(), state.journal.len())
+    };
+    let (names, records) = others(now);
+    let (names_before, records_before) = others(before);
+    let confirmed = now.journal.iter().filter(|r| r["action"] == "confirmed").count();
+    if names != names_before || records != records_before + made.len() + confirmed {
+        return Err(format!("other files or records changed: {names:?}"));
+    }
+    Ok(made.iter().map(|(host, _)| *host).collect())
+}
+
+/// bob's host and the waiting ones.
+fn group_hosts() -> Vec<(&'static str, &'static str)> {
+    [("pc-bob.example.org", "bob")].into_iter().chain(WAITING).collect()
+}
+
 /// Injects each fault at each call of its kind in turn into `operation`,
 /// and checks what is left, then that trying again ends as it should.
 fn cut_short_at_every_write(operation: Operation) {
     let pristine = Pristine::new();
+    if matches!(operation, Operation::RegisterGroup) {
+        // nobody reaches the copies.
+        fs::set_permissions(pristine.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     let dir = pristine.copy();
+    let _waiting = prepare(operation, &dir);
     let before = State::read(&dir);
     let output = run(operation, &dir, None);
     assert!(output.status.success(), "{output:?}");
@@ -240,6 +351,18 @@ fn cut_short_at_every_write(operation: Operation) {
         Operation::Register => {
             let pins = pinned(&after, "pc-bob.example.org.known_hosts");
             assert_eq!(pins, Some(Some(format!("pc-bob.example.org {ED25519}"))));
+        }
+        Operation::RegisterGroup => {
+            // The three together, in one change.
+            for (host, owner) in [("pc-bob.example.org", "bob")].iter().chain(&WAITING) {
+                assert_eq!(after.backuppc_sees.get(*host).map(String::as_str), Some(*owner), "{after:#?}");
+                assert!(after.host_configs.contains_key(&format!("{host}.pl")), "{after:#?}");
+            }
+            let added = |state: &State| state.journal.iter().filter(|r| r["action"] == "added").count();
+            assert_eq!(added(&after), added(&before) + 3, "{after:#?}");
+            for (n, _) in WAITING.iter().enumerate() {
+                assert!(dir.join(server::registry::QUEUE_NAME).join(format!("9-{n}-0.done")).exists());
+            }
         }
         Operation::Repin => {
             let pins = pinned(&after, "pc-alice.example.org.known_hosts");
@@ -253,6 +376,10 @@ fn cut_short_at_every_write(operation: Operation) {
     // or a removal already made changes nothing.
     let _ = run(operation, &dir, None);
     let again = State::read(&dir);
+    // Registrations waiting together are each whole or absent: a request
+    // that cannot be read, a queue that cannot be written, leave a
+    // registration waiting for its own process, not half-made.
+    let grouped = matches!(operation, Operation::RegisterGroup);
 
     let mut points = 0;
     for (calls, actions) in FAULTS {
@@ -260,6 +387,7 @@ fn cut_short_at_every_write(operation: Operation) {
             for nth in 1u32.. {
                 assert!(nth < 500, "more than 500 calls of {calls}: the loop would not end");
                 let dir = pristine.copy();
+                let _waiting = prepare(operation, &dir);
                 let output = run(operation, &dir, Some((calls, &format!("{action}:when={nth}"))));
                 let now = State::read(&dir);
                 let at = format!("{action} at {calls} #{nth}");
@@ -272,18 +400,29 @@ fn cut_short_at_every_write(operation: Operation) {
                 }
                 points += 1;
                 // BackupPC, reading now, sees the host list before or after.
-                assert!(
-                    [&before, &after].iter().any(|s| s.hosts == now.hosts && s.backuppc_sees == now.backuppc_sees),
-                    "{at}: BackupPC sees neither the hosts before nor after:\n{now:#?}"
-                );
+                if grouped {
+                    if let Err(problem) = each_whole_or_absent(&before, &now, false) {
+                        panic!(
+                            "{at}: BackupPC sees a registration of the group twice or otherwise: {problem}\n{now:#?}"
+                        );
+                    }
+                } else {
+                    assert!(
+                        [&before, &after].iter().any(|s| s.hosts == now.hosts && s.backuppc_sees == now.backuppc_sees),
+                        "{at}: BackupPC sees neither the hosts before nor after:\n{now:#?}"
+                    );
+                }
                 // The next writer, under the lock, finishes any undo first;
                 // then nothing is left half-made. (Every other time the
                 // real bpc-register below does it.)
                 if nth.is_multiple_of(2) {
                     server::transaction::recover(&dir.join("backuppc"), &dir.join(JOURNAL)).unwrap();
                     let recovered = State::read(&dir);
+                    if grouped && let Err(problem) = each_whole_or_absent(&before, &recovered, true) {
+                        panic!("{at}: once recovered, {problem}\n{recovered:#?}\noutput: {output:?}");
+                    }
                     assert!(
-                        recovered == before || recovered == after,
+                        grouped || recovered == before || recovered == after,
                         "{at}: neither before nor after once recovered:\n{recovered:#?}\n\
                          before: {before:#?}\nafter: {after:#?}\noutput: {output:?}"
                     );
@@ -293,7 +432,14 @@ fn cut_short_at_every_write(operation: Operation) {
                 // the change or finds it made.
                 let retried = run(operation, &dir, None);
                 let last = State::read(&dir);
-                assert!(last == after || last == again, "{at}: after trying again ({retried:?}):\n{last:#?}");
+                if grouped {
+                    match each_whole_or_absent(&before, &last, true) {
+                        Ok(made) => assert!(made.contains(&"pc-bob.example.org"), "{at}: not made: {retried:?}"),
+                        Err(problem) => panic!("{at}: after trying again ({retried:?}): {problem}\n{last:#?}"),
+                    }
+                } else {
+                    assert!(last == after || last == again, "{at}: after trying again ({retried:?}):\n{last:#?}");
+                }
             }
         }
     }

@@ -1451,7 +1451,7 @@ mod tests {
         fs::write(dir.path().join("hosts"), hosts).unwrap();
         let journal = dir.path().join(journal::JOURNAL_NAME);
         for record in records {
-            journal::append(&journal, record).unwrap();
+            journal::append(&journal, std::slice::from_ref(record)).unwrap();
         }
         // A child another test forks holds a copy of every descriptor until
         // it execs, BackupPC's lock among them: wait a little for it.

@@ -91,10 +91,18 @@ impl Iterator for Newlines<'_> {
 /// is known, a line that starts neither with the host's name (without case)
 /// nor with a CR within its first name's length cannot name the host, since
 /// cleaning changes the start of a line only by taking out a run of CRs.
-pub fn find_host(mut reader: impl BufRead, host: &str) -> io::Result<HostLookup> {
+pub fn find_host(reader: impl BufRead, host: &str) -> io::Result<HostLookup> {
+    let mut lookups = find_hosts(reader, &[host])?;
+    Ok(lookups.pop().unwrap_or_default())
+}
+
+/// [`find_host`] for several hosts in one reading of the file: one lookup
+/// per host, in the order given, the same header and ends in each.
+pub fn find_hosts(mut reader: impl BufRead, hosts: &[&str]) -> io::Result<Vec<HostLookup>> {
     let mut scan = Scan {
-        host: host.as_bytes(),
+        hosts: hosts.iter().map(|host| host.as_bytes()).collect(),
         lookup: HostLookup { empty: true, ..HostLookup::default() },
+        owners: vec![Vec::new(); hosts.len()],
         scratch: Vec::new(),
         header: None,
         user_index: None,
@@ -133,13 +141,16 @@ pub fn find_host(mut reader: impl BufRead, host: &str) -> io::Result<HostLookup>
             lookup.header_missing = true;
         }
     }
-    Ok(lookup)
+    Ok(scan.owners.into_iter().map(|owners| HostLookup { owners, ..lookup.clone() }).collect())
 }
 
 /// What [`find_host`] knows so far.
 struct Scan<'a> {
-    host: &'a [u8],
+    hosts: Vec<&'a [u8]>,
+    /// What is common to every host's lookup (its `owners` unused).
     lookup: HostLookup,
+    /// Each host's owners, in the order of `hosts`.
+    owners: Vec<Vec<String>>,
     scratch: Vec<u8>,
     header: Option<Vec<String>>,
     user_index: Option<usize>,
@@ -150,7 +161,7 @@ impl Scan<'_> {
     fn line(&mut self, line: &[u8], terminated: bool) {
         self.lookup.empty = false;
         self.lookup.ends_with_newline = terminated;
-        if self.header.is_some() && !self.may_name_host(line) {
+        if self.header.is_some() && !self.hosts.iter().any(|host| may_name_host(line, host)) {
             return;
         }
         let Some(name_len) = clean_line(line, &mut self.scratch) else { return };
@@ -171,26 +182,30 @@ impl Scan<'_> {
         }
         let name = self.scratch.get(..name_len).unwrap_or_default();
         // A name holding a backslash is never a host name once unescaped.
-        if name.contains(&b'\\') || !name.eq_ignore_ascii_case(self.host) {
+        if name.contains(&b'\\') {
             return;
         }
+        let Some(found) = self.hosts.iter().position(|host| name.eq_ignore_ascii_case(host)) else { return };
         let fields = host_fields(line).unwrap_or_default();
         let owner = self.user_index.and_then(|index| fields.get(index)).cloned().unwrap_or_default();
-        self.lookup.owners.push(owner);
+        for (host, owners) in self.hosts.iter().zip(self.owners.iter_mut()).skip(found) {
+            if name.eq_ignore_ascii_case(host) {
+                owners.push(owner.clone());
+            }
+        }
     }
+}
 
-    /// Whether cleaning `line` could leave the host's name at its start:
-    /// it starts with the name (without case), or a CR lies where the name
-    /// and the white space after it would be.
-    fn may_name_host(&self, line: &[u8]) -> bool {
-        let start = line.get(..self.host.len()).unwrap_or(line);
-        let first_matches = match (line.first(), self.host.first()) {
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            _ => true,
-        };
-        (first_matches && start.eq_ignore_ascii_case(self.host))
-            || line.get(..=self.host.len()).unwrap_or(line).contains(&b'\r')
-    }
+/// Whether cleaning `line` could leave `host`'s name at its start: it
+/// starts with the name (without case), or a CR lies where the name and
+/// the white space after it would be.
+fn may_name_host(line: &[u8], host: &[u8]) -> bool {
+    let start = line.get(..host.len()).unwrap_or(line);
+    let first_matches = match (line.first(), host.first()) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
+    };
+    (first_matches && start.eq_ignore_ascii_case(host)) || line.get(..=host.len()).unwrap_or(line).contains(&b'\r')
 }
 
 /// Cleans one line (without its newline) into `out` as `HostInfoRead` does:
@@ -284,22 +299,43 @@ mod tests {
         }
     }
 
+    /// Lines of `hosts` made mostly of the bytes that matter to the scan:
+    /// host names' letters, white space, CR, backslash, `#`.
+    fn hosts_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::{Just, any};
+        let byte = proptest::prop_oneof![
+            Just(b'p'),
+            Just(b'c'),
+            Just(b'1'),
+            Just(b'2'),
+            Just(b' '),
+            Just(b'\t'),
+            Just(b'\n'),
+            Just(b'\r'),
+            Just(b'\\'),
+            Just(b'#'),
+            Just(b'P'),
+            any::<u8>(),
+        ];
+        proptest::collection::vec(byte, 0..80)
+    }
+
     proptest::proptest! {
         #[test]
-        fn agrees_with_parse_hosts_on_any_bytes(
-            input in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::prelude::Just(b'p'), proptest::prelude::Just(b'c'), proptest::prelude::Just(b'1'),
-                    proptest::prelude::Just(b' '), proptest::prelude::Just(b'\t'), proptest::prelude::Just(b'\n'),
-                    proptest::prelude::Just(b'\r'), proptest::prelude::Just(b'\\'), proptest::prelude::Just(b'#'),
-                    proptest::prelude::Just(b'P'), proptest::prelude::any::<u8>(),
-                ],
-                0..80,
-            ),
-            header in proptest::prelude::any::<bool>(),
-        ) {
+        fn agrees_with_parse_hosts_on_any_bytes(input in hosts_bytes(), header in proptest::prelude::any::<bool>()) {
             let bytes = if header { [b"host dhcp user\n".as_slice(), &input].concat() } else { input };
             proptest::prop_assert_eq!(found(&bytes, "pc1"), expected(&bytes, "pc1"));
+        }
+
+        #[test]
+        fn several_hosts_are_found_as_each_alone(input in hosts_bytes()) {
+            let bytes = [b"host dhcp user\n".as_slice(), &input].concat();
+            let hosts = ["pc1", "pc12", "PC2", "pc1", "p"];
+            let together = find_hosts(&bytes[..], &hosts).unwrap();
+            proptest::prop_assert_eq!(together.len(), hosts.len());
+            for (host, lookup) in hosts.iter().zip(together) {
+                proptest::prop_assert_eq!(lookup, find_host(&bytes[..], host).unwrap());
+            }
         }
     }
 }

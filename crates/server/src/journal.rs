@@ -116,14 +116,17 @@ pub fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// Appends `record` to the journal at `path` and flushes it to disk; the
+/// Appends `records` to the journal at `path` in one write and flushes it to disk; the
 /// returned mark takes it back (while BackupPC's lock is still held). The
 /// journal is created 0640 (by root: given to the folder's owner), never
 /// written through a link planted in its place, and only when it is a
 /// regular file ([`crate::shared_file`]).
-pub(crate) fn append(path: &Path, record: &JournalRecord) -> io::Result<JournalMark> {
-    let mut line = serde_json::to_string(record).map_err(io::Error::other)?;
-    line.push('\n');
+pub(crate) fn append(path: &Path, records: &[JournalRecord]) -> io::Result<JournalMark> {
+    let mut line = String::new();
+    for record in records {
+        line.push_str(&serde_json::to_string(record).map_err(io::Error::other)?);
+        line.push('\n');
+    }
     let mut file = crate::shared_file::open(path, OpenOptions::new().append(true), 0o640)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("not a regular file"));
@@ -198,9 +201,9 @@ mod tests {
     fn a_removed_host_has_no_current_registration() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_NAME);
-        append(&path, &record("pc.example.org", "added")).unwrap();
+        append(&path, &[record("pc.example.org", "added")]).unwrap();
         assert_eq!(read(&path).unwrap().registration_of("pc.example.org").map(|r| r.action.as_str()), Some("added"));
-        append(&path, &record("pc.example.org", REMOVED)).unwrap();
+        append(&path, &[record("pc.example.org", REMOVED)]).unwrap();
         assert!(read(&path).unwrap().registration_of("pc.example.org").is_none());
     }
 
@@ -208,10 +211,10 @@ mod tests {
     fn reads_back_what_was_appended_and_names_broken_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_NAME);
-        append(&path, &record("pc.example.org", "added")).unwrap();
+        append(&path, &[record("pc.example.org", "added")]).unwrap();
         std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"{\"time\": cut short\n").unwrap();
-        append(&path, &record("PC.example.org", "confirmed")).unwrap();
-        append(&path, &record("other.example.org", "added")).unwrap();
+        append(&path, &[record("PC.example.org", "confirmed")]).unwrap();
+        append(&path, &[record("other.example.org", "added")]).unwrap();
         let journal = read(&path).unwrap();
         assert_eq!(journal.records.len(), 3);
         assert_eq!(journal.unreadable_lines, vec![2]);
@@ -226,8 +229,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_NAME);
         assert_eq!(read(&path).unwrap().records, []);
-        append(&path, &record("a.example.org", "added")).unwrap();
-        append(&path, &record("b.example.org", "added")).unwrap().undo();
+        append(&path, &[record("a.example.org", "added")]).unwrap();
+        append(&path, &[record("b.example.org", "added")]).unwrap().undo();
         let hosts: Vec<String> = read(&path).unwrap().records.into_iter().map(|r| r.host).collect();
         assert_eq!(hosts, ["a.example.org"]);
     }

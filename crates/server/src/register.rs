@@ -133,7 +133,7 @@ impl Server {
         if let Some(journal) = &config.journal {
             registry = registry.with_journal(journal);
         }
-        let registry = Box::new(registry);
+        let registry = Box::new(registry.grouped());
         let log = EventLog::from_config(&config.log);
         let backup_key = read_public_key(&config.backuppc.key)?;
         let pending_indexes = std::cell::RefCell::new(pending_indexes);

@@ -13,7 +13,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+mod group;
 mod hosts_edit;
+pub use group::QUEUE_NAME;
 pub use hosts_edit::{ChangedLine, EditError, HostsEdit, HostsEditor, LineChange};
 
 /// What a per-host config that trusts the host key seen at the first
@@ -158,6 +160,7 @@ pub struct BackupPcRegistry {
     conf_dir: PathBuf,
     journal: PathBuf,
     settle_owed: std::cell::Cell<bool>,
+    queue: Option<group::Queue>,
 }
 
 /// The settlers' lock file, beside the journal (see [`crate::hosts_mtime`]).
@@ -177,7 +180,23 @@ impl BackupPcRegistry {
     pub fn new(conf_dir: impl Into<PathBuf>) -> BackupPcRegistry {
         let conf_dir = conf_dir.into();
         let journal = conf_dir.join(JOURNAL_NAME);
-        BackupPcRegistry { conf_dir, journal, settle_owed: std::cell::Cell::new(false) }
+        BackupPcRegistry { conf_dir, journal, settle_owed: std::cell::Cell::new(false), queue: None }
+    }
+
+    /// The same registry committing the new hosts of registrations that
+    /// wait for BackupPC's lock at the same time together (see
+    /// [`group`]); not for root, nor when the queue's folder beside the
+    /// journal is not this account's alone.
+    pub fn grouped(mut self) -> BackupPcRegistry {
+        self.queue = group::Queue::beside(&self.journal);
+        self
+    }
+
+    /// The same registry grouping through the queue in `dir`, whoever runs it.
+    #[cfg(test)]
+    fn grouped_at(mut self, dir: &std::path::Path) -> BackupPcRegistry {
+        self.queue = Some(group::Queue::at(dir));
+        self
     }
 
     /// The same registry with its journal at `journal`.
@@ -345,6 +364,13 @@ impl BackupPcRegistry {
     /// Opens `hosts` (`None` when it does not exist yet) and finds `host`'s
     /// lines in it as the file streams by, holding none of it in memory.
     fn find_host(&self, host: &HostName) -> Result<(Option<File>, HostLookup), RegistryError> {
+        let (file, mut lookups) = self.find_hosts(&[host.as_str()])?;
+        Ok((file, lookups.pop().unwrap_or_default()))
+    }
+
+    /// [`Self::find_host`] for several hosts in one reading: a lookup each,
+    /// in the order given.
+    fn find_hosts(&self, hosts: &[&str]) -> Result<(Option<File>, Vec<HostLookup>), RegistryError> {
         let path = self.hosts_path();
         let fail = |source| RegistryError::Hosts { path: path.clone(), action: "read", source };
         // Never through a link put in its place (its bytes would be copied
@@ -352,7 +378,7 @@ impl BackupPcRegistry {
         let mut file = match files::open_regular(&path, fs::OpenOptions::new().read(true)) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Ok((None, hosts_scan::find_host(io::empty(), host.as_str()).map_err(fail)?));
+                return Ok((None, hosts_scan::find_hosts(io::empty(), hosts).map_err(fail)?));
             }
             Err(source) => return Err(fail(source)),
         };
@@ -361,8 +387,8 @@ impl BackupPcRegistry {
         let len = file.metadata().map_or(0, |meta| meta.len());
         let capacity = usize::try_from(len).unwrap_or(usize::MAX).clamp(4096, 64 * 1024);
         let reader = io::BufReader::with_capacity(capacity, &mut file);
-        let lookup = hosts_scan::find_host(reader, host.as_str()).map_err(fail)?;
-        Ok((Some(file), lookup))
+        let lookups = hosts_scan::find_hosts(reader, hosts).map_err(fail)?;
+        Ok((Some(file), lookups))
     }
 
     /// Adds the host's line to `hosts` (`found` says under which header,
@@ -457,10 +483,141 @@ impl BackupPcRegistry {
     }
 }
 
-impl Registry for BackupPcRegistry {
-    fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
-        let _lock = self.lock_and_recover()?;
-        let (hosts, found) = self.find_host(&registration.host)?;
+impl BackupPcRegistry {
+    /// Registers `registration` alone, or with the new hosts of other
+    /// processes waiting in the queue.
+    fn register_grouped(&self, registration: &Registration, queue: &group::Queue) -> Result<Outcome, RegistryError> {
+        let own = Self::queued(registration);
+        let lock = self.open_lock_for_writing()?;
+        // A free lock: nobody to wait for, and no request to write.
+        match lock.try_lock() {
+            Ok(()) => return self.commit_group(registration, own, queue, None),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(error)) => return Err(self.lock_error("take the lock", error)),
+        }
+        let Ok(waiting) = queue.enqueue(&own) else {
+            lock.lock().map_err(|e| self.lock_error("take the lock", e))?;
+            self.recover()?;
+            let (hosts, found) = self.find_host(&registration.host)?;
+            return self.decide(registration, hosts, &found);
+        };
+        lock.lock().map_err(|e| self.lock_error("take the lock", e))?;
+        let outcome = if waiting.is_done() {
+            Ok(Outcome::Added)
+        } else {
+            self.commit_group(registration, own, queue, Some(&waiting))
+        };
+        // Out of the queue before the lock goes.
+        drop(waiting);
+        drop(lock);
+        outcome
+    }
+
+    /// `registration` as the queue holds it, as a new host.
+    fn queued(registration: &Registration) -> group::Queued {
+        group::Queued {
+            host: registration.host.to_string(),
+            owner: registration.owner.to_string(),
+            host_config: registration.host_config.clone(),
+            pins: (!registration.host_keys.is_empty())
+                .then(|| pins::pins_body(&registration.host, &registration.host_keys)),
+            record: Self::journal_record(registration, "added"),
+        }
+    }
+
+    /// Under the lock: commits `own` with the waiting requests that can go
+    /// with it, or decides it alone.
+    fn commit_group(
+        &self,
+        registration: &Registration,
+        own: group::Queued,
+        queue: &group::Queue,
+        waiting: Option<&group::Waiting>,
+    ) -> Result<Outcome, RegistryError> {
+        self.recover()?;
+        let others = queue.others(waiting, group::MOST_OTHERS);
+        let names: Vec<&str> =
+            std::iter::once(own.host.as_str()).chain(others.iter().map(|other| other.queued.host.as_str())).collect();
+        let (hosts, lookups) = self.find_hosts(&names)?;
+        let own_lookup = lookups.first().cloned().unwrap_or_default();
+        if hosts.is_none() || own_lookup.header_missing {
+            return self.decide(registration, hosts, &own_lookup);
+        }
+        let header = &own_lookup.header;
+        // Each new host once, with no line, no config and no keys yet.
+        let mut picked: Vec<(&group::Queued, String)> = Vec::new();
+        let candidates = std::iter::once(&own).chain(others.iter().map(|other| &other.queued));
+        for (queued, lookup) in candidates.zip(&lookups) {
+            let is_own = std::ptr::eq(queued, &own);
+            let new = lookup.owners.is_empty()
+                && !picked.iter().any(|(taken, _)| taken.host.eq_ignore_ascii_case(&queued.host))
+                && self.host_files_absent(&queued.host);
+            match (new, HostName::parse(&queued.host).ok().zip(Logon::parse(&queued.owner).ok())) {
+                (true, Some((host, owner))) => match host_line(header, &host, &owner) {
+                    Some(line) => picked.push((queued, line)),
+                    None if is_own => return self.decide(registration, hosts, &own_lookup),
+                    None => {}
+                },
+                _ if is_own => return self.decide(registration, hosts, &own_lookup),
+                _ => {}
+            }
+        }
+        if picked.len() < 2 {
+            return self.decide(registration, hosts, &own_lookup);
+        }
+        let mut appended = Vec::new();
+        if !own_lookup.empty && !own_lookup.ends_with_newline {
+            appended.push(b'\n');
+        }
+        let mut paths = Vec::new();
+        for (queued, line) in &picked {
+            appended.extend_from_slice(line.as_bytes());
+            paths.push((self.conf_dir.join(format!("{}.pl", queued.host)), queued.host_config.as_bytes()));
+            if let Some(pins) = &queued.pins {
+                paths.push((
+                    self.conf_dir.join(format!("{}{}", queued.host, transaction::PINS_SUFFIX)),
+                    pins.as_bytes(),
+                ));
+            }
+        }
+        let created: Vec<(&std::path::Path, &[u8])> =
+            paths.iter().map(|(path, body)| (path.as_path(), *body)).collect();
+        let records: Vec<JournalRecord> = picked.iter().map(|(queued, _)| queued.record.clone()).collect();
+        let previous_mtime = fs::metadata(self.hosts_path()).and_then(|m| m.modified()).ok();
+        // A change that fails is undone, or (when only its last flush
+        // failed) made: either way `hosts` is no longer what was read, and
+        // the others, left unmarked, find out for themselves.
+        self.apply(&Change {
+            hosts_appended: Some(&appended),
+            more_records: &records,
+            created: &created,
+            ..Change::default()
+        })?;
+        self.after_change(previous_mtime);
+        for other in &others {
+            if picked.iter().any(|(queued, _)| std::ptr::eq(*queued, &other.queued)) {
+                queue.mark_done(other);
+            }
+        }
+        Ok(Outcome::Added)
+    }
+
+    /// Whether `host` has neither a config nor pinned keys in the folder.
+    fn host_files_absent(&self, host: &str) -> bool {
+        let absent =
+            |path: PathBuf| matches!(fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound);
+        absent(self.conf_dir.join(format!("{host}.pl")))
+            && absent(self.conf_dir.join(format!("{host}{}", transaction::PINS_SUFFIX)))
+    }
+
+    /// Decides `registration` alone, under the lock, from what `hosts`
+    /// says of its host.
+    fn decide(
+        &self,
+        registration: &Registration,
+        hosts: Option<File>,
+        found: &HostLookup,
+    ) -> Result<Outcome, RegistryError> {
         // BackupPC reads duplicate lines both ways: the daemon and the web
         // page (`HostInfoRead()`) keep the last, `BackupPC_dump`
         // (`HostInfoRead($host)`) the first. A host is this owner's only when
@@ -473,8 +630,19 @@ impl Registry for BackupPcRegistry {
                 Err(RegistryError::OwnedByOther { host: registration.host.clone(), owner: others.join(", ") })
             }
             Some(_) => self.confirm(registration),
-            None => self.add(registration, hosts, &found).map(|()| Outcome::Added),
+            None => self.add(registration, hosts, found).map(|()| Outcome::Added),
         }
+    }
+}
+
+impl Registry for BackupPcRegistry {
+    fn register(&self, registration: &Registration) -> Result<Outcome, RegistryError> {
+        if let Some(queue) = &self.queue {
+            return self.register_grouped(registration, queue);
+        }
+        let _lock = self.lock_and_recover()?;
+        let (hosts, found) = self.find_host(&registration.host)?;
+        self.decide(registration, hosts, &found)
     }
 
     fn owner_of(&self, host: &HostName) -> Result<Option<String>, RegistryError> {
@@ -684,6 +852,154 @@ mod tests {
             protocol: 1,
             host_keys: Vec::new(),
         }
+    }
+
+    /// A folder with `hosts` (its header and `lines`) and a registry
+    /// grouping through the queue in `queue` beside it.
+    fn grouped_folder(lines: &str) -> (tempfile::TempDir, BackupPcRegistry, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("hosts"), format!("{HOSTS_HEADER}{lines}")).unwrap();
+        let queue = dir.path().join("queue");
+        let registry = BackupPcRegistry::new(dir.path()).grouped_at(&queue);
+        (dir, registry, queue)
+    }
+
+    /// Another process's registration, waiting in the queue in `queue`.
+    fn waiting(queue: &std::path::Path, registration: &Registration) -> group::Waiting {
+        group::Queue::at(queue).enqueue(&BackupPcRegistry::queued(registration)).unwrap()
+    }
+
+    fn journal_actions(dir: &std::path::Path) -> Vec<(String, String)> {
+        let journal = journal::read(&dir.join(JOURNAL_NAME)).unwrap();
+        journal.records.iter().map(|r| (r.host.clone(), r.action.clone())).collect()
+    }
+
+    #[test]
+    fn new_hosts_waiting_in_the_queue_are_committed_with_the_registration_that_holds_the_lock() {
+        let (dir, registry, queue) = grouped_folder("old.example.org\t0\tcarol\n");
+        let bob = waiting(&queue, &registration("b.example.org", "bob"));
+        let keys = waiting(&queue, &pinning("c.example.org", "carol", &[ED25519]));
+        assert!(!bob.is_done() && !keys.is_done());
+        assert_eq!(registry.register(&registration("a.example.org", "alice")).unwrap(), Outcome::Added);
+        assert!(bob.is_done() && keys.is_done());
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        for line in ["old.example.org\t0\tcarol\n", "a.example.org\t0\talice\n", "b.example.org\t0\tbob\n"] {
+            assert_eq!(hosts.matches(line).count(), 1, "{hosts}");
+        }
+        assert_eq!(
+            BackupPcRegistry::new(dir.path()).owner_of(&HostName::parse("c.example.org").unwrap()).unwrap().as_deref(),
+            Some("carol")
+        );
+        assert_eq!(fs::read_to_string(dir.path().join("b.example.org.pl")).unwrap(), "# b.example.org\n");
+        assert!(fs::read_to_string(dir.path().join("c.example.org.known_hosts")).unwrap().contains(ED25519));
+        let mut actions = journal_actions(dir.path());
+        actions.sort();
+        assert_eq!(
+            actions,
+            [("a.example.org", "added"), ("b.example.org", "added"), ("c.example.org", "added")]
+                .map(|(h, a)| (h.to_owned(), a.to_owned()))
+        );
+        assert!(!transaction::pending(dir.path()), "a change left something behind");
+        // A waiting process that finds its mark answers without writing.
+        drop((bob, keys));
+        assert_eq!(fs::read_dir(&queue).unwrap().count(), 0, "requests are removed by their processes");
+    }
+
+    #[test]
+    fn processes_waiting_for_the_lock_are_committed_by_the_first_that_gets_it() {
+        let (dir, _, queue) = grouped_folder("");
+        // Someone holds BackupPC's lock (its web editor, say) while two
+        // registrations arrive.
+        let held = fs::File::create(dir.path().join("LOCK")).unwrap();
+        held.lock().unwrap();
+        let outcomes = std::thread::scope(|scope| {
+            let threads: Vec<_> = ["b.example.org", "c.example.org"]
+                .into_iter()
+                .map(|host| {
+                    let (dir, queue) = (dir.path(), &queue);
+                    scope.spawn(move || {
+                        let registry = BackupPcRegistry::new(dir).grouped_at(queue);
+                        registry.register(&registration(host, "bob")).unwrap()
+                    })
+                })
+                .collect();
+            // Both wait in the queue before the lock is let go.
+            for _ in 0..500 {
+                let requests = fs::read_dir(&queue).unwrap().flatten();
+                if requests.filter(|e| e.file_name().to_string_lossy().ends_with(".req")).count() == 2 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            held.unlock().unwrap();
+            threads.into_iter().map(|thread| thread.join().unwrap()).collect::<Vec<_>>()
+        });
+        assert_eq!(outcomes, [Outcome::Added, Outcome::Added]);
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        let mut lines: Vec<&str> = hosts.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["b.example.org\t0\tbob", "c.example.org\t0\tbob", HOSTS_HEADER.trim_end()], "{hosts}");
+        assert_eq!(journal_actions(dir.path()).len(), 2);
+        assert_eq!(fs::read_dir(&queue).unwrap().count(), 0, "requests are removed by their processes");
+    }
+
+    #[test]
+    fn only_new_hosts_go_together_and_the_rest_wait_for_their_own_process() {
+        let (dir, registry, queue) = grouped_folder("taken.example.org\t0\tmallory\nmine.example.org\t0\tbob\n");
+        fs::write(dir.path().join("leftover.example.org.pl"), "# left\n").unwrap();
+        let hijack = waiting(&queue, &registration("taken.example.org", "bob"));
+        let again = waiting(&queue, &registration("mine.example.org", "bob"));
+        let same = waiting(&queue, &registration("a.example.org", "bob"));
+        let leftover = waiting(&queue, &registration("leftover.example.org", "bob"));
+        let fine = waiting(&queue, &registration("fine.example.org", "bob"));
+        assert_eq!(registry.register(&registration("a.example.org", "alice")).unwrap(), Outcome::Added);
+        assert!(fine.is_done());
+        for (name, request) in [("hijack", &hijack), ("again", &again), ("same", &same), ("leftover", &leftover)] {
+            assert!(!request.is_done(), "{name} was taken with the group");
+        }
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(hosts.contains("a.example.org\t0\talice\n") && hosts.contains("fine.example.org\t0\tbob\n"), "{hosts}");
+        assert!(!hosts.contains("a.example.org\t0\tbob") && !hosts.contains("leftover"), "{hosts}");
+        assert_eq!(fs::read_to_string(dir.path().join("leftover.example.org.pl")).unwrap(), "# left\n");
+        // Each then decides its own, alone, as without the queue.
+        drop((hijack, again, same, leftover, fine));
+        let error = registry.register(&registration("taken.example.org", "bob")).unwrap_err();
+        assert!(matches!(error, RegistryError::OwnedByOther { .. }), "{error}");
+        assert_eq!(registry.register(&registration("mine.example.org", "bob")).unwrap(), Outcome::AlreadyRegistered);
+    }
+
+    #[test]
+    fn a_request_nobody_waits_for_or_that_does_not_read_is_never_committed() {
+        let (dir, registry, queue) = grouped_folder("");
+        let gone = BackupPcRegistry::queued(&registration("gone.example.org", "bob"));
+        fs::write(queue.join("1-2-3.req"), serde_json::to_vec(&gone).unwrap()).unwrap();
+        fs::write(queue.join(".1-2-4.new"), b"{\"host\"").unwrap();
+        // A waiting process whose request says something no registration
+        // of this server would: a record of another host.
+        let mut odd = BackupPcRegistry::queued(&registration("odd.example.org", "bob"));
+        odd.record.host = "elsewhere.example.org".into();
+        let odd = group::Queue::at(&queue).enqueue(&odd).unwrap();
+        let fine = waiting(&queue, &registration("fine.example.org", "bob"));
+        assert_eq!(registry.register(&registration("a.example.org", "alice")).unwrap(), Outcome::Added);
+        assert!(fine.is_done() && !odd.is_done());
+        assert!(!queue.join("1-2-3.req").exists(), "the request of a process that is gone stays");
+        assert!(!queue.join(".1-2-4.new").exists(), "the request a process was killed writing stays");
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(!hosts.contains("gone") && !hosts.contains("odd") && !hosts.contains("elsewhere"), "{hosts}");
+    }
+
+    #[test]
+    fn a_group_that_cannot_be_written_changes_nothing_and_leaves_the_others_waiting() {
+        let (dir, registry, queue) = grouped_folder("");
+        let fine = waiting(&queue, &registration("fine.example.org", "bob"));
+        // The journal cannot be written: the group's change is undone whole.
+
+        fs::create_dir(dir.path().join(JOURNAL_NAME)).unwrap();
+        let before = fs::read(dir.path().join("hosts")).unwrap();
+        assert!(registry.register(&registration("a.example.org", "alice")).is_err());
+        assert!(!fine.is_done());
+        assert_eq!(fs::read(dir.path().join("hosts")).unwrap(), before);
+        assert!(!dir.path().join("fine.example.org.pl").exists() && !dir.path().join("a.example.org.pl").exists());
     }
 
     const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOjHEgPPWML3UMMAud1JqyVNZC+DeLG8kIXd8twC5siD";

@@ -41,6 +41,8 @@ pub const UNDO_NAME: &str = ".bpc-enroll-undo";
 const UNDO_HOSTS: &str = ".bpc-enroll-undo.hosts";
 const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
 const UNDO_PINS: &str = ".bpc-enroll-undo.pins";
+/// No link: a created file had no old version.
+const UNDO_NONE: &str = ".bpc-enroll-undo.none";
 /// Every link to an old version a change may leave.
 const UNDO_LINKS: [&str; 3] = [UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS];
 /// Where a change writes the new `hosts`, `HOST.pl` and `HOST.known_hosts`
@@ -75,6 +77,15 @@ pub struct Change<'a> {
     pub pins: Option<(&'a Path, Option<&'a [u8]>)>,
     /// The record to append to the journal.
     pub record: Option<&'a JournalRecord>,
+    /// More records, appended after `record` in the same write.
+    pub more_records: &'a [JournalRecord],
+    /// Files in the folder that do not exist yet, each with its body:
+    /// written whole beside the folder's entries, unnamed, and linked in
+    /// without replacing anything (the configs and pinned keys of new hosts
+    /// registered together). Nothing of one is left if the change is cut
+    /// short before it is linked in; undoing removes it if it is still the
+    /// file linked in.
+    pub created: &'a [(&'a Path, &'a [u8])],
 }
 
 /// Which of the files a failed change was writing, for the error.
@@ -129,6 +140,9 @@ struct UndoRecord {
     /// change appends to in place.
     #[serde(default)]
     hosts_appended: Option<(u64, u64, u64, u64)>,
+    /// The name, device and inode of each file this change creates.
+    #[serde(default)]
+    created: Vec<(String, u64, u64)>,
 }
 
 /// Makes `change` in `conf_dir` with its journal at `journal_path`. The
@@ -163,7 +177,17 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         Some((path, _)) => Some(plain_name_in(conf_dir, path).map_err(fail(Part::Pins, path))?),
         None => None,
     };
+    let created_names = change
+        .created
+        .iter()
+        .map(|(path, _)| plain_name_in(conf_dir, path).map_err(fail(Part::Config, path)))
+        .collect::<Result<Vec<_>, _>>()?;
     // Everything new is written beside its file first, flushed, invisible.
+    let unnamed = change
+        .created
+        .iter()
+        .map(|(path, body)| write_unnamed(conf_dir, body).map_err(fail(Part::Config, path)))
+        .collect::<Result<Vec<_>, _>>()?;
     let prepare = |path: &Path, temp: &str, write: &dyn Fn(&mut File) -> io::Result<()>| {
         AtomicWrite::prepare_at(path, &conf_dir.join(temp), 0o644, write)
     };
@@ -176,6 +200,7 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         (None, None) => None,
     };
     let changes_hosts = new_hosts.is_some();
+    let records: Vec<JournalRecord> = change.record.into_iter().chain(change.more_records).cloned().collect();
     // Appending: `hosts` opened now, never through a link, and only as a
     // regular file; its length says where undoing cuts it back to.
     let appended = match change.hosts_appended {
@@ -213,9 +238,9 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             _ => None,
         };
         let undo = UndoRecord {
-            journal_len: match change.record {
-                Some(_) => Some(journal_length(journal_path).map_err(fail(Part::Journal, journal_path))?),
-                None => None,
+            journal_len: match records.is_empty() {
+                false => Some(journal_length(journal_path).map_err(fail(Part::Journal, journal_path))?),
+                true => None,
             },
             hosts_existed,
             config,
@@ -224,6 +249,7 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             pins,
             new_pins: identity(new_pins.as_ref()).map_err(fail(Part::Pins, conf_dir))?,
             hosts_appended: appended.as_ref().map(|(_, span)| *span),
+            created: created_names.iter().zip(&unnamed).map(|(name, (_, id))| (name.clone(), id.0, id.1)).collect(),
         };
         write_undo(conf_dir, &undo).map_err(fail(Part::Hosts, &undo_path))
     })();
@@ -239,13 +265,16 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
     }
 
     let applied = (|| {
-        if let Some(record) = change.record {
-            journal::append(journal_path, record).map_err(fail(Part::Journal, journal_path))?;
+        if !records.is_empty() {
+            journal::append(journal_path, &records).map_err(fail(Part::Journal, journal_path))?;
         }
         if last == Step::Journal {
             return Ok(false);
         }
         put_in_place(change.config, new_config).map_err(|(path, e)| fail(Part::Config, path)(e))?;
+        for ((path, _), (file, _)) in change.created.iter().zip(&unnamed) {
+            link_in(file, path).map_err(fail(Part::Config, path))?;
+        }
         if last == Step::Config {
             return Ok(false);
         }
@@ -336,6 +365,11 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
             && is_plain_name(name)
         {
             put_back(conf_dir, name, UNDO_PINS, *existed, undo.new_pins)?;
+        }
+        for (name, dev, ino) in &undo.created {
+            if is_plain_name(name) {
+                put_back(conf_dir, name, UNDO_NONE, false, Some((*dev, *ino)))?;
+            }
         }
         remove_durably(conf_dir, UNDO_NAME)?;
     } else if undone {
@@ -455,6 +489,32 @@ fn link_old(conf_dir: &Path, path: &Path, link: &str) -> io::Result<bool> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(error),
     }
+}
+
+/// A new file in `conf_dir` holding `body`, flushed, with no name yet
+/// (`O_TMPFILE`): a crash leaves nothing of it. Mode 0644, as BackupPC's
+/// per-host configs are; with its (device, inode).
+fn write_unnamed(conf_dir: &Path, body: &[u8]) -> io::Result<(File, (u64, u64))> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_TMPFILE | nix::libc::O_NOFOLLOW)
+        .open(conf_dir)?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))?;
+    file.write_all(body)?;
+    file.sync_all()?;
+    let meta = file.metadata()?;
+    Ok((file, (meta.dev(), meta.ino())))
+}
+
+/// Gives the unnamed `file` the name `path`, which must not exist.
+fn link_in(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let follow = nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW;
+    nix::unistd::linkat(nix::fcntl::AT_FDCWD, from.as_str(), nix::fcntl::AT_FDCWD, path, follow)
+        .map_err(io::Error::from)
 }
 
 /// Writes the undo record, new, flushed, its creation flushed too.
@@ -816,5 +876,69 @@ mod tests {
         assert_eq!(error.part, Part::Config);
         assert_eq!(snapshot(dir.path()), before);
         assert!(!config.exists());
+    }
+
+    /// A group of registrations' change: their lines appended to `hosts`,
+    /// their configs and pinned keys created, their records in one write.
+    fn group(dir: &Path, last: Step) -> Result<(), ChangeError> {
+        let (first, second, keys) =
+            (dir.join("new.example.org.pl"), dir.join("two.example.org.pl"), dir.join("two.example.org.known_hosts"));
+        let records = [record(), JournalRecord { host: "two.example.org".into(), ..record() }];
+        let created: [(&Path, &[u8]); 3] =
+            [(&first, b"# new\n"), (&second, b"# two\n"), (&keys, b"two ssh-ed25519 A\n")];
+        let change = Change {
+            hosts_appended: Some(b"new.example.org 0 bob\ntwo.example.org 0 bob\n"),
+            more_records: &records,
+            created: &created,
+            ..Change::default()
+        };
+        apply_until(dir, &dir.join("journal"), &change, last)
+    }
+
+    #[test]
+    fn files_created_together_are_undone_after_any_step_and_leave_nothing_behind() {
+        for last in [Step::Undo, Step::Journal, Step::Config, Step::Pins, Step::Hosts] {
+            let dir = folder(false);
+            let before = snapshot(dir.path());
+            group(dir.path(), last).unwrap();
+            assert_ne!(snapshot(dir.path()), before, "{last:?}: nothing happened");
+            assert!(recover(dir.path(), &dir.path().join("journal")).unwrap(), "{last:?}");
+            assert_eq!(snapshot(dir.path()), before, "{last:?}");
+        }
+        let dir = folder(false);
+        group(dir.path(), Step::Commit).unwrap();
+        assert_eq!(
+            snapshot_names(dir.path()),
+            ["hosts", "journal", "new.example.org.pl", "two.example.org.known_hosts", "two.example.org.pl"]
+        );
+        assert_eq!(fs::read(dir.path().join("two.example.org.pl")).unwrap(), b"# two\n");
+        let mode = fs::metadata(dir.path().join("two.example.org.pl")).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let journal = fs::read_to_string(dir.path().join("journal")).unwrap();
+        assert_eq!(journal.lines().count(), 3, "{journal}");
+        assert!(journal.lines().nth(2).unwrap().contains("two.example.org"), "{journal}");
+        assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(fs::read(dir.path().join("two.example.org.pl")).unwrap(), b"# two\n");
+    }
+
+    #[test]
+    fn a_file_to_create_that_exists_fails_the_change_and_is_kept() {
+        let dir = folder(true);
+        let before = snapshot(dir.path());
+        let error = group(dir.path(), Step::Commit).unwrap_err();
+        assert_eq!(error.part, Part::Config);
+        assert_eq!(error.source.kind(), io::ErrorKind::AlreadyExists, "{error}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn undoing_keeps_a_created_file_someone_replaced_since() {
+        let dir = folder(false);
+        group(dir.path(), Step::Hosts).unwrap();
+        fs::write(dir.path().join("two.example.org.new"), "# theirs\n").unwrap();
+        fs::rename(dir.path().join("two.example.org.new"), dir.path().join("two.example.org.pl")).unwrap();
+        recover(dir.path(), &dir.path().join("journal")).unwrap();
+        assert_eq!(fs::read(dir.path().join("two.example.org.pl")).unwrap(), b"# theirs\n");
+        assert!(!dir.path().join("new.example.org.pl").exists());
     }
 }
