@@ -240,12 +240,23 @@ fn status(config: &Path, root: &Path) -> (Option<i32>, String, String) {
     (output.status.code(), text(output.stdout), text(output.stderr))
 }
 
-/// Every file under `dir` but `except`, with its bytes.
+/// Every file under `dir` but `except`, with its bytes, and every folder
+/// (with no bytes), through the folders below.
 fn contents_under(dir: &Path, except: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect();
     files.retain(|file| file != except);
     files.sort();
-    files.into_iter().map(|file| (file.clone(), fs::read(&file).unwrap())).collect()
+    let mut contents = Vec::new();
+    for file in files {
+        if file.is_dir() {
+            let below = contents_under(&file, except);
+            contents.push((file, Vec::new()));
+            contents.extend(below);
+        } else {
+            contents.push((file.clone(), fs::read(&file).unwrap()));
+        }
+    }
+    contents
 }
 
 #[test]

@@ -77,23 +77,27 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// The queue beside `journal`, made when missing. `None` for root, and
-    /// when the folder is not this account's alone (not a folder, a link,
-    /// another owner, writable by others): registrations then go alone.
+    /// The queue beside `journal`; `None` for root. Nothing is made or
+    /// read until a registration has to wait (a status request writes
+    /// nothing).
     pub fn beside(journal: &Path) -> Option<Queue> {
-        let euid = nix::unistd::geteuid();
-        if euid.is_root() {
-            return None;
+        (!nix::unistd::geteuid().is_root()).then(|| Queue { dir: journal.with_file_name(QUEUE_NAME) })
+    }
+
+    /// Whether the queue's folder is this account's alone (made first when
+    /// `make`): not a link, no other owner, written by no one else.
+    /// Otherwise registrations go alone.
+    fn usable(&self, make: bool) -> bool {
+        if make {
+            match fs::DirBuilder::new().mode(0o700).create(&self.dir) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(_) => return false,
+            }
         }
-        let dir = journal.with_file_name(QUEUE_NAME);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(_) => return None,
-        }
-        let meta = fs::symlink_metadata(&dir).ok()?;
-        let own = meta.is_dir() && meta.uid() == euid.as_raw() && meta.mode() & 0o022 == 0;
-        own.then_some(Queue { dir })
+        fs::symlink_metadata(&self.dir).is_ok_and(|meta| {
+            meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o022 == 0
+        })
     }
 
     /// The queue in `dir`, made when missing, whoever runs it.
@@ -106,6 +110,9 @@ impl Queue {
     /// Puts `queued` in the queue; the returned request stays locked, and
     /// in the queue, until it is dropped.
     pub fn enqueue(&self, queued: &Queued) -> io::Result<Waiting> {
+        if !self.usable(true) {
+            return Err(io::Error::other("the queue's folder is not this account's alone"));
+        }
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -136,6 +143,9 @@ impl Queue {
     /// committed, besides `own` (this process's, if it waited), well formed; requests left by processes
     /// that are gone are removed. The caller holds BackupPC's lock.
     pub fn others(&self, own: Option<&Waiting>, most: usize) -> Vec<Other> {
+        if !self.usable(false) {
+            return Vec::new();
+        }
         let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
         // In the order they came (their names start with the process and
         // the time), so that the journal says the same whatever the folder.
