@@ -166,6 +166,8 @@ fn prepare(operation: Operation, dir: &Path) -> Vec<fs::File> {
                 "time": "2026-01-02T03:04:05Z", "host": host, "owner": owner, "author": "",
                 "client_ip": format!("127.0.9.{n}"), "os": "linux", "action": "added", "protocol": 2,
             },
+            "conf_dir": dir.join("backuppc"),
+            "journal": dir.join(JOURNAL),
         });
         let path = queue.join(format!("9-{n}-0.req"));
         fs::write(&path, request.to_string()).unwrap();

@@ -487,7 +487,7 @@ impl BackupPcRegistry {
     /// Registers `registration` alone, or with the new hosts of other
     /// processes waiting in the queue.
     fn register_grouped(&self, registration: &Registration, queue: &group::Queue) -> Result<Outcome, RegistryError> {
-        let own = Self::queued(registration);
+        let own = self.queued(registration);
         let lock = self.open_lock_for_writing()?;
         // A free lock: nobody to wait for, and no request to write.
         match lock.try_lock() {
@@ -514,7 +514,7 @@ impl BackupPcRegistry {
     }
 
     /// `registration` as the queue holds it, as a new host.
-    fn queued(registration: &Registration) -> group::Queued {
+    fn queued(&self, registration: &Registration) -> group::Queued {
         group::Queued {
             host: registration.host.to_string(),
             owner: registration.owner.to_string(),
@@ -522,6 +522,8 @@ impl BackupPcRegistry {
             pins: (!registration.host_keys.is_empty())
                 .then(|| pins::pins_body(&registration.host, &registration.host_keys)),
             record: Self::journal_record(registration, "added"),
+            conf_dir: self.conf_dir.clone(),
+            journal: self.journal.clone(),
         }
     }
 
@@ -535,7 +537,9 @@ impl BackupPcRegistry {
         waiting: Option<&group::Waiting>,
     ) -> Result<Outcome, RegistryError> {
         self.recover()?;
-        let others = queue.others(waiting, group::MOST_OTHERS);
+        // Only those for this BackupPC and this journal.
+        let mut others = queue.others(waiting, group::MOST_OTHERS);
+        others.retain(|other| other.queued.conf_dir == own.conf_dir && other.queued.journal == own.journal);
         let names: Vec<&str> =
             std::iter::once(own.host.as_str()).chain(others.iter().map(|other| other.queued.host.as_str())).collect();
         let (hosts, lookups) = self.find_hosts(&names)?;
@@ -866,7 +870,7 @@ mod tests {
 
     /// Another process's registration, waiting in the queue in `queue`.
     fn waiting(queue: &std::path::Path, registration: &Registration) -> group::Waiting {
-        group::Queue::at(queue).enqueue(&BackupPcRegistry::queued(registration)).unwrap()
+        group::Queue::at(queue).enqueue(&BackupPcRegistry::new(queue.parent().unwrap()).queued(registration)).unwrap()
     }
 
     fn journal_actions(dir: &std::path::Path) -> Vec<(String, String)> {
@@ -971,12 +975,12 @@ mod tests {
     #[test]
     fn a_request_nobody_waits_for_or_that_does_not_read_is_never_committed() {
         let (dir, registry, queue) = grouped_folder("");
-        let gone = BackupPcRegistry::queued(&registration("gone.example.org", "bob"));
+        let gone = BackupPcRegistry::new(dir.path()).queued(&registration("gone.example.org", "bob"));
         fs::write(queue.join("1-2-3.req"), serde_json::to_vec(&gone).unwrap()).unwrap();
         fs::write(queue.join(".1-2-4.new"), b"{\"host\"").unwrap();
         // A waiting process whose request says something no registration
         // of this server would: a record of another host.
-        let mut odd = BackupPcRegistry::queued(&registration("odd.example.org", "bob"));
+        let mut odd = BackupPcRegistry::new(dir.path()).queued(&registration("odd.example.org", "bob"));
         odd.record.host = "elsewhere.example.org".into();
         let odd = group::Queue::at(&queue).enqueue(&odd).unwrap();
         let fine = waiting(&queue, &registration("fine.example.org", "bob"));
@@ -986,6 +990,55 @@ mod tests {
         assert!(!queue.join(".1-2-4.new").exists(), "the request a process was killed writing stays");
         let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
         assert!(!hosts.contains("gone") && !hosts.contains("odd") && !hosts.contains("elsewhere"), "{hosts}");
+    }
+
+    #[test]
+    fn a_request_for_another_backuppc_or_journal_is_left_to_its_own_server() {
+        let (dir, registry, queue) = grouped_folder("");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let other = BackupPcRegistry::new(elsewhere.path()).queued(&registration("y.example.org", "bob"));
+        let other_server = group::Queue::at(&queue).enqueue(&other).unwrap();
+        let mut journal = registry.queued(&registration("j.example.org", "bob"));
+        journal.journal = dir.path().join("another-journal.jsonl");
+        let other_journal = group::Queue::at(&queue).enqueue(&journal).unwrap();
+        let fine = waiting(&queue, &registration("fine.example.org", "bob"));
+        assert_eq!(registry.register(&registration("a.example.org", "alice")).unwrap(), Outcome::Added);
+        assert!(fine.is_done() && !other_server.is_done() && !other_journal.is_done());
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(!hosts.contains("y.example.org") && !hosts.contains("j.example.org"), "{hosts}");
+    }
+
+    #[test]
+    fn a_made_request_whose_process_is_gone_is_cleared_away() {
+        let (dir, registry, queue) = grouped_folder("");
+        // A process marked done died before it read its mark: its request,
+        // no longer locked, beside its mark; and a mark left alone.
+        let made = registry.queued(&registration("b.example.org", "bob"));
+        fs::write(queue.join("01-7-0.req"), serde_json::to_vec(&made).unwrap()).unwrap();
+        fs::write(queue.join("01-7-0.done"), "").unwrap();
+        fs::write(queue.join("02-7-1.done"), "").unwrap();
+        // A live one, made and not yet answered, stays.
+        let live = waiting(&queue, &registration("c.example.org", "carol"));
+        fs::write(queue.join(format!("{}.done", live_stem(&queue))), "").unwrap();
+        assert_eq!(registry.register(&registration("a.example.org", "alice")).unwrap(), Outcome::Added);
+        let mut names: Vec<String> =
+            fs::read_dir(&queue).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        let stem = live_stem(&queue);
+        assert_eq!(names, [format!("{stem}.done"), format!("{stem}.req")]);
+        let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+        assert!(!hosts.contains("b.example.org") && !hosts.contains("c.example.org"), "{hosts}");
+        assert!(live.is_done());
+    }
+
+    /// The name, without `.req`, of the one request in `queue` that is not
+    /// a planted one.
+    fn live_stem(queue: &std::path::Path) -> String {
+        fs::read_dir(queue)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find_map(|name| name.strip_suffix(".req").filter(|stem| !stem.starts_with("01-")).map(str::to_owned))
+            .unwrap()
     }
 
     #[test]

@@ -43,6 +43,11 @@ const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
 const UNDO_PINS: &str = ".bpc-enroll-undo.pins";
 /// No link: a created file had no old version.
 const UNDO_NONE: &str = ".bpc-enroll-undo.none";
+/// Where the files a change creates are written before they are linked
+/// in: this followed by `.0`, `.1`, ... in the order of
+/// [`Change::created`]. Written in that order, so that without an undo
+/// record those left form a run from `.0`.
+const NEW_CREATED: &str = ".bpc-enroll-new.created";
 /// Every link to an old version a change may leave.
 const UNDO_LINKS: [&str; 3] = [UNDO_HOSTS, UNDO_CONFIG, UNDO_PINS];
 /// Where a change writes the new `hosts`, `HOST.pl` and `HOST.known_hosts`
@@ -80,11 +85,10 @@ pub struct Change<'a> {
     /// More records, appended after `record` in the same write.
     pub more_records: &'a [JournalRecord],
     /// Files in the folder that do not exist yet, each with its body:
-    /// written whole beside the folder's entries, unnamed, and linked in
-    /// without replacing anything (the configs and pinned keys of new hosts
-    /// registered together). Nothing of one is left if the change is cut
-    /// short before it is linked in; undoing removes it if it is still the
-    /// file linked in.
+    /// written whole under a fixed temporary name and linked in without
+    /// replacing anything (the configs and pinned keys of new hosts
+    /// registered together). Undoing removes one if it is still the file
+    /// linked in.
     pub created: &'a [(&'a Path, &'a [u8])],
 }
 
@@ -183,11 +187,12 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         .map(|(path, _)| plain_name_in(conf_dir, path).map_err(fail(Part::Config, path)))
         .collect::<Result<Vec<_>, _>>()?;
     // Everything new is written beside its file first, flushed, invisible.
-    let unnamed = change
-        .created
-        .iter()
-        .map(|(path, body)| write_unnamed(conf_dir, body).map_err(fail(Part::Config, path)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut created = CreatedTemps { conf_dir, made: Vec::new() };
+    for (path, body) in change.created {
+        let temp = conf_dir.join(created_temp(created.made.len()));
+        let id = write_new(&temp, body).map_err(fail(Part::Config, path))?;
+        created.made.push(id);
+    }
     let prepare = |path: &Path, temp: &str, write: &dyn Fn(&mut File) -> io::Result<()>| {
         AtomicWrite::prepare_at(path, &conf_dir.join(temp), 0o644, write)
     };
@@ -249,7 +254,7 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             pins,
             new_pins: identity(new_pins.as_ref()).map_err(fail(Part::Pins, conf_dir))?,
             hosts_appended: appended.as_ref().map(|(_, span)| *span),
-            created: created_names.iter().zip(&unnamed).map(|(name, (_, id))| (name.clone(), id.0, id.1)).collect(),
+            created: created_names.iter().zip(&created.made).map(|(name, id)| (name.clone(), id.0, id.1)).collect(),
         };
         write_undo(conf_dir, &undo).map_err(fail(Part::Hosts, &undo_path))
     })();
@@ -272,8 +277,9 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             return Ok(false);
         }
         put_in_place(change.config, new_config).map_err(|(path, e)| fail(Part::Config, path)(e))?;
-        for ((path, _), (file, _)) in change.created.iter().zip(&unnamed) {
-            link_in(file, path).map_err(fail(Part::Config, path))?;
+        for (n, (path, _)) in change.created.iter().enumerate() {
+            let temp = conf_dir.join(created_temp(n));
+            fs::hard_link(&temp, path).and_then(|()| remove_if_present(&temp)).map_err(fail(Part::Config, path))?;
         }
         if last == Step::Config {
             return Ok(false);
@@ -331,7 +337,11 @@ fn put_in_place<'a>(
 /// Whether a change was cut short, or left the links to its old files or
 /// its new ones: [`recover`] has something to do.
 pub fn pending(conf_dir: &Path) -> bool {
-    std::iter::once(UNDO_NAME).chain(LEFTOVERS).any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
+    let first_created = created_temp(0);
+    std::iter::once(UNDO_NAME)
+        .chain(LEFTOVERS)
+        .chain([first_created.as_str()])
+        .any(|name| fs::symlink_metadata(conf_dir.join(name)).is_ok())
 }
 
 /// Undoes a change that was cut short, if there is one, and removes what is
@@ -371,12 +381,24 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
                 put_back(conf_dir, name, UNDO_NONE, false, Some((*dev, *ino)))?;
             }
         }
+        for n in 0..undo.created.len() {
+            remove_if_present(&conf_dir.join(created_temp(n)))?;
+        }
         remove_durably(conf_dir, UNDO_NAME)?;
     } else if undone {
         remove_durably(conf_dir, UNDO_NAME)?;
     }
     for name in LEFTOVERS {
         remove_if_present(&conf_dir.join(name))?;
+    }
+    // The files a change was writing when it was cut short, before its
+    // record: a run from `.0`.
+    for n in 0.. {
+        match fs::remove_file(conf_dir.join(created_temp(n))) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => break,
+            Err(error) => return Err(error),
+        }
     }
     // Temporary files named at random, as versions before the fixed names
     // made them, are looked for only after a crash: listing a folder of
@@ -491,30 +513,55 @@ fn link_old(conf_dir: &Path, path: &Path, link: &str) -> io::Result<bool> {
     }
 }
 
-/// A new file in `conf_dir` holding `body`, flushed, with no name yet
-/// (`O_TMPFILE`): a crash leaves nothing of it. Mode 0644, as BackupPC's
-/// per-host configs are; with its (device, inode).
-fn write_unnamed(conf_dir: &Path, body: &[u8]) -> io::Result<(File, (u64, u64))> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_TMPFILE | nix::libc::O_NOFOLLOW)
-        .open(conf_dir)?;
-    file.set_permissions(fs::Permissions::from_mode(0o644))?;
-    file.write_all(body)?;
-    file.sync_all()?;
-    let meta = file.metadata()?;
-    Ok((file, (meta.dev(), meta.ino())))
+/// The temporary name of the `n`th file a change creates.
+fn created_temp(n: usize) -> String {
+    format!("{NEW_CREATED}.{n}")
 }
 
-/// Gives the unnamed `file` the name `path`, which must not exist.
-fn link_in(file: &File, path: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let follow = nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW;
-    nix::unistd::linkat(nix::fcntl::AT_FDCWD, from.as_str(), nix::fcntl::AT_FDCWD, path, follow)
-        .map_err(io::Error::from)
+/// The temporary files of the files a change creates, written so far
+/// (their device and inode); dropped, it removes those still there, the
+/// last first, so that what a failed removal leaves is still a run from
+/// `.0`.
+struct CreatedTemps<'a> {
+    conf_dir: &'a Path,
+    made: Vec<(u64, u64)>,
+}
+
+impl Drop for CreatedTemps<'_> {
+    fn drop(&mut self) {
+        for n in (0..self.made.len()).rev() {
+            if remove_if_present(&self.conf_dir.join(created_temp(n))).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes `body` to the new file `temp` (one left by a failed change goes
+/// first), mode 0644 as BackupPC's per-host configs are, flushed; its
+/// (device, inode).
+fn write_new(temp: &Path, body: &[u8]) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    remove_if_present(temp)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(temp)?;
+    let written = file
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .and_then(|()| file.write_all(body))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| file.metadata());
+    match written {
+        Ok(meta) => Ok((meta.dev(), meta.ino())),
+        Err(error) => {
+            // Gone at once, so that the files left stay a run from `.0`.
+            let _ = remove_if_present(temp);
+            Err(error)
+        }
+    }
 }
 
 /// Writes the undo record, new, flushed, its creation flushed too.
@@ -929,6 +976,20 @@ mod tests {
         assert_eq!(error.part, Part::Config);
         assert_eq!(error.source.kind(), io::ErrorKind::AlreadyExists, "{error}");
         assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn files_a_killed_change_was_writing_before_its_record_are_removed_by_recovery() {
+        let dir = folder(false);
+        let before = snapshot(dir.path());
+        // Killed while writing the third of the files it creates.
+        for n in 0..3 {
+            fs::write(dir.path().join(created_temp(n)), "# half\n").unwrap();
+        }
+        assert!(pending(dir.path()));
+        assert!(!recover(dir.path(), &dir.path().join("journal")).unwrap());
+        assert_eq!(snapshot(dir.path()), before);
+        assert!(!pending(dir.path()));
     }
 
     #[test]

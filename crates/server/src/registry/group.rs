@@ -3,14 +3,14 @@
 //! sshd starts one forced command per request, so registrations arriving at
 //! the same moment are separate processes waiting, one after the other, for
 //! BackupPC's `LOCK`; each would then pay the flushes of a whole change on
-//! its own. Instead each puts its new host in a queue before it waits: a
-//! file `PID-NANOS-N.req` in the folder `bpc-enroll-queue` beside the journal
+//! its own. Instead each puts its registration in a queue before it waits: a
+//! file `NANOS-PID-N.req` in the folder `bpc-enroll-queue` beside the journal
 //! (made 0700 by the account that registers), which it keeps locked
 //! (`flock`) for as long as it waits. The process that gets `LOCK` commits
 //! its own registration and those of the waiting processes in one change
 //! ([`crate::transaction`]: one journal write, one append to `hosts`, one
 //! new file per config and keys, one undo record), then leaves
-//! `PID-NANOS-N.done` beside each request it committed. A waiting process
+//! `NANOS-PID-N.done` beside each request it committed. A waiting process
 //! that gets `LOCK` and finds its `.done` answers at once; one that does not
 //! commits its own (and any others waiting) as before.
 //!
@@ -19,8 +19,10 @@
 //! its header, each host once. Anything else (a host registered already,
 //! to its owner or another, a re-registration, a `hosts` to rewrite) is
 //! left to its own process, which decides it alone under the lock as
-//! always. A request whose file is no longer locked belongs to a process
-//! that is gone: it is removed, never committed. Every request is read
+//! always, as is one for another `conf-dir` or journal (two servers whose
+//! journals share a folder share the queue). A request whose file is no
+//! longer locked belongs to a process that is gone: it is removed, never
+//! committed. A process that finds `LOCK` free writes no request. Every request is read
 //! again, checked and decided under the lock, as the process's own would
 //! be; the queue is the account's alone, as `hosts` is. Root never uses it.
 //!
@@ -33,7 +35,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The queue's folder, beside the journal.
+/// The queue's folder, beside the journal. Requests are named
+/// `NANOS-PID-N.req` (the time, zero-padded, so that names sort in the
+/// order the requests came), their marks `NANOS-PID-N.done`.
 pub const QUEUE_NAME: &str = "bpc-enroll-queue";
 
 /// The most registrations of other processes one change takes with its own.
@@ -55,6 +59,11 @@ pub struct Queued {
     pub pins: Option<String>,
     /// Its journal record (action `added`).
     pub record: JournalRecord,
+    /// The BackupPC folder and the journal it is for: two servers whose
+    /// journals share a folder share the queue, and each takes only its own.
+    pub conf_dir: PathBuf,
+    /// See `conf_dir`.
+    pub journal: PathBuf,
 }
 
 impl Queued {
@@ -116,7 +125,8 @@ impl Queue {
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
         let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stem = format!("{}-{nanos}-{count}", std::process::id());
+        // In the order they come when sorted as text.
+        let stem = format!("{nanos:039}-{}-{count}", std::process::id());
         let temp = self.dir.join(format!(".{stem}.new"));
         let mut file = OpenOptions::new()
             .read(true)
@@ -167,11 +177,26 @@ impl Queue {
                 }
                 continue;
             }
+            // A mark whose request is gone: its process was done with it.
+            if let Some(stem) = name.strip_suffix(".done") {
+                if !self.dir.join(format!("{stem}.req")).exists() {
+                    let _ = fs::remove_file(entry.path());
+                }
+                continue;
+            }
             let Some(stem) = name.strip_suffix(".req") else { continue };
-            if own.is_some_and(|own| own.stem == stem) || self.done_path(stem).exists() {
+            if own.is_some_and(|own| own.stem == stem) {
                 continue;
             }
             let Ok(mut file) = files::open_regular(&entry.path(), OpenOptions::new().read(true)) else { continue };
+            if self.done_path(stem).exists() {
+                // Made; its process answers, or is gone and left it.
+                if file.try_lock().is_ok() {
+                    let _ = fs::remove_file(entry.path());
+                    let _ = fs::remove_file(self.done_path(stem));
+                }
+                continue;
+            }
             match file.try_lock() {
                 // Nobody waits for it any more.
                 Ok(()) => {
