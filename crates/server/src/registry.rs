@@ -538,8 +538,9 @@ impl BackupPcRegistry {
     ) -> Result<Outcome, RegistryError> {
         self.recover()?;
         // Only those for this BackupPC and this journal.
-        let mut others = queue.others(waiting, group::MOST_OTHERS);
-        others.retain(|other| other.queued.conf_dir == own.conf_dir && other.queued.journal == own.journal);
+        let others = queue.others(waiting, group::MOST_OTHERS, |other| {
+            other.conf_dir == own.conf_dir && other.journal == own.journal
+        });
         let names: Vec<&str> =
             std::iter::once(own.host.as_str()).chain(others.iter().map(|other| other.queued.host.as_str())).collect();
         let (hosts, lookups) = self.find_hosts(&names)?;

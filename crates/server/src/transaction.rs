@@ -266,6 +266,8 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         return Err(error);
     }
     if last == Step::Undo {
+        // Stopped as a crash would: nothing is cleaned up.
+        created.made.clear();
         return Ok(());
     }
 
@@ -277,9 +279,15 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
             return Ok(false);
         }
         put_in_place(change.config, new_config).map_err(|(path, e)| fail(Part::Config, path)(e))?;
+        // Every file linked in first, then the temporary names removed
+        // from the last: those left are always a run from `.0`, and each
+        // inode stays taken by one of its names until the record is gone.
         for (n, (path, _)) in change.created.iter().enumerate() {
+            fs::hard_link(conf_dir.join(created_temp(n)), path).map_err(fail(Part::Config, path))?;
+        }
+        for n in (0..change.created.len()).rev() {
             let temp = conf_dir.join(created_temp(n));
-            fs::hard_link(&temp, path).and_then(|()| remove_if_present(&temp)).map_err(fail(Part::Config, path))?;
+            remove_if_present(&temp).map_err(fail(Part::Config, &temp))?;
         }
         if last == Step::Config {
             return Ok(false);
@@ -305,8 +313,12 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         Ok(true)
     })();
     match applied {
-        Ok(false) => Ok(()),
+        Ok(false) => {
+            created.made.clear();
+            Ok(())
+        }
         Ok(true) => {
+            created.made.clear();
             // Only the links to the old versions are left; a crash here
             // leaves them for the next recovery to remove.
             for link in UNDO_LINKS {
@@ -381,9 +393,6 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
                 put_back(conf_dir, name, UNDO_NONE, false, Some((*dev, *ino)))?;
             }
         }
-        for n in 0..undo.created.len() {
-            remove_if_present(&conf_dir.join(created_temp(n)))?;
-        }
         remove_durably(conf_dir, UNDO_NAME)?;
     } else if undone {
         remove_durably(conf_dir, UNDO_NAME)?;
@@ -391,14 +400,13 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
     for name in LEFTOVERS {
         remove_if_present(&conf_dir.join(name))?;
     }
-    // The files a change was writing when it was cut short, before its
-    // record: a run from `.0`.
-    for n in 0.. {
-        match fs::remove_file(conf_dir.join(created_temp(n))) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => break,
-            Err(error) => return Err(error),
-        }
+    // The temporary names of the files a change creates: a run from `.0`,
+    // removed from its last, so that what a recovery cut short leaves is a
+    // run still (and only once the record is gone, whose inodes they keep
+    // taken until then).
+    let run = (0..).take_while(|n| fs::symlink_metadata(conf_dir.join(created_temp(*n))).is_ok()).count();
+    for n in (0..run).rev() {
+        remove_if_present(&conf_dir.join(created_temp(n)))?;
     }
     // Temporary files named at random, as versions before the fixed names
     // made them, are looked for only after a crash: listing a folder of

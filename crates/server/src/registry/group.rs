@@ -135,12 +135,13 @@ impl Queue {
             .mode(0o600)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&temp)?;
-        // Locked before it has its name: a leader never takes a request
+        // Locked before it is written: a holder never takes a request
         // being written for one whose process is gone.
-        let written = serde_json::to_vec(queued)
-            .map_err(io::Error::other)
+        let written = file
+            .try_lock()
+            .map_err(io::Error::from)
+            .and_then(|()| serde_json::to_vec(queued).map_err(io::Error::other))
             .and_then(|bytes| file.write_all(&bytes))
-            .and_then(|()| file.try_lock().map_err(io::Error::from))
             .and_then(|()| fs::rename(&temp, self.dir.join(format!("{stem}.req"))));
         if let Err(error) = written {
             let _ = fs::remove_file(&temp);
@@ -150,15 +151,16 @@ impl Queue {
     }
 
     /// Up to `most` requests of other processes still waiting and not yet
-    /// committed, besides `own` (this process's, if it waited), well formed; requests left by processes
-    /// that are gone are removed. The caller holds BackupPC's lock.
-    pub fn others(&self, own: Option<&Waiting>, most: usize) -> Vec<Other> {
+    /// committed, besides `own` (this process's, if it waited), well formed
+    /// and `for_us`; requests left by processes that are gone are removed.
+    /// The caller holds BackupPC's lock.
+    pub fn others(&self, own: Option<&Waiting>, most: usize, for_us: impl Fn(&Queued) -> bool) -> Vec<Other> {
         if !self.usable(false) {
             return Vec::new();
         }
         let Ok(entries) = fs::read_dir(&self.dir) else { return Vec::new() };
-        // In the order they came (their names start with the process and
-        // the time), so that the journal says the same whatever the folder.
+        // In the order they came (their names start with the time), so
+        // that the journal says the same whatever the folder.
         let mut entries: Vec<fs::DirEntry> = entries.flatten().collect();
         entries.sort_by_key(fs::DirEntry::file_name);
         let mut others = Vec::new();
@@ -211,7 +213,9 @@ impl Queue {
                 continue;
             }
             match serde_json::from_slice::<Queued>(&bytes) {
-                Ok(queued) if queued.is_well_formed() => others.push(Other { stem: stem.to_owned(), queued }),
+                Ok(queued) if queued.is_well_formed() && for_us(&queued) => {
+                    others.push(Other { stem: stem.to_owned(), queued });
+                }
                 _ => {}
             }
         }
