@@ -497,9 +497,7 @@ impl BackupPcRegistry {
         }
         let Ok(waiting) = queue.enqueue(&own) else {
             lock.lock().map_err(|e| self.lock_error("take the lock", e))?;
-            self.recover()?;
-            let (hosts, found) = self.find_host(&registration.host)?;
-            return self.decide(registration, hosts, &found);
+            return self.commit_group(registration, own, queue, None);
         };
         lock.lock().map_err(|e| self.lock_error("take the lock", e))?;
         let outcome = if waiting.is_done() {
@@ -549,22 +547,21 @@ impl BackupPcRegistry {
             return self.decide(registration, hosts, &own_lookup);
         }
         let header = &own_lookup.header;
-        // Each new host once, with no line, no config and no keys yet.
-        let mut picked: Vec<(&group::Queued, String)> = Vec::new();
-        let candidates = std::iter::once(&own).chain(others.iter().map(|other| &other.queued));
-        for (queued, lookup) in candidates.zip(&lookups) {
-            let is_own = std::ptr::eq(queued, &own);
-            let new = lookup.owners.is_empty()
-                && !picked.iter().any(|(taken, _)| taken.host.eq_ignore_ascii_case(&queued.host))
-                && self.host_files_absent(&queued.host);
-            match (new, HostName::parse(&queued.host).ok().zip(Logon::parse(&queued.owner).ok())) {
-                (true, Some((host, owner))) => match host_line(header, &host, &owner) {
-                    Some(line) => picked.push((queued, line)),
-                    None if is_own => return self.decide(registration, hosts, &own_lookup),
-                    None => {}
-                },
-                _ if is_own => return self.decide(registration, hosts, &own_lookup),
-                _ => {}
+        // Each new host once, with no line, no config and no keys yet: its
+        // request (none for this process's own), its name, its line.
+        let mut picked: Vec<(Option<&group::Other>, &group::Queued, HostName, String)> = Vec::new();
+        let candidates = std::iter::once((None, &own)).chain(others.iter().map(|other| (Some(other), &other.queued)));
+        for ((other, queued), lookup) in candidates.zip(&lookups) {
+            let names = HostName::parse(&queued.host).ok().zip(Logon::parse(&queued.owner).ok());
+            let line = names.filter(|(host, _)| {
+                lookup.owners.is_empty()
+                    && !picked.iter().any(|(_, _, taken, _)| taken == host)
+                    && self.host_files_absent(host)
+            });
+            match line.and_then(|(host, owner)| host_line(header, &host, &owner).map(|line| (host, line))) {
+                Some((host, line)) => picked.push((other, queued, host, line)),
+                None if other.is_none() => return self.decide(registration, hosts, &own_lookup),
+                None => {}
             }
         }
         if picked.len() < 2 {
@@ -575,19 +572,16 @@ impl BackupPcRegistry {
             appended.push(b'\n');
         }
         let mut paths = Vec::new();
-        for (queued, line) in &picked {
+        for (_, queued, host, line) in &picked {
             appended.extend_from_slice(line.as_bytes());
-            paths.push((self.conf_dir.join(format!("{}.pl", queued.host)), queued.host_config.as_bytes()));
+            paths.push((self.host_config_path(host), queued.host_config.as_bytes()));
             if let Some(pins) = &queued.pins {
-                paths.push((
-                    self.conf_dir.join(format!("{}{}", queued.host, transaction::PINS_SUFFIX)),
-                    pins.as_bytes(),
-                ));
+                paths.push((self.pins_path(host), pins.as_bytes()));
             }
         }
         let created: Vec<(&std::path::Path, &[u8])> =
             paths.iter().map(|(path, body)| (path.as_path(), *body)).collect();
-        let records: Vec<JournalRecord> = picked.iter().map(|(queued, _)| queued.record.clone()).collect();
+        let records: Vec<JournalRecord> = picked.iter().map(|(_, queued, _, _)| queued.record.clone()).collect();
         let previous_mtime = fs::metadata(self.hosts_path()).and_then(|m| m.modified()).ok();
         // A change that fails is undone, or (when only its last flush
         // failed) made: either way `hosts` is no longer what was read, and
@@ -599,20 +593,17 @@ impl BackupPcRegistry {
             ..Change::default()
         })?;
         self.after_change(previous_mtime);
-        for other in &others {
-            if picked.iter().any(|(queued, _)| std::ptr::eq(*queued, &other.queued)) {
-                queue.mark_done(other);
-            }
+        for other in picked.iter().filter_map(|(other, _, _, _)| *other) {
+            queue.mark_done(other);
         }
         Ok(Outcome::Added)
     }
 
     /// Whether `host` has neither a config nor pinned keys in the folder.
-    fn host_files_absent(&self, host: &str) -> bool {
+    fn host_files_absent(&self, host: &HostName) -> bool {
         let absent =
             |path: PathBuf| matches!(fs::symlink_metadata(path), Err(e) if e.kind() == io::ErrorKind::NotFound);
-        absent(self.conf_dir.join(format!("{host}.pl")))
-            && absent(self.conf_dir.join(format!("{host}{}", transaction::PINS_SUFFIX)))
+        absent(self.host_config_path(host)) && absent(self.pins_path(host))
     }
 
     /// Decides `registration` alone, under the lock, from what `hosts`
@@ -929,13 +920,18 @@ mod tests {
                 })
                 .collect();
             // Both wait in the queue before the lock is let go.
-            for _ in 0..500 {
-                let requests = fs::read_dir(&queue).unwrap().flatten();
-                if requests.filter(|e| e.file_name().to_string_lossy().ends_with(".req")).count() == 2 {
-                    break;
+            let both_waiting = || {
+                let requests = fs::read_dir(&queue).into_iter().flatten().flatten();
+                requests.filter(|e| e.file_name().to_string_lossy().ends_with(".req")).count() == 2
+            };
+            let waited = (0..1000).any(|_| {
+                let ready = both_waiting();
+                if !ready {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+                ready
+            });
+            assert!(waited, "the two registrations never waited in the queue");
             held.unlock().unwrap();
             threads.into_iter().map(|thread| thread.join().unwrap()).collect::<Vec<_>>()
         });
@@ -1040,6 +1036,38 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .find_map(|name| name.strip_suffix(".req").filter(|stem| !stem.starts_with("01-")).map(str::to_owned))
             .unwrap()
+    }
+
+    #[test]
+    fn a_queue_folder_that_is_not_the_accounts_alone_is_never_read() {
+        // Anyone may write it (or it is a link to such a folder): a
+        // request planted there, locked as a waiting one is, is not taken.
+        for how in ["open to all", "a link"] {
+            let (dir, _, queue) = grouped_folder("");
+            let planted = waiting(&queue, &registration("planted.example.org", "mallory"));
+            let registry = match how {
+                "open to all" => {
+                    fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+                    BackupPcRegistry::new(dir.path()).grouped_at(&queue)
+                }
+                _ => {
+                    let link = dir.path().join("linked-queue");
+                    std::os::unix::fs::symlink(&queue, &link).unwrap();
+                    BackupPcRegistry::new(dir.path()).grouped_at(&link)
+                }
+            };
+            assert_eq!(registry.register(&registration("a.example.org", "alice")).unwrap(), Outcome::Added);
+            assert!(!planted.is_done(), "{how}");
+            let hosts = fs::read_to_string(dir.path().join("hosts")).unwrap();
+            assert!(!hosts.contains("planted"), "{how}: {hosts}");
+        }
+    }
+
+    #[test]
+    fn root_never_uses_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = group::Queue::beside(&dir.path().join(JOURNAL_NAME));
+        assert_eq!(queue.is_none(), nix::unistd::geteuid().is_root());
     }
 
     #[test]

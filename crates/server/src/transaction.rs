@@ -41,8 +41,6 @@ pub const UNDO_NAME: &str = ".bpc-enroll-undo";
 const UNDO_HOSTS: &str = ".bpc-enroll-undo.hosts";
 const UNDO_CONFIG: &str = ".bpc-enroll-undo.config";
 const UNDO_PINS: &str = ".bpc-enroll-undo.pins";
-/// No link: a created file had no old version.
-const UNDO_NONE: &str = ".bpc-enroll-undo.none";
 /// Where the files a change creates are written before they are linked
 /// in: this followed by `.0`, `.1`, ... in the order of
 /// [`Change::created`]. Written in that order, so that without an undo
@@ -285,10 +283,7 @@ fn apply_until(conf_dir: &Path, journal_path: &Path, change: &Change<'_>, last: 
         for (n, (path, _)) in change.created.iter().enumerate() {
             fs::hard_link(conf_dir.join(created_temp(n)), path).map_err(fail(Part::Config, path))?;
         }
-        for n in (0..change.created.len()).rev() {
-            let temp = conf_dir.join(created_temp(n));
-            remove_if_present(&temp).map_err(fail(Part::Config, &temp))?;
-        }
+        remove_created_temps(conf_dir, change.created.len()).map_err(fail(Part::Config, conf_dir))?;
         if last == Step::Config {
             return Ok(false);
         }
@@ -390,8 +385,12 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
         }
         for (name, dev, ino) in &undo.created {
             if is_plain_name(name) {
-                put_back(conf_dir, name, UNDO_NONE, false, Some((*dev, *ino)))?;
+                remove_if_still(&conf_dir.join(name), (*dev, *ino))?;
             }
+        }
+        // Gone for good before the record that says to remove them.
+        if !undo.created.is_empty() {
+            sync_dir(conf_dir)?;
         }
         remove_durably(conf_dir, UNDO_NAME)?;
     } else if undone {
@@ -405,9 +404,7 @@ pub fn recover(conf_dir: &Path, journal_path: &Path) -> io::Result<bool> {
     // run still (and only once the record is gone, whose inodes they keep
     // taken until then).
     let run = (0..).take_while(|n| fs::symlink_metadata(conf_dir.join(created_temp(*n))).is_ok()).count();
-    for n in (0..run).rev() {
-        remove_if_present(&conf_dir.join(created_temp(n)))?;
-    }
+    remove_created_temps(conf_dir, run)?;
     // Temporary files named at random, as versions before the fixed names
     // made them, are looked for only after a crash: listing a folder of
     // one config per host costs time growing with the hosts.
@@ -537,11 +534,27 @@ struct CreatedTemps<'a> {
 
 impl Drop for CreatedTemps<'_> {
     fn drop(&mut self) {
-        for n in (0..self.made.len()).rev() {
-            if remove_if_present(&self.conf_dir.join(created_temp(n))).is_err() {
-                break;
-            }
-        }
+        let _ = remove_created_temps(self.conf_dir, self.made.len());
+    }
+}
+
+/// Removes the temporary names `.0` to `.count - 1` of the files a change
+/// creates, the last first: whatever stops it leaves a run from `.0`.
+fn remove_created_temps(conf_dir: &Path, count: usize) -> io::Result<()> {
+    for n in (0..count).rev() {
+        remove_if_present(&conf_dir.join(created_temp(n)))?;
+    }
+    Ok(())
+}
+
+/// Removes the file at `path` if it is still the file `id` (device,
+/// inode): one someone else put there since stays.
+fn remove_if_still(path: &Path, id: (u64, u64)) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if (meta.dev(), meta.ino()) == id => fs::remove_file(path),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
     }
 }
 

@@ -191,22 +191,20 @@ impl Queue {
                 continue;
             }
             let Ok(mut file) = files::open_regular(&entry.path(), OpenOptions::new().read(true)) else { continue };
-            if self.done_path(stem).exists() {
-                // Made; its process answers, or is gone and left it.
-                if file.try_lock().is_ok() {
-                    let _ = fs::remove_file(entry.path());
-                    let _ = fs::remove_file(self.done_path(stem));
-                }
-                continue;
-            }
             match file.try_lock() {
-                // Nobody waits for it any more.
+                // Nobody waits for it any more: never made, or made and
+                // its process gone before it read its mark.
                 Ok(()) => {
                     let _ = fs::remove_file(entry.path());
+                    let _ = fs::remove_file(self.done_path(stem));
                     continue;
                 }
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(_)) => continue,
+            }
+            // Made; its process answers once it has the lock.
+            if self.done_path(stem).exists() {
+                continue;
             }
             let mut bytes = Vec::new();
             if Read::by_ref(&mut file).take(MOST_REQUEST_BYTES).read_to_end(&mut bytes).is_err() {
